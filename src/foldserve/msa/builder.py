@@ -1,0 +1,318 @@
+"""Turning raw alignment rows into an ``Msa``, a chunk of rows at a time.
+
+Readers hand over rows as bytes; the builder validates them and projects them onto the query
+with numpy, a few thousand rows per step, so memory stays near the size of the result and no
+Python loop runs per character. Two column rules exist:
+
+* ``aligned`` (Stockholm, aligned FASTA, Clustal, expanded A2M): every row has the same width;
+  columns where the query has a gap ('-' or '.') become insertions.
+* ``a3m``: upper-case letters and '-' are columns, lower-case letters are insertions before the
+  next column, '.' is padding. Columns where the query has '-' become insertions as well.
+
+Both end in AlphaFold's representation: one upper-case residue or '-' per query residue plus a
+deletion count (see :class:`foldserve.msa.model.Msa`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from foldserve.errors import MsaError
+from foldserve.msa.alphabet import (
+    GAP,
+    DOT,
+    IS_GAP,
+    IS_LOWER,
+    IS_NUCLEOTIDE,
+    IS_RESIDUE,
+    IS_UPPER,
+    IS_VALID,
+    TO_CANONICAL,
+    TO_LOWER,
+)
+from foldserve.msa.model import MAX_DELETION, Msa
+
+ColumnRule = Literal["aligned", "a3m"]
+
+CHUNK_ROWS = 4096
+
+#: Rows HH-suite adds to its alignments that are annotations, not sequences.
+ANNOTATION_ROWS = frozenset({"ss_pred", "ss_conf", "ss_dssp", "sa_dssp", "Consensus"})
+
+UNALIGNED_FIX = (
+    "align the sequences first (hmmalign, mafft, clustalo or jackhmmer -A) "
+    "and give the aligned file"
+)
+
+
+@dataclass(frozen=True)
+class RawRow:
+    name: str
+    description: str
+    text: bytes
+    line: int | None
+
+
+Projected = tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint16], list[bytes]]
+
+
+def split_rows(values: npt.NDArray[np.uint8], counts: npt.NDArray[np.int64]) -> list[bytes]:
+    """Cut a flat byte array into consecutive pieces of the given lengths."""
+    ends = np.cumsum(counts)
+    data = values.tobytes()
+    return [data[end - count : end] for end, count in zip(ends.tolist(), counts.tolist())]
+
+
+def project_onto_query(
+    columns: npt.NDArray[np.uint8], keep: npt.NDArray[np.bool_]
+) -> Projected:
+    """Drop the columns not in ``keep`` (query gaps); their residues become insertions.
+
+    The count lands on the next kept column; residues after the last kept column are dropped,
+    exactly as AlphaFold's Stockholm parser and ``convert_stockholm_to_a3m`` do.
+    """
+    kept = np.flatnonzero(keep)
+    inserted = IS_RESIDUE[columns] & ~keep
+    inserted[:, kept[-1] :] = False
+    running = np.cumsum(inserted, axis=1, dtype=np.int64)[:, kept]
+    counts = np.diff(running, axis=1, prepend=0)
+    np.minimum(counts, MAX_DELETION, out=counts)
+    insertions = split_rows(TO_LOWER[columns[inserted]], inserted.sum(axis=1))
+    return TO_CANONICAL[columns[:, kept]], counts.astype(np.uint16), insertions
+
+
+class MsaBuilder:
+    """Collects rows from a reader and builds the ``Msa`` at the end."""
+
+    def __init__(
+        self, *, source: str, format: str, rule: ColumnRule, query: str | None = None
+    ) -> None:
+        self.source = source
+        self.format = format
+        self.rule = rule
+        self.wanted_query = query
+        self.warnings: list[str] = []
+        self._pending: list[RawRow] = []
+        self._query: RawRow | None = None
+        self._width = 0
+        self._keep: npt.NDArray[np.bool_] = np.zeros(0, dtype=np.bool_)
+        self._names: list[str] = []
+        self._descriptions: list[str] = []
+        self._residue_chunks: list[npt.NDArray[np.uint8]] = []
+        self._deletion_chunks: list[npt.NDArray[np.uint16]] = []
+        self._insertions: list[bytes] = []
+        self._skipped_annotations: dict[str, int] = {}
+
+    # -- feeding -------------------------------------------------------------------------------
+    def add(self, row: RawRow) -> None:
+        if row.name in ANNOTATION_ROWS:
+            self._skipped_annotations[row.name] = self._skipped_annotations.get(row.name, 0) + 1
+            return
+        if not row.text:
+            raise MsaError(
+                f"record {row.name!r} has no sequence",
+                source=self.source,
+                line=row.line,
+                fix="the file looks truncated or damaged; remove the empty record or re-export it",
+            )
+        if self._query is None:
+            if self.wanted_query is None or row.name == self.wanted_query:
+                self._set_query(row)
+                self._pending.insert(0, row)
+            else:
+                self._pending.append(row)
+                return
+        else:
+            self._pending.append(row)
+        if len(self._pending) >= CHUNK_ROWS:
+            self._flush()
+
+    def finish(self) -> Msa:
+        if self._query is None:
+            if self.wanted_query is not None and self._pending:
+                raise MsaError(
+                    f"no sequence named {self.wanted_query!r}",
+                    source=self.source,
+                    fix=f"give one of the names in the file, e.g. {self._pending[0].name!r}",
+                )
+            raise MsaError(
+                "the file holds no sequences",
+                source=self.source,
+                fix="give an MSA whose first record is the query sequence",
+            )
+        self._flush()
+        if self._skipped_annotations:
+            listed = ", ".join(f"{n} ({c})" for n, c in sorted(self._skipped_annotations.items()))
+            self.warnings.append(f"skipped HH-suite annotation rows that are not sequences: {listed}")
+        residues, deletions = self._concatenate()
+        return Msa(
+            names=tuple(self._names),
+            descriptions=tuple(self._descriptions),
+            residues=residues,
+            deletions=deletions,
+            insertions=tuple(self._insertions),
+            format=self.format,
+            source=self.source,
+            warnings=tuple(self.warnings),
+        )
+
+    # -- the query ------------------------------------------------------------------------------
+    def _set_query(self, row: RawRow) -> None:
+        text = np.frombuffer(row.text, dtype=np.uint8)
+        self._check_characters(row, text)
+        if self.rule == "aligned":
+            self._width = len(text)
+            self._keep = ~IS_GAP[text]
+        else:
+            lower = int(IS_LOWER[text].sum())
+            if lower:
+                raise MsaError(
+                    f"the query {row.name!r} has {lower} lower-case (inserted) residues; "
+                    "in A3M the query cannot have insertions",
+                    source=self.source,
+                    line=row.line,
+                    fix="if the file is A2M, read it with --format a2m; otherwise choose "
+                    "the file's first sequence as the query",
+                )
+            columns = text[IS_UPPER[text] | (text == GAP)]
+            self._width = len(columns)
+            self._keep = columns != GAP
+        residues = text[IS_RESIDUE[text]]
+        if len(residues) == 0:
+            raise MsaError(
+                f"the query {row.name!r} is all gaps",
+                source=self.source,
+                line=row.line,
+                fix="the first record must be the query sequence itself; "
+                "move it to the top or name it with --query",
+            )
+        nucleotide_share = float(IS_NUCLEOTIDE[residues].mean())
+        if len(residues) >= 10 and nucleotide_share >= 0.9:
+            raise MsaError(
+                f"the query {row.name!r} looks like DNA/RNA "
+                f"({nucleotide_share:.0%} of its residues are A, C, G, T, U or N)",
+                source=self.source,
+                line=row.line,
+                fix="foldserve predicts proteins: give a protein alignment "
+                "(translate the sequences first)",
+            )
+        self._query = row
+
+    # -- chunks ---------------------------------------------------------------------------------
+    def _flush(self) -> None:
+        rows, self._pending = self._pending, []
+        if not rows:
+            return
+        if self.rule == "aligned":
+            residues, deletions, insertions = self._project_aligned(rows)
+        else:
+            residues, deletions, insertions = self._project_a3m(rows)
+        self._names.extend(r.name for r in rows)
+        self._descriptions.extend(r.description for r in rows)
+        self._insertions.extend(insertions)
+        self._residue_chunks.append(residues)
+        self._deletion_chunks.append(deletions)
+
+    def _project_aligned(self, rows: list[RawRow]) -> Projected:
+        for row in rows:
+            if len(row.text) != self._width:
+                raise self._unaligned(row, len(row.text), "columns")
+        flat = np.frombuffer(b"".join(r.text for r in rows), dtype=np.uint8)
+        self._check_block(rows, flat)
+        return project_onto_query(flat.reshape(len(rows), self._width), self._keep)
+
+    def _project_a3m(self, rows: list[RawRow]) -> Projected:
+        lengths = np.fromiter((len(r.text) for r in rows), dtype=np.int64, count=len(rows))
+        starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+        flat = np.frombuffer(b"".join(r.text for r in rows), dtype=np.uint8)
+        self._check_block(rows, flat)
+        positions = self._column_positions(rows, flat, starts, self._width)
+        if not self._keep.all():
+            # Columns where the query has '-' are insertions: re-letter them and look again.
+            flat = flat.copy()
+            dropped = positions[:, ~self._keep]
+            flat[dropped] = np.where(flat[dropped] == GAP, DOT, TO_LOWER[flat[dropped]])
+            positions = self._column_positions(rows, flat, starts, int(self._keep.sum()))
+        is_lower = IS_LOWER[flat]
+        lower_before = np.concatenate(([0], np.cumsum(is_lower, dtype=np.int64)))
+        counts = np.empty(positions.shape, dtype=np.int64)
+        counts[:, 0] = lower_before[positions[:, 0]] - lower_before[starts]
+        counts[:, 1:] = lower_before[positions[:, 1:]] - lower_before[positions[:, :-1]]
+        np.minimum(counts, MAX_DELETION, out=counts)
+        row_of = np.repeat(np.arange(len(rows)), lengths)
+        inserted = is_lower & (np.arange(len(flat)) < positions[row_of, -1])
+        per_row = np.bincount(row_of[inserted], minlength=len(rows)).astype(np.int64)
+        insertions = split_rows(flat[inserted], per_row)
+        return flat[positions], counts.astype(np.uint16), insertions
+
+    def _column_positions(
+        self,
+        rows: list[RawRow],
+        flat: npt.NDArray[np.uint8],
+        starts: npt.NDArray[np.int64],
+        width: int,
+    ) -> npt.NDArray[np.intp]:
+        """Index into ``flat`` of every A3M column (upper-case or '-'), one row per record."""
+        is_column = IS_UPPER[flat] | (flat == GAP)
+        per_row = np.add.reduceat(is_column, starts).astype(np.int64)
+        wrong = np.flatnonzero(per_row != width)
+        if len(wrong):
+            raise self._unaligned(rows[int(wrong[0])], int(per_row[wrong[0]]), "aligned columns")
+        return np.flatnonzero(is_column).reshape(len(rows), width)
+
+    def _concatenate(self) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint16]]:
+        """Join the chunks into one array each, freeing chunks as they are copied."""
+        n = sum(len(c) for c in self._residue_chunks)
+        length = int(self._keep.sum())
+        residues = np.empty((n, length), dtype=np.uint8)
+        deletions = np.empty((n, length), dtype=np.uint16)
+        offset = 0
+        self._residue_chunks.reverse()
+        self._deletion_chunks.reverse()
+        while self._residue_chunks:
+            chunk_residues = self._residue_chunks.pop()
+            chunk_deletions = self._deletion_chunks.pop()
+            residues[offset : offset + len(chunk_residues)] = chunk_residues
+            deletions[offset : offset + len(chunk_residues)] = chunk_deletions
+            offset += len(chunk_residues)
+        return residues, deletions
+
+    # -- validation -----------------------------------------------------------------------------
+    def _check_characters(self, row: RawRow, text: npt.NDArray[np.uint8]) -> None:
+        bad = np.flatnonzero(~IS_VALID[text])
+        if len(bad):
+            self._raise_invalid(row, text, int(bad[0]))
+
+    def _check_block(self, rows: list[RawRow], flat: npt.NDArray[np.uint8]) -> None:
+        bad = np.flatnonzero(~IS_VALID[flat])
+        if not len(bad):
+            return
+        position = int(bad[0])
+        for row in rows:
+            if position < len(row.text):
+                self._raise_invalid(row, np.frombuffer(row.text, dtype=np.uint8), position)
+            position -= len(row.text)
+
+    def _raise_invalid(self, row: RawRow, text: npt.NDArray[np.uint8], position: int) -> None:
+        char = chr(int(text[position]))
+        raise MsaError(
+            f"invalid character {char!r} at position {position + 1} of record {row.name!r}",
+            source=self.source,
+            line=row.line,
+            fix="sequences may hold only letters and the gaps '-' and '.'; "
+            "remove or replace the character (X for an unknown residue)",
+        )
+
+    def _unaligned(self, row: RawRow, found: int, what: str) -> MsaError:
+        return MsaError(
+            f"record {row.name!r} has {found} {what} but the query has {self._width}: "
+            "rows of different lengths, the file looks unaligned",
+            source=self.source,
+            line=row.line,
+            fix=UNALIGNED_FIX,
+        )
+
