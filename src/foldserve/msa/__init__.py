@@ -5,7 +5,10 @@
 >>> len(alignment), alignment.query_length
 """
 
+from foldserve.msa.filtering import FilterSettings, filter_msa
 from foldserve.msa.model import Msa
 from foldserve.msa.reading import read
+from foldserve.msa.stats import MsaReport, inspect
+from foldserve.msa.writing import write
 
-__all__ = ["Msa", "read"]
+__all__ = ["FilterSettings", "Msa", "MsaReport", "filter_msa", "inspect", "read", "write"]

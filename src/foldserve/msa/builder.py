@@ -23,8 +23,8 @@ import numpy.typing as npt
 
 from foldserve.errors import MsaError
 from foldserve.msa.alphabet import (
-    GAP,
     DOT,
+    GAP,
     IS_GAP,
     IS_LOWER,
     IS_NUCLEOTIDE,
@@ -64,12 +64,12 @@ def split_rows(values: npt.NDArray[np.uint8], counts: npt.NDArray[np.int64]) -> 
     """Cut a flat byte array into consecutive pieces of the given lengths."""
     ends = np.cumsum(counts)
     data = values.tobytes()
-    return [data[end - count : end] for end, count in zip(ends.tolist(), counts.tolist())]
+    return [
+        data[end - count : end] for end, count in zip(ends.tolist(), counts.tolist(), strict=True)
+    ]
 
 
-def project_onto_query(
-    columns: npt.NDArray[np.uint8], keep: npt.NDArray[np.bool_]
-) -> Projected:
+def project_onto_query(columns: npt.NDArray[np.uint8], keep: npt.NDArray[np.bool_]) -> Projected:
     """Drop the columns not in ``keep`` (query gaps); their residues become insertions.
 
     The count lands on the next kept column; residues after the last kept column are dropped,
@@ -147,7 +147,9 @@ class MsaBuilder:
         self._flush()
         if self._skipped_annotations:
             listed = ", ".join(f"{n} ({c})" for n, c in sorted(self._skipped_annotations.items()))
-            self.warnings.append(f"skipped HH-suite annotation rows that are not sequences: {listed}")
+            self.warnings.append(
+                f"skipped HH-suite annotation rows that are not sequences: {listed}"
+            )
         residues, deletions = self._concatenate()
         return Msa(
             names=tuple(self._names),
@@ -315,4 +317,3 @@ class MsaBuilder:
             line=row.line,
             fix=UNALIGNED_FIX,
         )
-

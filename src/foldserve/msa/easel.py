@@ -32,7 +32,7 @@ def read_with_easel(blocks: Iterable[bytes], builder: MsaBuilder, fmt: str) -> N
     if alignment is None:
         return
     descriptions = alignment.descriptions if hasattr(alignment, "descriptions") else None
-    for index, (name, row) in enumerate(zip(alignment.names, alignment.alignment)):
+    for index, (name, row) in enumerate(zip(alignment.names, alignment.alignment, strict=True)):
         description = descriptions[index] if descriptions else ""
         builder.add(
             RawRow(

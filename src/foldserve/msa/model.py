@@ -89,7 +89,7 @@ class Msa:
 
     def row(self, index: int) -> str:
         """Row ``index`` as text (upper-case residues and '-')."""
-        return self.residues[index].tobytes().decode("ascii")
+        return str(self.residues[index].tobytes().decode("ascii"))
 
     def rows(self) -> Iterator[str]:
         for index in range(len(self)):

@@ -38,7 +38,7 @@ def _parse_record(chunk: bytes, line: int, source: str, at_end: bool) -> RawRow:
             line=line,
             fix="the file looks truncated; download or export it again",
         )
-    name, description = (header_text.split(None, 1) + [""])[:2] if header_text else ("", "")
+    name, description = [*header_text.split(None, 1), ""][:2] if header_text else ("", "")
     if b"\n;" in b"\n" + body:
         body = b"\n".join(x for x in body.split(b"\n") if not x.startswith(b";"))
     sequence = body.translate(None, _WHITESPACE)

@@ -13,11 +13,11 @@ import io
 import lzma
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from foldserve.errors import MsaError
 
@@ -26,10 +26,10 @@ SNIFF_SIZE = 64 << 10
 
 SourceLike = str | os.PathLike[str] | BinaryIO
 
-_MAGIC = (
-    (b"\x1f\x8b", "gzip", gzip.GzipFile),
-    (b"BZh", "bzip2", bz2.BZ2File),
-    (b"\xfd7zXZ\x00", "xz", lzma.LZMAFile),
+_MAGIC: tuple[tuple[bytes, str, Callable[[io.BufferedReader], BinaryIO]], ...] = (
+    (b"\x1f\x8b", "gzip", lambda raw: cast(BinaryIO, gzip.GzipFile(fileobj=raw))),
+    (b"BZh", "bzip2", lambda raw: cast(BinaryIO, bz2.BZ2File(raw))),  # noqa: SIM115
+    (b"\xfd7zXZ\x00", "xz", lambda raw: cast(BinaryIO, lzma.LZMAFile(raw))),
 )
 
 
@@ -122,13 +122,16 @@ def open_source(source: SourceLike) -> Iterator[TextBlocks]:
                     ) from None
         else:
             raw = source
-        buffered = raw if hasattr(raw, "peek") else io.BufferedReader(raw)  # type: ignore[arg-type]
-        magic = buffered.peek(6)[:6]  # type: ignore[attr-defined]
+        buffered = cast(
+            io.BufferedReader,
+            raw if hasattr(raw, "peek") else io.BufferedReader(cast(io.RawIOBase, raw)),
+        )
+        magic = buffered.peek(6)[:6]
         compression = None
-        stream: BinaryIO = buffered
+        stream: BinaryIO = cast(BinaryIO, buffered)
         for prefix, label, opener in _MAGIC:
             if magic.startswith(prefix):
                 compression = label
-                stream = stack.enter_context(opener(buffered))  # type: ignore[operator]
+                stream = stack.enter_context(opener(buffered))
                 break
         yield TextBlocks(name=name, stream=stream, compression=compression)

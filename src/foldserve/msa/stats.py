@@ -60,8 +60,9 @@ def unique_rows(msa: Msa) -> npt.NDArray[np.intp]:
     return np.sort(first)
 
 
-def neff(msa: Msa, *, identity: float = NEFF_IDENTITY, max_rows: int = NEFF_EXACT_ROWS,
-         seed: int = 0) -> tuple[float, int]:
+def neff(
+    msa: Msa, *, identity: float = NEFF_IDENTITY, max_rows: int = NEFF_EXACT_ROWS, seed: int = 0
+) -> tuple[float, int]:
     """Effective number of sequences: sum over rows of 1 / (rows at >= ``identity`` to it).
 
     Deeper MSAs are estimated on a random sample of ``max_rows`` rows (the query always in);

@@ -1,4 +1,4 @@
-"""Stockholm reader and writer.
+"""Stockholm reader.
 
 Written by hand rather than with Easel because real Pfam-derived files repeat a sequence name
 within one block (a duplicate row), which Easel rejects outright; here the k-th occurrence of a
@@ -10,12 +10,9 @@ with several is read, with a warning.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TextIO
 
 from foldserve.errors import MsaError
 from foldserve.msa.builder import MsaBuilder, RawRow
-from foldserve.msa.model import Msa
-from foldserve.msa.writing import aligned_rows
 
 
 def read_stockholm(blocks: Iterable[bytes], builder: MsaBuilder) -> None:
@@ -90,15 +87,3 @@ def read_stockholm(blocks: Iterable[bytes], builder: MsaBuilder) -> None:
                 line=first_line[key],
             )
         )
-
-
-def write_stockholm(msa: Msa, out: TextIO, *, keep_insertions: bool = True) -> None:
-    names = list(msa.names)
-    width = max(len(n) for n in names) + 2
-    out.write("# STOCKHOLM 1.0\n")
-    for name, description in zip(names, msa.descriptions):
-        if description:
-            out.write(f"#=GS {name:<{width - 6}} DE {description}\n")
-    for name, row in zip(names, aligned_rows(msa, keep_insertions=keep_insertions)):
-        out.write(f"{name:<{width}}{row}\n")
-    out.write("//\n")

@@ -7,13 +7,21 @@ hmmalign lays out insert states, unless ``keep_insertions=False`` asks for query
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import bz2
+import gzip
+import lzma
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TextIO
 
 import numpy as np
 
+from foldserve.errors import UserInputError
 from foldserve.msa.alphabet import DOT
 from foldserve.msa.model import Msa
+from foldserve.msa.sniff import normalise_format
 
 CHUNK_ROWS = 4096
 
@@ -65,16 +73,93 @@ def _header(name: str, description: str) -> str:
     return f">{name} {description}\n" if description else f">{name}\n"
 
 
-def write_a3m(msa: Msa, out: TextIO) -> None:
-    for index, (name, description) in enumerate(zip(msa.names, msa.descriptions)):
+def write_a3m(msa: Msa, out: TextIO, *, keep_insertions: bool = True) -> None:
+    for index, (name, description) in enumerate(zip(msa.names, msa.descriptions, strict=True)):
         out.write(_header(name, description))
-        out.write(a3m_row(msa, index))
+        out.write(a3m_row(msa, index) if keep_insertions else msa.row(index))
         out.write("\n")
 
 
 def write_fasta(msa: Msa, out: TextIO, *, keep_insertions: bool = True) -> None:
     rows = aligned_rows(msa, keep_insertions=keep_insertions)
-    for name, description, row in zip(msa.names, msa.descriptions, rows):
+    for name, description, row in zip(msa.names, msa.descriptions, rows, strict=True):
         out.write(_header(name, description))
         out.write(row)
         out.write("\n")
+
+
+def write_stockholm(msa: Msa, out: TextIO, *, keep_insertions: bool = True) -> None:
+    names = list(msa.names)
+    width = max(len(n) for n in names) + 2
+    out.write("# STOCKHOLM 1.0\n")
+    for name, description in zip(names, msa.descriptions, strict=True):
+        if description:
+            out.write(f"#=GS {name:<{width - 6}} DE {description}\n")
+    for name, row in zip(names, aligned_rows(msa, keep_insertions=keep_insertions), strict=True):
+        out.write(f"{name:<{width}}{row}\n")
+    out.write("//\n")
+
+
+WRITERS: dict[str, Callable[..., None]] = {
+    "a3m": write_a3m,
+    "fasta": write_fasta,
+    "stockholm": write_stockholm,
+}
+_COMPRESSORS: dict[str, Callable[..., TextIO]] = {
+    ".gz": gzip.open,
+    ".bz2": bz2.open,
+    ".xz": lzma.open,
+}
+
+
+def format_for_path(path: str | os.PathLike[str]) -> str:
+    """The output format named by a file's extension (``x.sto.gz`` is Stockholm)."""
+    suffixes = [s for s in Path(path).suffixes if s not in _COMPRESSORS]
+    if not suffixes:
+        raise UserInputError(
+            f"cannot tell the output format of {str(path)!r} from its name",
+            where=str(path),
+            fix="end the name in .a3m, .fasta or .sto, or pass --to a3m|fasta|sto",
+        )
+    return normalise_format(suffixes[-1])
+
+
+def write(
+    msa: Msa,
+    destination: str | os.PathLike[str],
+    *,
+    format: str | None = None,
+    keep_insertions: bool = True,
+) -> str:
+    """Write ``msa`` to a path (``-`` for standard output; .gz/.bz2/.xz compress) and return
+    the format written. The file appears complete or not at all."""
+    fmt = normalise_format(format) if format else format_for_path(destination)
+    if fmt not in WRITERS:
+        raise UserInputError(
+            f"cannot write {fmt}",
+            where="--to",
+            fix=f"choose one of {', '.join(sorted(WRITERS))}",
+        )
+    writer = WRITERS[fmt]
+    if str(destination) == "-":
+        writer(msa, sys.stdout, keep_insertions=keep_insertions)
+        return fmt
+    path = Path(destination)
+    partial = path.with_name(f".{path.name}.partial")
+    opener = _COMPRESSORS.get(path.suffix)
+    try:
+        with (
+            opener(partial, "wt", encoding="ascii")
+            if opener
+            else open(partial, "w", encoding="ascii", newline="\n")
+        ) as out:
+            writer(msa, out, keep_insertions=keep_insertions)
+        partial.replace(path)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise UserInputError(
+            f"cannot write: {exc.strerror or exc}",
+            where=str(path),
+            fix="check the directory exists and is writable",
+        ) from None
+    return fmt
