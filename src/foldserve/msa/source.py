@@ -28,8 +28,8 @@ SourceLike = str | os.PathLike[str] | BinaryIO
 
 _MAGIC: tuple[tuple[bytes, str, Callable[[io.BufferedReader], BinaryIO]], ...] = (
     (b"\x1f\x8b", "gzip", lambda raw: cast(BinaryIO, gzip.GzipFile(fileobj=raw))),
-    (b"BZh", "bzip2", lambda raw: cast(BinaryIO, bz2.BZ2File(raw))),  # noqa: SIM115
-    (b"\xfd7zXZ\x00", "xz", lambda raw: cast(BinaryIO, lzma.LZMAFile(raw))),
+    (b"BZh", "bzip2", lambda raw: cast(BinaryIO, bz2.BZ2File(raw))),
+    (b"\xfd7zXZ\x00", "xz", lambda raw: cast(BinaryIO, lzma.LZMAFile(raw))),  # noqa: SIM115
 )
 
 
