@@ -13,6 +13,7 @@ import io
 import lzma
 import os
 import sys
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -65,7 +66,7 @@ class TextBlocks:
     def _read(self, size: int) -> bytes:
         try:
             return self.stream.read(size)
-        except (OSError, EOFError, lzma.LZMAError) as exc:
+        except (OSError, EOFError, lzma.LZMAError, zlib.error) as exc:
             raise MsaError(
                 f"cannot decompress ({self.compression}): {exc}",
                 source=self.name,
