@@ -12,14 +12,23 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
+DEMO_MSA := examples/PF02518_HATPase_c_seed.fasta
+DEMO_OUT := demo-output
+
 demo: $(STAMP)
-	$(BIN)/python examples/demo.py
+	mkdir -p $(DEMO_OUT)
+	$(BIN)/foldserve msa inspect $(DEMO_MSA)
+	$(BIN)/foldserve msa filter $(DEMO_MSA) $(DEMO_OUT)/PF02518_filtered.a3m \
+		--max-seq-id 90 --min-coverage 50 --max-seqs 256
+	$(BIN)/foldserve msa convert $(DEMO_OUT)/PF02518_filtered.a3m $(DEMO_OUT)/PF02518_filtered.sto
+	$(BIN)/foldserve msa inspect --json $(DEMO_OUT)/PF02518_filtered.sto > $(DEMO_OUT)/PF02518_filtered.json
+	@echo "demo outputs in $(DEMO_OUT)/"
 
 test: lint typecheck unit
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench examples
-	$(BIN)/ruff format --check src tests bench examples
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
