@@ -95,8 +95,9 @@ def test_stockholm_dots_are_gaps_unlike_alphafold(relative: str) -> None:
     assert len(theirs.sequences[0]) > ours.query_length
     assert "." in theirs.sequences[0]
     # Treating '.' as the gap it is, AlphaFold's own algorithm gives exactly our result.
-    fixed = re.sub(r"^(?!#)(\S+)(\s+)(\S+)$", lambda m: m[1] + m[2] + m[3].replace(".", "-"),
-                   text, flags=re.M)
+    fixed = re.sub(
+        r"^(?!#)(\S+)(\s+)(\S+)$", lambda m: m[1] + m[2] + m[3].replace(".", "-"), text, flags=re.M
+    )
     assert_same(ours, dots_as_gaps_upper_case(parsers.parse_stockholm(fixed)))
 
 
@@ -152,7 +153,7 @@ def test_clustal_matches_biopython() -> None:
     from Bio import AlignIO
 
     path = data("msa/clustal/biopython_clustalw.aln")
-    reference = AlignIO.read(path, "clustal")
+    reference = AlignIO.read(path, "clustal")  # type: ignore[no-untyped-call]
     rows = "\n".join(f"r{i} {rec.seq}" for i, rec in enumerate(reference))
     ours = msa.read(path)
     assert ours.format == "clustal"

@@ -27,8 +27,9 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("relative", "line", "problem", "fix"), CASES,
-                         ids=[c[0].split("/")[-1] for c in CASES])
+@pytest.mark.parametrize(
+    ("relative", "line", "problem", "fix"), CASES, ids=[c[0].split("/")[-1] for c in CASES]
+)
 def test_api_error_names_file_line_problem_and_fix(
     relative: str, line: int | None, problem: str, fix: str
 ) -> None:
@@ -42,12 +43,16 @@ def test_api_error_names_file_line_problem_and_fix(
     assert error.fix is not None and fix in error.fix
 
 
-@pytest.mark.parametrize("relative", [c[0] for c in CASES], ids=[c[0].split("/")[-1] for c in CASES])
+@pytest.mark.parametrize(
+    "relative", [c[0] for c in CASES], ids=[c[0].split("/")[-1] for c in CASES]
+)
 def test_cli_prints_one_line_and_exits_2(relative: str) -> None:
     path = data(relative)
     result = subprocess.run(
         [sys.executable, "-m", "foldserve.cli", "msa", "inspect", str(path)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 2
     assert result.stdout == ""

@@ -13,13 +13,17 @@ from tests.conftest import data
 
 def foldserve(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
-        [sys.executable, "-m", "foldserve.cli", *args], input=stdin, capture_output=True,
+        [sys.executable, "-m", "foldserve.cli", *args],
+        input=stdin,
+        capture_output=True,
         check=False,
     )
 
 
 def test_inspect_json() -> None:
-    result = foldserve("msa", "inspect", "--json", str(data("msa/a3m/openfold_2q2k_A_bfd_uniclust_hits.a3m")))
+    result = foldserve(
+        "msa", "inspect", "--json", str(data("msa/a3m/openfold_2q2k_A_bfd_uniclust_hits.a3m"))
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["query_length"] == 70
@@ -58,8 +62,18 @@ def test_convert_by_extension_and_by_flag(tmp_path: Path) -> None:
 def test_filter_writes_the_most_diverse_rows(tmp_path: Path) -> None:
     source = data("msa/fasta_aligned/pfam_PF13354_full_4642seqs.fasta")
     out = tmp_path / "small.a3m"
-    result = foldserve("msa", "filter", str(source), str(out), "--max-seq-id", "90",
-                       "--min-coverage", "0.5", "--max-seqs", "300")
+    result = foldserve(
+        "msa",
+        "filter",
+        str(source),
+        str(out),
+        "--max-seq-id",
+        "90",
+        "--min-coverage",
+        "0.5",
+        "--max-seqs",
+        "300",
+    )
     assert result.returncode == 0, result.stderr
     filtered = msa.read(out)
     assert len(filtered) == 300

@@ -52,8 +52,15 @@ def test_clean_reference(tmp_path: Path) -> None:
         CLEAN.replace(b"MKVaLA", b"MKV\naLA"),
         CLEAN + b">ss_pred\nCCHHEC\n>ss_conf\n998877\n",
     ],
-    ids=["crlf", "nul", "blank-lines", "comments", "no-final-newline",
-         "wrapped", "hhsuite-annotation-rows"],
+    ids=[
+        "crlf",
+        "nul",
+        "blank-lines",
+        "comments",
+        "no-final-newline",
+        "wrapped",
+        "hhsuite-annotation-rows",
+    ],
 )
 def test_quirk_reads_like_clean_file(tmp_path: Path, messy: bytes) -> None:
     assert same(read_bytes(tmp_path, messy), read_bytes(tmp_path, CLEAN, "clean.a3m"))

@@ -26,9 +26,7 @@ def fn3() -> msa.Msa:
 
 def test_neff_matches_its_definition(fn3: msa.Msa) -> None:
     rows = fn3.sequences
-    expected = sum(
-        1.0 / sum(identity(r, other) >= 0.8 for other in rows) for r in rows
-    )
+    expected = sum(1.0 / sum(identity(r, other) >= 0.8 for other in rows) for r in rows)
     value, used = neff(fn3)
     assert used == len(fn3)
     assert value == pytest.approx(expected, rel=1e-6)
@@ -89,8 +87,10 @@ def test_max_seqs_keeps_query_first_and_picks_diverse_rows() -> None:
     assert filtered.names[0] == alignment.names[0]
     rng = np.random.default_rng(0)
     random_pick = msa.Msa.select(
-        alignment, np.concatenate(([0], np.sort(rng.choice(np.arange(1, len(alignment)), 199,
-                                                              replace=False))))
+        alignment,
+        np.concatenate(
+            ([0], np.sort(rng.choice(np.arange(1, len(alignment)), 199, replace=False)))
+        ),
     )
 
     def mean_pairwise(a: msa.Msa) -> float:
@@ -101,7 +101,7 @@ def test_max_seqs_keeps_query_first_and_picks_diverse_rows() -> None:
 
 
 def test_filter_settings_validate() -> None:
-    with pytest.raises(ValueError, match="max_seq_id must be between 0 and 1, got 1.5"):
+    with pytest.raises(ValueError, match=r"max_seq_id must be between 0 and 1, got 1\.5"):
         FilterSettings(max_seq_id=1.5)
     with pytest.raises(ValueError, match="max_seqs must be at least 1"):
         FilterSettings(max_seqs=0)
