@@ -30,6 +30,7 @@ IS_LOWER: BoolTable = _table(LOWER_LETTERS)
 IS_RESIDUE: BoolTable = IS_UPPER | IS_LOWER
 IS_GAP: BoolTable = _table(b"-.")
 IS_VALID: BoolTable = IS_RESIDUE | IS_GAP
+IS_UPPER_OR_GAP: BoolTable = IS_UPPER | _table(b"-")
 IS_NUCLEOTIDE: BoolTable = _table(b"ACGTUNacgtun")
 
 # Map any aligned character onto the canonical alphabet of a query-projected row:

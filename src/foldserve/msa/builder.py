@@ -15,8 +15,7 @@ deletion count (see :class:`foldserve.msa.model.Msa`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -30,6 +29,7 @@ from foldserve.msa.alphabet import (
     IS_NUCLEOTIDE,
     IS_RESIDUE,
     IS_UPPER,
+    IS_UPPER_OR_GAP,
     IS_VALID,
     TO_CANONICAL,
     TO_LOWER,
@@ -38,7 +38,7 @@ from foldserve.msa.model import MAX_DELETION, Msa
 
 ColumnRule = Literal["aligned", "a3m"]
 
-CHUNK_ROWS = 4096
+CHUNK_ROWS = 2048
 
 #: Rows HH-suite adds to its alignments that are annotations, not sequences.
 ANNOTATION_ROWS = frozenset({"ss_pred", "ss_conf", "ss_dssp", "sa_dssp", "Consensus"})
@@ -49,8 +49,9 @@ UNALIGNED_FIX = (
 )
 
 
-@dataclass(frozen=True)
-class RawRow:
+class RawRow(NamedTuple):
+    """One row as a reader found it (a tuple: one is made per row of a 300,000-row file)."""
+
     name: str
     description: str
     text: bytes
@@ -229,9 +230,13 @@ class MsaBuilder:
 
     def _project_a3m(self, rows: list[RawRow]) -> Projected:
         lengths = np.fromiter((len(r.text) for r in rows), dtype=np.int64, count=len(rows))
-        starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
         flat = np.frombuffer(b"".join(r.text for r in rows), dtype=np.uint8)
         self._check_block(rows, flat)
+        if self._keep.all() and (lengths == self._width).all() and IS_UPPER_OR_GAP[flat].all():
+            # No insertion anywhere in this chunk (common in aligned FASTA): rows are columns.
+            residues = flat.reshape(len(rows), self._width)
+            return residues, np.zeros(residues.shape, dtype=np.uint16), [b""] * len(rows)
+        starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
         positions = self._column_positions(rows, flat, starts, self._width)
         if not self._keep.all():
             # Columns where the query has '-' are insertions: re-letter them and look again.

@@ -19,6 +19,12 @@ from foldserve.msa.stats import unique_rows
 Indices = npt.NDArray[np.intp]
 BLOCK_ROWS = 1024
 PICK_BATCH = 64
+#: Picks are made in about this many rounds: each round streams the whole one-hot matrix
+#: through one matrix product, so fewer, larger rounds are what keeps big selections fast.
+PICK_ROUNDS = 12
+#: Each round looks at this many times as many candidates as it wants to pick, since
+#: candidates too close to one another are skipped.
+CANDIDATES_PER_PICK = 2
 
 
 @dataclass(frozen=True)
@@ -108,9 +114,10 @@ def most_diverse(encoded: Encoded, count: int) -> Indices:
     closest = encoded.identity(slice(None), np.array([0]))[:, 0]
     closest[0] = np.inf
     total = 1
+    batch = max(PICK_BATCH, count // PICK_ROUNDS)
     while total < count:
-        want = min(PICK_BATCH, count - total)
-        candidates = np.argsort(closest, kind="stable")[: 2 * want]
+        want = min(batch, count - total)
+        candidates = np.argsort(closest, kind="stable")[: CANDIDATES_PER_PICK * want]
         candidates = candidates[np.isfinite(closest[candidates])]
         mutual = encoded.identity(candidates, candidates)
         np.fill_diagonal(mutual, -1.0)

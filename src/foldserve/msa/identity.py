@@ -23,10 +23,9 @@ class Encoded:
 
     def __init__(self, residues: npt.NDArray[np.uint8]) -> None:
         n, length = residues.shape
-        states = STATE_OF[residues]
-        self.one_hot: Floats = np.zeros((n, length * RESIDUE_STATES), dtype=np.float32)
-        rows, columns = np.nonzero(states != GAP_STATE)
-        self.one_hot[rows, columns * RESIDUE_STATES + states[rows, columns]] = 1.0
+        # Row GAP_STATE of this (22 x 21) table is all zeros: gaps match nothing.
+        table = np.eye(GAP_STATE + 1, RESIDUE_STATES, dtype=np.float32)
+        self.one_hot: Floats = table[STATE_OF[residues]].reshape(n, length * RESIDUE_STATES)
         self.present: Floats = (residues != GAP).astype(np.float32)
 
     def __len__(self) -> int:

@@ -8,11 +8,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from foldserve.msa.alphabet import GAP, IS_GAP, IS_UPPER
+from foldserve.msa.alphabet import IS_GAP, IS_UPPER_OR_GAP
 
 #: Deletion counts are stored in 16 bits; AlphaFold squashes them with arctan(d / 3), so
 #: anything past this cap is indistinguishable to the model.
 MAX_DELETION = np.iinfo(np.uint16).max
+VALIDATE_ROWS = 4096
 
 
 @dataclass(frozen=True)
@@ -61,13 +62,15 @@ class Msa:
             )
         if n == 0:
             raise ValueError("an MSA needs at least the query row")
-        bad = ~(IS_UPPER[self.residues] | (self.residues == GAP))
-        if bad.any():
-            row, col = (int(i) for i in np.argwhere(bad)[0])
-            raise ValueError(
-                f"row {row} column {col} holds {chr(self.residues[row, col])!r}; "
-                "only upper-case residues and '-' are allowed"
-            )
+        for start in range(0, n, VALIDATE_ROWS):
+            block = self.residues[start : start + VALIDATE_ROWS]
+            bad = ~IS_UPPER_OR_GAP[block]
+            if bad.any():
+                row, col = (int(i) for i in np.argwhere(bad)[0])
+                raise ValueError(
+                    f"row {start + row} column {col} holds {chr(block[row, col])!r}; "
+                    "only upper-case residues and '-' are allowed"
+                )
         if IS_GAP[self.residues[0]].any():
             raise ValueError("the query row may not contain gaps")
 

@@ -22,7 +22,7 @@ from typing import BinaryIO, cast
 
 from foldserve.errors import MsaError
 
-BLOCK_SIZE = 4 << 20
+BLOCK_SIZE = 1 << 20
 SNIFF_SIZE = 64 << 10
 
 SourceLike = str | os.PathLike[str] | BinaryIO
