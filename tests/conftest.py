@@ -14,8 +14,3 @@ def data(relative: str) -> Path:
     if not path.exists():
         pytest.fail(f"missing test file {path}: the shared test data must sit beside the repo")
     return path
-
-
-@pytest.fixture
-def testdata() -> Path:
-    return TESTDATA

@@ -32,7 +32,7 @@ def test_neff_matches_its_definition(fn3: msa.Msa) -> None:
     assert value == pytest.approx(expected, rel=1e-6)
 
 
-def test_neff_of_identical_rows_is_one(tmp_path: object) -> None:
+def test_neff_of_identical_rows_is_one() -> None:
     alignment = msa.read(data("edge_cases/colabfold_6A5J_duplicate_seq_no_trailing_newline.a3m"))
     assert neff(alignment)[0] == pytest.approx(1.0)
 

@@ -41,7 +41,6 @@ TO_CANONICAL[DOT] = GAP
 
 # Residue index used for identity computations: 20 amino acids, X for anything else, gap last.
 AMINO_ACIDS = b"ARNDCQEGHILKMFPSTWYV"
-NUM_STATES = 22
 GAP_STATE = 21
 STATE_OF: ByteTable = np.full(256, 20, dtype=np.uint8)
 STATE_OF[np.frombuffer(AMINO_ACIDS, dtype=np.uint8)] = np.arange(20, dtype=np.uint8)

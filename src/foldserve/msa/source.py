@@ -60,9 +60,6 @@ class TextBlocks:
         while chunk := self._read(BLOCK_SIZE):
             yield self._clean(chunk)
 
-    def read_all(self) -> bytes:
-        return b"".join(self.blocks())
-
     def _read(self, size: int) -> bytes:
         try:
             return self.stream.read(size)
