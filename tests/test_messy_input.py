@@ -132,3 +132,12 @@ def test_large_alignment_is_read_in_chunks(tmp_path: Path) -> None:
     head = b">".join(source.read_bytes().split(b">")[:101])
     small = read_bytes(tmp_path, head, "head.fasta")
     assert np.array_equal(small.residues, alignment.residues[:100])
+
+
+def test_compressed_large_alignment_grows_its_storage(tmp_path: Path) -> None:
+    """Without a file size to go by (gzip), storage starts small and grows as rows arrive."""
+    source = data("msa/a3m/colabfold_4OT_uniref_env.a3m")
+    packed = tmp_path / "4ot.a3m.gz"
+    packed.write_bytes(gzip.compress(source.read_bytes()))
+    assert same(msa.read(packed), msa.read(source))
+    assert len(msa.read(packed)) == 7797

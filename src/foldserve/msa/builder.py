@@ -58,7 +58,43 @@ class RawRow(NamedTuple):
     line: int | None
 
 
-Projected = tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint16], list[bytes]]
+#: Residues, deletion counts (None: all zero) and inserted residues of a chunk of rows.
+Projected = tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint16] | None, list[bytes]]
+
+
+class RowStore:
+    """Growable ``(rows, length)`` arrays for the result.
+
+    Sized from the file's size when it is known, so a plain file never re-grows (no second
+    copy at the end). Rows past the end and deletion pages of chunks without insertions are
+    never written, so they cost address space, not memory.
+    """
+
+    def __init__(self, length: int, capacity: int) -> None:
+        self.residues = np.empty((max(capacity, 1), length), dtype=np.uint8)
+        self.deletions = np.zeros((max(capacity, 1), length), dtype=np.uint16)
+        self.count = 0
+
+    def append(
+        self, residues: npt.NDArray[np.uint8], deletions: npt.NDArray[np.uint16] | None
+    ) -> None:
+        end = self.count + len(residues)
+        if end > len(self.residues):
+            self._grow(max(2 * len(self.residues), end))
+        self.residues[self.count : end] = residues
+        if deletions is not None:
+            self.deletions[self.count : end] = deletions
+        self.count = end
+
+    def arrays(self) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint16]]:
+        return self.residues[: self.count], self.deletions[: self.count]
+
+    def _grow(self, capacity: int) -> None:
+        residues = np.empty((capacity, self.residues.shape[1]), dtype=np.uint8)
+        deletions = np.zeros((capacity, self.residues.shape[1]), dtype=np.uint16)
+        residues[: self.count] = self.residues[: self.count]
+        deletions[: self.count] = self.deletions[: self.count]
+        self.residues, self.deletions = residues, deletions
 
 
 def split_rows(values: npt.NDArray[np.uint8], counts: npt.NDArray[np.int64]) -> list[bytes]:
@@ -90,8 +126,15 @@ class MsaBuilder:
     """Collects rows from a reader and builds the ``Msa`` at the end."""
 
     def __init__(
-        self, *, source: str, format: str, rule: ColumnRule, query: str | None = None
+        self,
+        *,
+        source: str,
+        format: str,
+        rule: ColumnRule,
+        query: str | None = None,
+        size_hint: int | None = None,
     ) -> None:
+        """``size_hint``: bytes of text to come, when known; bounds the number of rows."""
         self.source = source
         self.format = format
         self.rule = rule
@@ -103,8 +146,8 @@ class MsaBuilder:
         self._keep: npt.NDArray[np.bool_] = np.zeros(0, dtype=np.bool_)
         self._names: list[str] = []
         self._descriptions: list[str] = []
-        self._residue_chunks: list[npt.NDArray[np.uint8]] = []
-        self._deletion_chunks: list[npt.NDArray[np.uint16]] = []
+        self._size_hint = size_hint
+        self._store: RowStore | None = None
         self._insertions: list[bytes] = []
         self._skipped_annotations: dict[str, int] = {}
 
@@ -151,7 +194,8 @@ class MsaBuilder:
             self.warnings.append(
                 f"skipped HH-suite annotation rows that are not sequences: {listed}"
             )
-        residues, deletions = self._concatenate()
+        assert self._store is not None  # set with the query
+        residues, deletions = self._store.arrays()
         return Msa(
             names=tuple(self._names),
             descriptions=tuple(self._descriptions),
@@ -217,8 +261,11 @@ class MsaBuilder:
         self._names.extend(r.name for r in rows)
         self._descriptions.extend(r.description for r in rows)
         self._insertions.extend(insertions)
-        self._residue_chunks.append(residues)
-        self._deletion_chunks.append(deletions)
+        if self._store is None:
+            # Every row takes at least its columns plus '>', a name and two newlines.
+            capacity = self._size_hint // (self._width + 3) + 1 if self._size_hint else CHUNK_ROWS
+            self._store = RowStore(int(self._keep.sum()), capacity)
+        self._store.append(residues, deletions)
 
     def _project_aligned(self, rows: list[RawRow]) -> Projected:
         for row in rows:
@@ -234,8 +281,7 @@ class MsaBuilder:
         self._check_block(rows, flat)
         if self._keep.all() and (lengths == self._width).all() and IS_UPPER_OR_GAP[flat].all():
             # No insertion anywhere in this chunk (common in aligned FASTA): rows are columns.
-            residues = flat.reshape(len(rows), self._width)
-            return residues, np.zeros(residues.shape, dtype=np.uint16), [b""] * len(rows)
+            return flat.reshape(len(rows), self._width), None, [b""] * len(rows)
         starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
         positions = self._column_positions(rows, flat, starts, self._width)
         if not self._keep.all():
@@ -270,23 +316,6 @@ class MsaBuilder:
         if len(wrong):
             raise self._unaligned(rows[int(wrong[0])], int(per_row[wrong[0]]), "aligned columns")
         return np.flatnonzero(is_column).reshape(len(rows), width)
-
-    def _concatenate(self) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint16]]:
-        """Join the chunks into one array each, freeing chunks as they are copied."""
-        n = sum(len(c) for c in self._residue_chunks)
-        length = int(self._keep.sum())
-        residues = np.empty((n, length), dtype=np.uint8)
-        deletions = np.empty((n, length), dtype=np.uint16)
-        offset = 0
-        self._residue_chunks.reverse()
-        self._deletion_chunks.reverse()
-        while self._residue_chunks:
-            chunk_residues = self._residue_chunks.pop()
-            chunk_deletions = self._deletion_chunks.pop()
-            residues[offset : offset + len(chunk_residues)] = chunk_residues
-            deletions[offset : offset + len(chunk_residues)] = chunk_deletions
-            offset += len(chunk_residues)
-        return residues, deletions
 
     # -- validation -----------------------------------------------------------------------------
     def _check_characters(self, row: RawRow, text: npt.NDArray[np.uint8]) -> None:

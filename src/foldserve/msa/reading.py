@@ -26,7 +26,9 @@ def read(source: SourceLike, *, format: str = "auto", query: str | None = None) 
             fmt, rule = sniff(head, text.name)
         else:
             rule = rule_for(fmt)
-        builder = MsaBuilder(source=text.name, format=fmt, rule=rule, query=query)
+        builder = MsaBuilder(
+            source=text.name, format=fmt, rule=rule, query=query, size_hint=text.size
+        )
         if fmt in EASEL_FORMATS:
             read_with_easel(text.blocks(), builder, fmt)
         elif fmt == "stockholm":

@@ -41,6 +41,7 @@ class TextBlocks:
     name: str
     stream: BinaryIO
     compression: str | None = None
+    size: int | None = None  # bytes of text to come, when known (an uncompressed file)
     removed_cr: bool = False
     removed_nul: int = 0
     _head: bytes = b""
@@ -132,4 +133,7 @@ def open_source(source: SourceLike) -> Iterator[TextBlocks]:
                 compression = label
                 stream = stack.enter_context(opener(buffered))
                 break
-        yield TextBlocks(name=name, stream=stream, compression=compression)
+        size = None
+        if compression is None and isinstance(source, str | os.PathLike) and str(source) != "-":
+            size = Path(source).stat().st_size
+        yield TextBlocks(name=name, stream=stream, compression=compression, size=size)
