@@ -126,6 +126,16 @@ NoInsertions = Annotated[
 ]
 
 
+def _require_format_for_stdout(destination: str, to: str | None) -> None:
+    """Standard output has no file name to take the format from."""
+    if destination == "-" and to is None:
+        raise UserInputError(
+            "writing to stdout needs a format",
+            where="--to",
+            fix="add --to a3m, --to fasta or --to sto",
+        )
+
+
 @msa_app.command("convert")
 def convert_command(
     source: InputPath,
@@ -136,12 +146,7 @@ def convert_command(
     no_insertions: NoInsertions = False,
 ) -> None:
     """Convert an MSA to A3M, aligned FASTA or Stockholm."""
-    if destination == "-" and to is None:
-        raise UserInputError(
-            "writing to stdout needs a format",
-            where="--to",
-            fix="add --to a3m, --to fasta or --to sto",
-        )
+    _require_format_for_stdout(destination, to)
     alignment = _read(source, fmt, query)
     _warn_all(alignment)
     written = msa.write(alignment, destination, format=to, keep_insertions=not no_insertions)
@@ -207,12 +212,7 @@ def filter_command(
         min_query_id=_fraction(min_query_id, "--min-query-id"),
         max_seqs=max_seqs,
     )
-    if destination == "-" and to is None:
-        raise UserInputError(
-            "writing to stdout needs a format",
-            where="--to",
-            fix="add --to a3m, --to fasta or --to sto",
-        )
+    _require_format_for_stdout(destination, to)
     alignment = _read(source, fmt, query)
     _warn_all(alignment)
     with err.status("Filtering …", spinner="dots"):

@@ -28,7 +28,6 @@ from foldserve.msa.alphabet import (
     IS_LOWER,
     IS_NUCLEOTIDE,
     IS_RESIDUE,
-    IS_UPPER,
     IS_UPPER_OR_GAP,
     IS_VALID,
     TO_CANONICAL,
@@ -210,7 +209,7 @@ class MsaBuilder:
     # -- the query ------------------------------------------------------------------------------
     def _set_query(self, row: RawRow) -> None:
         text = np.frombuffer(row.text, dtype=np.uint8)
-        self._check_characters(row, text)
+        self._check_block([row], text)
         if self.rule == "aligned":
             self._width = len(text)
             self._keep = ~IS_GAP[text]
@@ -225,7 +224,7 @@ class MsaBuilder:
                     fix="if the file is A2M, read it with --format a2m; otherwise choose "
                     "the file's first sequence as the query",
                 )
-            columns = text[IS_UPPER[text] | (text == GAP)]
+            columns = text[IS_UPPER_OR_GAP[text]]
             self._width = len(columns)
             self._keep = columns != GAP
         residues = text[IS_RESIDUE[text]]
@@ -310,7 +309,7 @@ class MsaBuilder:
         width: int,
     ) -> npt.NDArray[np.intp]:
         """Index into ``flat`` of every A3M column (upper-case or '-'), one row per record."""
-        is_column = IS_UPPER[flat] | (flat == GAP)
+        is_column = IS_UPPER_OR_GAP[flat]
         per_row = np.add.reduceat(is_column, starts).astype(np.int64)
         wrong = np.flatnonzero(per_row != width)
         if len(wrong):
@@ -318,11 +317,6 @@ class MsaBuilder:
         return np.flatnonzero(is_column).reshape(len(rows), width)
 
     # -- validation -----------------------------------------------------------------------------
-    def _check_characters(self, row: RawRow, text: npt.NDArray[np.uint8]) -> None:
-        bad = np.flatnonzero(~IS_VALID[text])
-        if len(bad):
-            self._raise_invalid(row, text, int(bad[0]))
-
     def _check_block(self, rows: list[RawRow], flat: npt.NDArray[np.uint8]) -> None:
         bad = np.flatnonzero(~IS_VALID[flat])
         if not len(bad):

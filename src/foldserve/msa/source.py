@@ -42,7 +42,6 @@ class TextBlocks:
     stream: BinaryIO
     compression: str | None = None
     size: int | None = None  # bytes of text to come, when known (an uncompressed file)
-    removed_cr: bool = False
     removed_nul: int = 0
     _head: bytes = b""
     _head_taken: bool = field(default=False, repr=False)
@@ -73,7 +72,6 @@ class TextBlocks:
 
     def _clean(self, data: bytes) -> bytes:
         if b"\r" in data:
-            self.removed_cr = True
             data = data.replace(b"\r", b"")
         if b"\x00" in data:
             count = data.count(b"\x00")
