@@ -16,6 +16,8 @@ from rich.console import Console
 from rich.table import Table
 
 from foldserve import __version__, msa
+from foldserve.cli_predict import predict_command
+from foldserve.cli_weights import weights_app
 from foldserve.errors import UserInputError
 from foldserve.msa.stats import MsaReport
 
@@ -29,6 +31,8 @@ msa_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(msa_app, name="msa")
+app.add_typer(weights_app, name="weights")
+app.command("predict")(predict_command)
 
 out = Console()
 err = Console(stderr=True)

@@ -1,0 +1,148 @@
+"""``foldserve predict``: fold an MSA in this process, with a live progress display."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Annotated, cast
+
+import typer
+from rich.console import Console
+from rich.panel import Panel
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from foldserve.errors import UserInputError
+from foldserve.fold.outputs import write_prediction
+from foldserve.fold.predictor import Precision, Predictor
+from foldserve.fold.results import Prediction, PredictOptions, ProgressEvent, RankBy
+from foldserve.msa.model import Msa
+from foldserve.msa.reading import read
+
+err = Console(stderr=True)
+
+TEST_WEIGHTS_WARNING = (
+    "[bold]These are random TEST WEIGHTS, not AlphaFold's parameters.[/bold]\n"
+    "The models below exercise the real network but are not protein structures.\n"
+    "Install the real weights with `foldserve weights fetch`."
+)
+
+
+def parse_models(text: str) -> tuple[int, ...]:
+    """``"1,2,3"`` → ``(1, 2, 3)``; a clear error for anything else."""
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise UserInputError(
+            f"cannot read model list {text!r}", where="--models", fix="write e.g. --models 1,2,3"
+        ) from None
+
+
+def predict_command(
+    msa_path: Annotated[str, typer.Option("--msa", help="MSA file in any supported format.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where the best model goes (PDB).")],
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(help="Directory for all outputs (default: OUTPUT without .pdb + _prediction)."),
+    ] = None,
+    models: Annotated[str, typer.Option(help="AlphaFold2 pTM models to run.")] = "1,2,3,4,5",
+    num_recycles: Annotated[int, typer.Option(help="Recycling iterations.")] = 3,
+    recycle_early_stop_tolerance: Annotated[
+        float | None, typer.Option(help="Stop recycling once CA positions move less (Å).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="First random seed.")] = 0,
+    num_seeds: Annotated[int, typer.Option(help="Seeds per model.")] = 1,
+    rank_by: Annotated[str, typer.Option(help="Rank models by plddt or ptm.")] = "plddt",
+    params_dir: Annotated[
+        Path | None, typer.Option(help="Weights directory (default: $PARAM_DIR or ~/.cache/foldserve).")
+    ] = None,
+    msa_format: Annotated[str, typer.Option("--format", "-f", help="MSA format or auto.")] = "auto",
+    query: Annotated[str | None, typer.Option(help="Name of the query row.")] = None,
+    templates: Annotated[bool, typer.Option(help="Use templates (not supported yet).")] = False,
+    precision: Annotated[
+        str, typer.Option(help="auto (bfloat16 on GPU, float32 on CPU), bfloat16 or float32.")
+    ] = "auto",
+) -> None:
+    """Predict structures from an MSA with AlphaFold2, in this process."""
+    if rank_by not in ("plddt", "ptm"):
+        raise UserInputError(f"unknown ranking {rank_by!r}", where="--rank-by", fix="use plddt or ptm")
+    if precision not in ("auto", "bfloat16", "float32"):
+        raise UserInputError(
+            f"unknown precision {precision!r}", where="--precision", fix="use auto, bfloat16 or float32"
+        )
+    rank: RankBy = "ptm" if rank_by == "ptm" else "plddt"
+    options = PredictOptions(
+        models=parse_models(models),
+        num_recycles=num_recycles,
+        recycle_early_stop_tolerance=recycle_early_stop_tolerance,
+        seed=seed,
+        num_seeds=num_seeds,
+        rank_by=rank,
+        templates=templates,
+    )
+    alignment = read(msa_path, format=msa_format, query=query)
+    for warning in alignment.warnings:
+        err.print(f"[yellow]warning:[/yellow] {msa_path}: {warning}", highlight=False)
+    with err.status("Loading AlphaFold2 …", spinner="dots"):
+        predictor = Predictor(params_dir, precision=cast(Precision, precision))
+        predictor.check_fits(alignment)
+    if predictor.test_weights:
+        err.print(Panel(TEST_WEIGHTS_WARNING, title="warning", border_style="bold red"))
+    prediction = run_with_progress(predictor, alignment, options)
+    directory = out_dir or output.with_name(output.stem + "_prediction")
+    write_prediction(prediction, directory)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(directory / "ranked_0.pdb", output)
+    print_summary(prediction, output, directory)
+
+
+def run_with_progress(predictor: Predictor, alignment: Msa, options: PredictOptions) -> Prediction:
+    """Run ``predictor.predict`` under a Rich progress bar: model, recycle, elapsed time."""
+    steps = len(options.models) * options.num_seeds * (options.num_recycles + 1)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=err,
+    ) as bar:
+        task = bar.add_task("features", total=steps)
+
+        def show(event: ProgressEvent) -> None:
+            if event.stage == "compile":
+                bar.update(task, description=f"compiling for {predictor.shape_for(alignment)}")
+            elif event.stage == "predict" and event.recycle is not None:
+                run_steps = options.num_recycles + 1
+                done = event.run_index * run_steps + event.recycle + 1
+                bar.update(
+                    task,
+                    completed=done,
+                    description=(
+                        f"{event.model} seed {event.seed} recycle {event.recycle}/"
+                        f"{event.num_recycles}  pLDDT {event.mean_plddt:.1f} pTM {event.ptm:.2f}"
+                    ),
+                )
+            elif event.stage == "done":
+                bar.update(task, completed=steps, description="done")
+
+        return predictor.predict(alignment, options, progress=show)
+
+
+def print_summary(prediction: Prediction, output: Path, directory: Path) -> None:
+    table = Table(title="ranking", title_justify="left")
+    for column in ("rank", "model", "seed", "mean pLDDT", "pTM", "recycles", "seconds"):
+        table.add_column(column, justify="right" if column != "model" else "left")
+    for rank, run in enumerate(prediction.ranked):
+        table.add_row(
+            str(rank),
+            run.model,
+            str(run.seed),
+            f"{run.mean_plddt:.1f}",
+            f"{run.ptm:.3f}",
+            str(run.recycles),
+            f"{run.seconds:.1f}",
+        )
+    err.print(table)
+    err.print(f"best model: {output}   all outputs: {directory}/", highlight=False)
+    if prediction.test_weights:
+        err.print("[bold red]made with random TEST WEIGHTS: not a protein structure[/bold red]")

@@ -1,0 +1,1 @@
+"""Folding: the AlphaFold2 weights and the model that uses them."""

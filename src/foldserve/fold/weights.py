@@ -1,0 +1,546 @@
+"""AlphaFold2 weights: where they live, fetching them once per volume, checking them.
+
+``PARAM_DIR/params/params_model_{N}_ptm.npz`` is the layout of DeepMind's params archive.
+:func:`fetch` streams the archive under an inter-process lock, hashing it and unpacking it in
+the same pass into a temporary folder beside ``params`` (so the 5.3 GB archive never sits on
+disk next to its contents), and renames the result into place only once the archive's size and
+SHA-256 check out. :func:`check` says what is there and whether it still matches the
+``SHA256SUMS`` written at install.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import hashlib
+import io
+import json
+import os
+import shutil
+import tarfile
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+from urllib.request import url2pathname
+
+import httpx
+from filelock import FileLock
+
+from foldserve.errors import UserInputError
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
+
+DEFAULT_PARAMS_URL = "https://storage.googleapis.com/alphafold/alphafold_params_2022-12-06.tar"
+# Size and SHA-256 of that archive as recorded by MSDLLCpapers/ovo (ovo/cli/init.py) and, with
+# the byte count, by several independent pipelines that read the archive byte for byte.
+DEFAULT_PARAMS_SIZE = 5_587_968_000
+DEFAULT_PARAMS_SHA256 = "36d4b0220f3c735f3296d301152b738c9776d16981d054845a68a1370b26cfe3"
+
+MODEL_NUMBERS = (1, 2, 3, 4, 5)
+TEST_WEIGHTS_MARKER = "TEST_WEIGHTS.json"
+MANIFEST = "SHA256SUMS"
+SOURCE_RECORD = "SOURCE.json"
+
+_LOCK = ".fetch.lock"
+_INCOMING = ".incoming-"
+_OUTGOING = ".outgoing-"
+_RESERVED = frozenset({MANIFEST, SOURCE_RECORD, TEST_WEIGHTS_MARKER})
+_CHUNK = 1 << 20
+_READ_TIMEOUT = 60.0
+
+Progress = Callable[[int, int | None], None]
+
+
+class WeightsError(UserInputError):
+    """Weights that cannot be fetched or installed; nothing was installed."""
+
+
+def resolve_param_dir(explicit: Path | None = None) -> Path:
+    """The ``--params-dir`` flag, else ``$PARAM_DIR``, else ``~/.cache/foldserve``."""
+    return Path(explicit or os.environ.get("PARAM_DIR") or "~/.cache/foldserve").expanduser()
+
+
+def model_param_file(param_dir: Path, model_number: int) -> Path:
+    return param_dir / "params" / f"params_model_{model_number}_ptm.npz"
+
+
+def is_test_weights(param_dir: Path) -> bool:
+    """Whether ``params`` holds random test weights rather than DeepMind's."""
+    return (param_dir / "params" / TEST_WEIGHTS_MARKER).is_file()
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """What :func:`fetch` installed or found installed; the fields after ``downloaded`` are
+    ``SOURCE.json``. ``*_verified`` says whether a value was compared with an expected one or
+    only recorded."""
+
+    param_dir: Path
+    downloaded: bool
+    source: str
+    archive_sha256: str
+    archive_bytes: int
+    sha256_verified: bool
+    size_verified: bool
+    fetched_at: str
+
+
+def fetch(
+    param_dir: Path,
+    source: str = DEFAULT_PARAMS_URL,
+    *,
+    expected_sha256: str | None = None,
+    expected_size: int | None = None,
+    progress: Progress | None = None,
+    connect_timeout: float = 10.0,
+) -> FetchResult:
+    """Install ``param_dir/params`` from the params archive at ``source``, unless it already is.
+
+    ``source`` is an http(s) URL, ``s3://bucket/key`` or a local file (path or ``file://``).
+    Without expected values, the published size and checksum apply to the default URL only;
+    for other sources the archive's are recorded, not checked. Processes fetching into one
+    folder at once download once: the others wait on the lock and then find the install.
+    ``progress(done, total)`` follows the bytes read.
+    """
+    if source == DEFAULT_PARAMS_URL:
+        expected_sha256 = expected_sha256 or DEFAULT_PARAMS_SHA256
+        expected_size = DEFAULT_PARAMS_SIZE if expected_size is None else expected_size
+    expected_sha256 = expected_sha256.lower() if expected_sha256 else None
+    source = _canonical(source)
+    param_dir.mkdir(parents=True, exist_ok=True)
+    with FileLock(param_dir / _LOCK):
+        _remove_leftovers(param_dir)
+        installed = _installed(param_dir, source, expected_sha256, expected_size)
+        if installed is not None:
+            return installed
+        incoming = Path(tempfile.mkdtemp(prefix=_INCOMING, dir=param_dir))
+        try:
+            result = _download(
+                param_dir,
+                incoming / "params",
+                source,
+                expected_sha256,
+                expected_size,
+                progress,
+                connect_timeout,
+            )
+            _install(incoming / "params", param_dir / "params")
+        finally:
+            shutil.rmtree(incoming, ignore_errors=True)
+    return result
+
+
+def _canonical(source: str) -> str:
+    """Local sources as absolute paths, so a recorded source names one file."""
+    parsed = urlparse(source)
+    if parsed.scheme == "file":
+        return str(Path(url2pathname(parsed.path)).resolve())
+    if not parsed.scheme:
+        return str(Path(source).expanduser().resolve())
+    return source
+
+
+def _installed(
+    param_dir: Path, source: str, sha256: str | None, size: int | None
+) -> FetchResult | None:
+    """The install already in place, if it came from the archive asked for.
+
+    Judged from ``SOURCE.json``: the archive's checksum when one is expected, else its source.
+    Re-hashing 5 GB on every worker start is what ``check`` is for.
+    """
+    record = _read_json(param_dir / "params" / SOURCE_RECORD)
+    if record is None or is_test_weights(param_dir):
+        return None
+    if not all(model_param_file(param_dir, n).is_file() for n in MODEL_NUMBERS):
+        return None
+    try:
+        found = FetchResult(param_dir=param_dir, downloaded=False, **record)
+    except TypeError:  # not a SOURCE.json this module wrote
+        return None
+    same = found.archive_sha256 == sha256 if sha256 else found.source == source
+    return found if same and (size is None or size == found.archive_bytes) else None
+
+
+def _remove_leftovers(param_dir: Path) -> None:
+    """Temporary folders of fetches that were killed; only called under the lock."""
+    for entry in param_dir.iterdir():
+        if entry.name.startswith((_INCOMING, _OUTGOING)):
+            _remove(entry)
+
+
+def _remove(path: Path) -> None:
+    if path.is_symlink() or not path.is_dir():
+        path.unlink()
+    else:
+        shutil.rmtree(path)
+
+
+def _download(
+    param_dir: Path,
+    dest: Path,
+    source: str,
+    sha256: str | None,
+    size: int | None,
+    progress: Progress | None,
+    connect_timeout: float,
+) -> FetchResult:
+    """Stream, unpack and verify the archive into ``dest``; write its manifest and record."""
+    dest.mkdir()
+    with _open_source(source, connect_timeout, param_dir) as (chunks, total):
+        if size is not None and total is not None and total != size:
+            raise _mismatch("size", source, f"{size} bytes", f"{total} bytes")
+        stream = _MeteredStream(chunks, total, progress)
+        try:
+            with tarfile.open(fileobj=stream, mode="r|*", bufsize=_CHUNK) as tar:
+                sums = _extract(tar, dest, source)
+            stream.drain()
+        except tarfile.TarError as exc:
+            raise _bad_archive(source, f"it is not a readable tar archive ({exc})") from exc
+        except OSError as exc:
+            raise WeightsError(
+                f"could not unpack the weights into {param_dir}: {exc.strerror or exc}",
+                fix="make room (the weights take about 5.3 GB) or choose another --params-dir",
+            ) from exc
+    actual_sha256 = stream.sha256.hexdigest()
+    if size is not None and stream.bytes_read != size:
+        raise _mismatch("size", source, f"{size} bytes", f"{stream.bytes_read} bytes")
+    if sha256 is not None and actual_sha256 != sha256:
+        raise _mismatch("SHA-256", source, sha256, actual_sha256)
+    missing = [model_param_file(dest.parent, n).name for n in MODEL_NUMBERS]
+    missing = [name for name in missing if name not in sums]
+    if missing:
+        raise _bad_archive(source, f"it has no {', '.join(missing)}")
+    result = FetchResult(
+        param_dir=param_dir,
+        downloaded=True,
+        source=source,
+        archive_sha256=actual_sha256,
+        archive_bytes=stream.bytes_read,
+        sha256_verified=sha256 is not None,
+        size_verified=size is not None,
+        fetched_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    )
+    (dest / MANIFEST).write_text("".join(f"{sums[name]}  {name}\n" for name in sorted(sums)))
+    record = {k: v for k, v in asdict(result).items() if k not in ("param_dir", "downloaded")}
+    (dest / SOURCE_RECORD).write_text(json.dumps(record, indent=2) + "\n")
+    return result
+
+
+def _by_hand(param_dir: Path) -> str:
+    return (
+        f"download {DEFAULT_PARAMS_URL} where the network allows and run `foldserve weights "
+        "fetch --source /path/alphafold_params_2022-12-06.tar`, or extract it so that "
+        f"{model_param_file(param_dir, 1)} exists"
+    )
+
+
+def _mismatch(what: str, source: str, expected: str, actual: str) -> WeightsError:
+    return WeightsError(
+        f"archive {what} mismatch: expected {expected}, got {actual}; nothing was installed",
+        where=source,
+        fix="fetch the archive again, or give the right --sha256/--size for this source",
+    )
+
+
+def _bad_archive(source: str, why: str) -> WeightsError:
+    return WeightsError(
+        f"not the AlphaFold2 params archive: {why}; nothing was installed",
+        where=source,
+        fix="give alphafold_params_2022-12-06.tar as published by DeepMind",
+    )
+
+
+class _SourceFailed(Exception):
+    """A source that could not be read; :func:`_open_source` says where and what to do."""
+
+
+_Opened = tuple[Iterator[bytes], int | None]
+
+
+@contextlib.contextmanager
+def _open_source(source: str, connect_timeout: float, param_dir: Path) -> Iterator[_Opened]:
+    """The archive's bytes and, when known, its size; failures, even mid-stream, as one line."""
+    openers = {"http": _http, "https": _http, "s3": _s3, "": _local}
+    opener = openers.get(urlparse(source).scheme)
+    if opener is None:
+        raise WeightsError(
+            "cannot fetch from this kind of source",
+            where=source,
+            fix="give an http(s):// or s3:// URL or a local file",
+        )
+    try:
+        with opener(source, connect_timeout) as opened:
+            yield opened
+    except _SourceFailed as exc:
+        raise WeightsError(
+            f"could not fetch the AlphaFold2 weights ({exc})", where=source, fix=_by_hand(param_dir)
+        ) from exc.__cause__
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+@contextlib.contextmanager
+def _http(url: str, connect_timeout: float) -> Iterator[_Opened]:
+    # No retries and a short connect timeout: offline workers fail in seconds, not minutes.
+    timeout = httpx.Timeout(_READ_TIMEOUT, connect=connect_timeout)
+    try:
+        with (
+            httpx.Client(timeout=timeout, follow_redirects=True) as client,
+            # Identity encoding keeps Content-Length the size of the archive itself.
+            client.stream("GET", url, headers={"Accept-Encoding": "identity"}) as response,
+        ):
+            response.raise_for_status()
+            length = response.headers.get("Content-Length")
+            yield response.iter_bytes(_CHUNK), int(length) if length else None
+    except httpx.HTTPStatusError as exc:
+        response = exc.response
+        raise _SourceFailed(f"HTTP {response.status_code} {response.reason_phrase}") from exc
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        raise _SourceFailed(_first_line(exc)) from exc
+
+
+@contextlib.contextmanager
+def _s3(url: str, connect_timeout: float) -> Iterator[_Opened]:
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    parsed = urlparse(url)
+    bucket, key = parsed.netloc, parsed.path.lstrip("/")
+    if not bucket or not key:
+        raise _SourceFailed("an S3 source is s3://bucket/key")
+    endpoint = os.environ.get("BUCKET_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL")
+    config = Config(
+        connect_timeout=connect_timeout,
+        read_timeout=_READ_TIMEOUT,
+        retries={"total_max_attempts": 1, "mode": "standard"},
+    )
+    try:
+        client = boto3.client("s3", endpoint_url=endpoint or None, config=config)
+        response = client.get_object(Bucket=bucket, Key=key)
+        with contextlib.closing(response["Body"]) as body:
+            yield body.iter_chunks(_CHUNK), int(response["ContentLength"])
+    except (BotoCoreError, ClientError) as exc:
+        raise _SourceFailed(_first_line(exc)) from exc
+
+
+@contextlib.contextmanager
+def _local(path: str, connect_timeout: float) -> Iterator[_Opened]:
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - closed by the with below
+    except OSError as exc:
+        raise _SourceFailed(exc.strerror or str(exc)) from exc
+    with handle:
+        yield iter(lambda: handle.read(_CHUNK), b""), os.fstat(handle.fileno()).st_size
+
+
+class _MeteredStream(io.RawIOBase):
+    """The archive as it arrives, hashed and counted on its way into :mod:`tarfile`."""
+
+    def __init__(
+        self, chunks: Iterator[bytes], total: int | None, progress: Progress | None
+    ) -> None:
+        super().__init__()
+        self._chunks = chunks
+        self._total = total
+        self._progress = progress
+        self._pending = memoryview(b"")
+        self.sha256 = hashlib.sha256()
+        self.bytes_read = 0
+        if progress:
+            progress(0, total)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        if not self._pending:
+            self._pending = memoryview(self._next())
+        view = memoryview(buffer).cast("B")
+        count = min(len(view), len(self._pending))
+        view[:count] = self._pending[:count]
+        self._pending = self._pending[count:]
+        return count
+
+    def drain(self) -> None:
+        """Read to the end: the checksum covers the padding after the tar's end marker too."""
+        self._pending = memoryview(b"")
+        while self._next():
+            pass
+
+    def _next(self) -> bytes:
+        for chunk in self._chunks:
+            if chunk:
+                self.sha256.update(chunk)
+                self.bytes_read += len(chunk)
+                if self._progress:
+                    self._progress(self.bytes_read, self._total)
+                return chunk
+        return b""
+
+
+def _extract(tar: tarfile.TarFile, dest: Path, source: str) -> dict[str, str]:
+    """Write the archive's files into ``dest``, flat; their SHA-256 by name."""
+    sums: dict[str, str] = {}
+    for member in tar:
+        name = _member_name(member, source)
+        if name is None:
+            continue
+        if name in sums:
+            raise _bad_archive(source, f"it holds {name} twice")
+        data = tar.extractfile(member)
+        assert data is not None, "a regular file always has data"
+        digest = hashlib.sha256()
+        with (dest / name).open("wb") as out:
+            while block := data.read(_CHUNK):
+                digest.update(block)
+                out.write(block)
+            out.flush()
+            os.fsync(out.fileno())
+        sums[name] = digest.hexdigest()
+    return sums
+
+
+def _member_name(member: tarfile.TarInfo, source: str) -> str | None:
+    """The file name a member installs as, None for a folder entry; refuses anything else.
+
+    DeepMind's archive holds its files at the top level; a ``params/`` prefix is accepted too.
+    """
+    parts = PurePosixPath(member.name).parts
+    if member.name.startswith("/") or ".." in parts:
+        raise _bad_archive(source, f"member {member.name!r} points outside the folder")
+    if parts[:1] == ("params",):
+        parts = parts[1:]
+    if member.isdir() and not parts:
+        return None
+    if not member.isfile() or len(parts) != 1 or parts[0] in _RESERVED:
+        raise _bad_archive(source, f"member {member.name!r} is not a plain file at the top")
+    return parts[0]
+
+
+def _install(new: Path, params: Path) -> None:
+    """Put ``new`` in place of ``params`` by rename: readers never see a mix of the two sets.
+
+    An old ``params`` (test weights, an earlier install) moves aside first and is deleted only
+    once the new one is in place; if that rename fails the old one moves back.
+    """
+    if not params.exists() and not params.is_symlink():
+        new.rename(params)
+        return
+    old = params.with_name(f"{_OUTGOING}{uuid.uuid4().hex}")
+    params.rename(old)
+    try:
+        new.rename(params)
+    except BaseException:
+        old.rename(params)
+        raise
+    _remove(old)
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """One ``params_model_{N}_ptm.npz``; ``verified`` is None when no SHA256SUMS entry exists."""
+
+    number: int
+    path: Path
+    present: bool
+    bytes: int | None
+    verified: bool | None
+
+
+@dataclass(frozen=True)
+class WeightsReport:
+    """What :func:`check` found in ``param_dir/params``."""
+
+    param_dir: Path
+    models: tuple[ModelFile, ...]
+    manifest: bool
+    source: dict[str, Any] | None
+    test_weights: bool
+    test_weights_info: dict[str, Any] | None
+
+    @property
+    def ok(self) -> bool:
+        """All five pTM files present and none contradicting its checksum."""
+        return all(model.present and model.verified is not False for model in self.models)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "param_dir": str(self.param_dir),
+            "ok": self.ok,
+            "test_weights": self.test_weights,
+            "test_weights_info": self.test_weights_info,
+            "manifest": self.manifest,
+            "source": self.source,
+            "models": [
+                {
+                    "number": model.number,
+                    "file": str(model.path),
+                    "present": model.present,
+                    "bytes": model.bytes,
+                    "verified": model.verified,
+                }
+                for model in self.models
+            ],
+        }
+
+
+def check(param_dir: Path) -> WeightsReport:
+    """Presence, size and checksum of each pTM model file, the source and the test marker."""
+    params = param_dir / "params"
+    sums = _read_manifest(params / MANIFEST)
+    return WeightsReport(
+        param_dir=param_dir,
+        models=tuple(_check_model(param_dir, n, sums or {}) for n in MODEL_NUMBERS),
+        manifest=sums is not None,
+        source=_read_json(params / SOURCE_RECORD),
+        test_weights=is_test_weights(param_dir),
+        test_weights_info=_read_json(params / TEST_WEIGHTS_MARKER),
+    )
+
+
+def _check_model(param_dir: Path, number: int, sums: dict[str, str]) -> ModelFile:
+    path = model_param_file(param_dir, number)
+    if not path.is_file():
+        return ModelFile(number, path, present=False, bytes=None, verified=None)
+    expected = sums.get(path.name)
+    verified = None if expected is None else _sha256_file(path) == expected
+    return ModelFile(number, path, present=True, bytes=path.stat().st_size, verified=verified)
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(_CHUNK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _read_manifest(path: Path) -> dict[str, str] | None:
+    """``sha256sum`` output (``HEX  NAME`` or ``HEX *NAME``) as ``{name: hex}``."""
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    sums = {}
+    for line in lines:
+        digest, _, name = line.partition(" ")
+        if name:
+            sums[name.lstrip(" *")] = digest.lower()
+    return sums
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None

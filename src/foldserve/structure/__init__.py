@@ -1,0 +1,1 @@
+"""Protein structures: writing predicted models with their confidences; (later) reading and metrics."""

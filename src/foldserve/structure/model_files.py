@@ -1,0 +1,64 @@
+"""PDB and mmCIF text for a predicted model, pLDDT in the B-factor column.
+
+The atom records come from AlphaFold's own writers (``alphafold.common.protein``), so files read
+the same as DeepMind's and ColabFold's; this module adds the header remarks that say how the
+model was made (and, loudly, when it was made with random test weights).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+TEST_WEIGHTS_NOTICE = "made with random TEST WEIGHTS: not a protein structure"
+
+
+@dataclass(frozen=True)
+class ModelCoordinates:
+    """One chain's atom37 coordinates with per-residue pLDDT; ``residue_index`` is 1-based."""
+
+    aatype: npt.NDArray[np.int32]
+    residue_index: npt.NDArray[np.int32]
+    positions: npt.NDArray[np.float32]
+    atom_mask: npt.NDArray[np.float32]
+    plddt: npt.NDArray[np.float32]
+
+    def _protein(self) -> object:
+        from alphafold.common import protein
+
+        return protein.Protein(
+            atom_positions=self.positions,
+            aatype=self.aatype,
+            atom_mask=self.atom_mask,
+            residue_index=self.residue_index,
+            chain_index=np.zeros(len(self.aatype), dtype=np.int32),
+            b_factors=self.plddt[:, None] * self.atom_mask,
+        )
+
+
+def to_pdb(model: ModelCoordinates, *, remarks: list[str], test_weights: bool) -> str:
+    """PDB text: ``REMARK 1`` lines, then AlphaFold's ATOM records."""
+    from alphafold.common import protein
+
+    lines = list(remarks)
+    if test_weights:
+        lines.insert(0, TEST_WEIGHTS_NOTICE.upper())
+    header = "".join(f"REMARK   1 {line[:69]}\n" for line in lines)
+    return header + str(protein.to_pdb(model._protein()))
+
+
+def to_mmcif(
+    model: ModelCoordinates, *, name: str, remarks: list[str], test_weights: bool
+) -> str:
+    """mmCIF text from AlphaFold's writer, with the remarks as comments after ``data_``."""
+    from alphafold.common import protein
+
+    text = str(protein.to_mmcif(model._protein(), file_id=name, model_type="Monomer"))
+    lines = list(remarks)
+    if test_weights:
+        lines.insert(0, TEST_WEIGHTS_NOTICE.upper())
+    comments = "".join(f"# {line}\n" for line in lines)
+    first_line_end = text.index("\n") + 1
+    return text[:first_line_end] + comments + text[first_line_end:]
