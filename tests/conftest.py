@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from foldserve.fold.predictor import Predictor
+
 TESTDATA = Path(
     os.environ.get("FOLDSERVE_TESTDATA")
     or Path(__file__).resolve().parents[2] / "shared" / "testdata"
@@ -24,3 +26,32 @@ def data(relative: str) -> Path:
             "or point FOLDSERVE_TESTDATA at it"
         )
     return path
+
+
+TEST_WEIGHT_BLOCKS = 2
+WEIGHTS_CACHE = Path(
+    os.environ.get("FOLDSERVE_TEST_WEIGHTS_CACHE")
+    or Path(__file__).resolve().parents[1] / ".pytest_cache" / "foldserve-test-weights"
+)
+
+
+@pytest.fixture(scope="session")
+def test_params() -> Path:
+    """Reduced-depth random weights with the official keys, generated once and cached.
+
+    Never committed: they are made here at test time (a few seconds) and reused by later runs.
+    """
+    from foldserve import __version__
+    from foldserve.fold.test_weights import make_test_weights
+    from foldserve.fold.weights import TEST_WEIGHTS_MARKER
+
+    param_dir = WEIGHTS_CACHE / f"v{__version__}-blocks{TEST_WEIGHT_BLOCKS}-seed0"
+    if not (param_dir / "params" / TEST_WEIGHTS_MARKER).exists():
+        make_test_weights(param_dir, evoformer_blocks=TEST_WEIGHT_BLOCKS, seed=0)
+    return param_dir
+
+
+@pytest.fixture(scope="session")
+def predictor(test_params: Path) -> Predictor:
+    """One warm Predictor shared by the engine tests, as a worker would keep it."""
+    return Predictor(test_params)

@@ -348,6 +348,12 @@ def test_missing_local_file(tmp_path: Path) -> None:
     assert BY_HAND in caught.value.one_line()
 
 
+def test_unwritable_param_dir(archive: Archive, tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(WeightsError, match="cannot write to"):
+        fetch(tmp_path / "file" / "weights", str(archive.path))
+
+
 def test_params_prefixed_archive(tmp_path: Path) -> None:
     folder = tarfile.TarInfo("params")
     folder.type = tarfile.DIRTYPE

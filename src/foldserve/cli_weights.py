@@ -91,13 +91,23 @@ def fetch_command(
         result = weights.fetch(
             param_dir, source, expected_sha256=sha256, expected_size=size, progress=report
         )
-    checked = "verified" if result.sha256_verified else "recorded, no expected value given"
     verb = "installed" if result.downloaded else "already installed"
+    note = _checksum_note(result.archive_sha256, result.sha256_verified)
     err.print(
         f"{verb}: {param_dir / 'params'} from {result.source}\n"
-        f"  archive {result.archive_bytes:,} bytes, sha256 {result.archive_sha256} ({checked})",
+        f"  archive {result.archive_bytes:,} bytes, sha256 {result.archive_sha256} ({note})",
         highlight=False,
+        soft_wrap=True,
     )
+
+
+def _checksum_note(sha256: object, verified: object) -> str:
+    """Whether the archive's checksum was compared with an expected one, or only recorded."""
+    if verified:
+        return "verified"
+    if sha256 == weights.DEFAULT_PARAMS_SHA256:
+        return "matches the published checksum"
+    return "recorded, no expected value to check it against"
 
 
 @weights_app.command("check")
@@ -135,9 +145,14 @@ def _print_report(report: weights.WeightsReport) -> None:
     out.print(table)
     source = report.source
     if source:
-        how = "verified" if source.get("sha256_verified") else "recorded, not verified"
-        out.print(f"source   {source.get('source')} (fetched {source.get('fetched_at')})")
-        out.print(f"archive  sha256 {source.get('archive_sha256')} ({how})", highlight=False)
+        sha256 = source.get("archive_sha256")
+        note = _checksum_note(sha256, source.get("sha256_verified"))
+        out.print(
+            f"source   {source.get('source')} (fetched {source.get('fetched_at')})\n"
+            f"archive  sha256 {sha256} ({note})",
+            highlight=False,
+            soft_wrap=True,
+        )
     elif any(model.present for model in report.models):
         out.print("source   unknown: no SOURCE.json (files placed by hand?)")
     if not report.manifest and any(model.present for model in report.models):
@@ -148,6 +163,7 @@ def _print_report(report: weights.WeightsReport) -> None:
             "[yellow]warning:[/yellow] these are random TEST weights: predictions made with them "
             f"are not protein structures ({weights.TEST_WEIGHTS_MARKER}: {info})",
             highlight=False,
+            soft_wrap=True,
         )
     if report.ok:
         out.print("[green]ok[/green]")

@@ -76,9 +76,11 @@ def is_test_weights(param_dir: Path) -> bool:
 
 @dataclass(frozen=True)
 class FetchResult:
-    """What :func:`fetch` installed or found installed; the fields after ``downloaded`` are
-    ``SOURCE.json``. ``*_verified`` says whether a value was compared with an expected one or
-    only recorded."""
+    """What :func:`fetch` installed, or found installed.
+
+    The fields after ``downloaded`` are ``SOURCE.json``; ``*_verified`` says whether a value was
+    compared with an expected one or only recorded.
+    """
 
     param_dir: Path
     downloaded: bool
@@ -112,8 +114,8 @@ def fetch(
         expected_size = DEFAULT_PARAMS_SIZE if expected_size is None else expected_size
     expected_sha256 = expected_sha256.lower() if expected_sha256 else None
     source = _canonical(source)
-    param_dir.mkdir(parents=True, exist_ok=True)
-    with FileLock(param_dir / _LOCK):
+    lock = _lock(param_dir)
+    try:
         _remove_leftovers(param_dir)
         installed = _installed(param_dir, source, expected_sha256, expected_size)
         if installed is not None:
@@ -132,7 +134,23 @@ def fetch(
             _install(incoming / "params", param_dir / "params")
         finally:
             shutil.rmtree(incoming, ignore_errors=True)
+    finally:
+        lock.release()
     return result
+
+
+def _lock(param_dir: Path) -> FileLock:
+    """Create ``param_dir`` and take its fetch lock, waiting while another process fetches."""
+    try:
+        param_dir.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(param_dir / _LOCK)
+        lock.acquire()
+    except OSError as exc:
+        raise WeightsError(
+            f"cannot write to {param_dir} ({exc.strerror or exc})",
+            fix="choose a writable folder with --params-dir or PARAM_DIR",
+        ) from exc
+    return lock
 
 
 def _canonical(source: str) -> str:
@@ -211,8 +229,8 @@ def _download(
         raise _mismatch("size", source, f"{size} bytes", f"{stream.bytes_read} bytes")
     if sha256 is not None and actual_sha256 != sha256:
         raise _mismatch("SHA-256", source, sha256, actual_sha256)
-    missing = [model_param_file(dest.parent, n).name for n in MODEL_NUMBERS]
-    missing = [name for name in missing if name not in sums]
+    names = [model_param_file(param_dir, n).name for n in MODEL_NUMBERS]
+    missing = [name for name in names if name not in sums]
     if missing:
         raise _bad_archive(source, f"it has no {', '.join(missing)}")
     result = FetchResult(
@@ -299,7 +317,7 @@ def _http(url: str, connect_timeout: float) -> Iterator[_Opened]:
         ):
             response.raise_for_status()
             length = response.headers.get("Content-Length")
-            yield response.iter_bytes(_CHUNK), int(length) if length else None
+            yield response.iter_bytes(), int(length) if length else None
     except httpx.HTTPStatusError as exc:
         response = exc.response
         raise _SourceFailed(f"HTTP {response.status_code} {response.reason_phrase}") from exc
@@ -427,10 +445,11 @@ def _member_name(member: tarfile.TarInfo, source: str) -> str | None:
 
 
 def _install(new: Path, params: Path) -> None:
-    """Put ``new`` in place of ``params`` by rename: readers never see a mix of the two sets.
+    """Put ``new`` in place of ``params`` by rename: readers never see a mix of two sets.
 
-    An old ``params`` (test weights, an earlier install) moves aside first and is deleted only
-    once the new one is in place; if that rename fails the old one moves back.
+    An old ``params`` (test weights, an earlier install) moves aside first, so for an instant
+    there is none, and is deleted only once the new one is in place; if that rename fails the
+    old one moves back.
     """
     if not params.exists() and not params.is_symlink():
         new.rename(params)

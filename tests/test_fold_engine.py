@@ -1,0 +1,204 @@
+"""The AlphaFold2 engine: same coordinates as ColabFold, padding that changes nothing, warmth."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from foldserve.errors import UserInputError
+from foldserve.fold.network import evoformer_blocks
+from foldserve.fold.predictor import JobTooLarge, Predictor
+from foldserve.fold.results import PredictionCancelled, PredictOptions, ProgressEvent
+from foldserve.fold.weights import model_param_file
+from foldserve.msa.reading import read
+from tests.conftest import TEST_WEIGHT_BLOCKS, data
+
+SMALL = "msa/a3m/colabfold_Q60262_uniref_env_small.a3m"  # 62 residues, 6 rows
+DEEP = "msa/a3m/openfold_short_bfd_uniclust_hits.a3m"  # 73 residues, 1024 rows: extra MSA used
+CA = 1
+TOLERANCE = 0.05  # Å, on every CA atom
+
+
+def colabfold_ca(param_dir: Path, a3m: Path, out: Path, model: int, recycles: int) -> np.ndarray:
+    """CA coordinates of ColabFold's own run (``colabfold.batch.run``) of ``a3m``.
+
+    ColabFold assumes 48 evoformer blocks; the reference run is told the depth of the test
+    weights, which is the only change made to it.
+    """
+    from alphafold.model import config as alphafold_config
+    from colabfold.batch import get_queries, run
+
+    original = alphafold_config.model_config
+    blocks = evoformer_blocks(model_param_file(param_dir, 3))
+
+    def with_depth(name: str) -> object:
+        cfg = original(name)
+        cfg.model.embeddings_and_evoformer.evoformer_num_block = blocks
+        return cfg
+
+    queries, is_complex = get_queries(str(a3m))
+    alphafold_config.model_config = with_depth
+    try:
+        run(
+            queries=queries,
+            result_dir=out,
+            num_models=1,
+            model_order=[model],
+            is_complex=is_complex,
+            num_recycles=recycles,
+            model_type="alphafold2_ptm",
+            data_dir=param_dir,
+            random_seed=0,
+            use_bfloat16=False,
+            user_agent="foldserve-tests",
+            skip_output=["plots"],
+        )
+    finally:
+        alphafold_config.model_config = original
+    (pdb,) = out.glob("*_unrelaxed_rank_001_*.pdb")
+    return np.array(
+        [
+            [float(line[30:38]), float(line[38:46]), float(line[46:54])]
+            for line in pdb.read_text().splitlines()
+            if line.startswith("ATOM") and line[12:16] == " CA "
+        ]
+    )
+
+
+@pytest.fixture(scope="module")
+def exact_predictor(test_params: Path) -> Iterator[Predictor]:
+    yield Predictor(test_params, bucketing=False)
+
+
+@pytest.mark.parametrize(("relative", "model"), [(SMALL, 1), (DEEP, 4)])
+def test_coordinates_match_colabfold_run(
+    relative: str,
+    model: int,
+    test_params: Path,
+    predictor: Predictor,
+    exact_predictor: Predictor,
+    tmp_path: Path,
+) -> None:
+    reference = colabfold_ca(test_params, data(relative), tmp_path, model, recycles=1)
+    msa = read(data(relative))
+    options = PredictOptions(models=(model,), num_recycles=1)
+    padded = predictor.predict(msa, options)
+    exact = exact_predictor.predict(msa, options)
+    assert padded.shape.length > msa.query_length  # really padded
+    assert exact.shape.length == msa.query_length
+    for prediction in (exact, padded):
+        ours = prediction.best.positions[:, CA]
+        assert ours.shape == reference.shape
+        assert np.abs(ours).max() > 1.0  # a folded chain, not atoms piled at the origin
+        deviation = np.linalg.norm(ours - reference, axis=1)
+        assert deviation.max() < TOLERANCE, f"CA deviates by {deviation.max():.3f} Å"
+
+
+def test_padding_changes_no_coordinate(predictor: Predictor, exact_predictor: Predictor) -> None:
+    msa = read(data("msa/fasta_aligned/prody_msa_Cys_knot_PF00007.fasta"))
+    options = PredictOptions(models=(2,), num_recycles=2, seed=3)
+    padded = predictor.predict(msa, options).best
+    exact = exact_predictor.predict(msa, options).best
+    assert predictor.shape_for(msa) != exact_predictor.shape_for(msa)
+    deviation = np.linalg.norm(padded.positions[:, CA] - exact.positions[:, CA], axis=1)
+    assert deviation.max() < TOLERANCE
+    assert abs(padded.mean_plddt - exact.mean_plddt) < 0.1
+    assert padded.pae.shape == exact.pae.shape == (msa.query_length, msa.query_length)
+
+
+def test_a_stream_of_lengths_compiles_once_per_bucket(test_params: Path) -> None:
+    predictor = Predictor(test_params)
+    options = PredictOptions(models=(1, 2, 3, 4, 5), num_recycles=0)
+    small = read(data(SMALL))  # 62 residues → bucket 64
+    tiny = read(data("msa/a3m/openfold_2q2k_A_bfd_uniclust_hits.a3m"))  # 70 → bucket 96
+    first = predictor.predict(small, options)
+    assert predictor.compile_count == 1  # five models, one compiled function
+    predictor.predict(small, PredictOptions(models=(3,), num_recycles=2, seed=7))
+    assert predictor.compile_count == 1
+    predictor.predict(tiny, options)
+    assert predictor.compile_count == 2
+    again = predictor.predict(small, options)
+    assert predictor.compile_count == 2
+    assert [r.name for r in again.ranked] == [r.name for r in first.ranked]
+    assert np.array_equal(again.best.positions, first.best.positions)
+
+
+def test_models_differ_and_are_ranked(predictor: Predictor) -> None:
+    msa = read(data(SMALL))
+    by_ptm = predictor.predict(msa, PredictOptions(models=(1, 3, 5), num_recycles=0, rank_by="ptm"))
+    ptms = [run.ptm for run in by_ptm.ranked]
+    assert ptms == sorted(ptms, reverse=True)
+    assert len({run.model for run in by_ptm.ranked}) == 3
+    assert not np.allclose(by_ptm.ranked[0].positions, by_ptm.ranked[1].positions)
+    seeds = predictor.predict(msa, PredictOptions(models=(1,), num_recycles=0, num_seeds=2))
+    assert sorted(run.name for run in seeds.ranked) == ["model_1_ptm_pred_0", "model_1_ptm_pred_1"]
+
+
+def test_progress_reports_every_recycle_and_early_stop(predictor: Predictor) -> None:
+    events: list[ProgressEvent] = []
+    msa = read(data(SMALL))
+    prediction = predictor.predict(
+        msa, PredictOptions(models=(1, 2), num_recycles=3), progress=events.append
+    )
+    recycles = [(e.model, e.recycle) for e in events if e.stage == "predict"]
+    assert recycles == [(f"model_{m}_ptm", r) for m in (1, 2) for r in range(4)]
+    assert events[-1].stage == "done"
+    assert all(run.recycles == 3 for run in prediction.ranked)
+    stopped = predictor.predict(
+        msa, PredictOptions(models=(1,), num_recycles=6, recycle_early_stop_tolerance=1e6)
+    )
+    assert stopped.best.recycles == 1  # the first recycle that can compare positions
+
+
+def test_cancel_stops_at_a_recycle_boundary(predictor: Predictor) -> None:
+    seen: list[ProgressEvent] = []
+    with pytest.raises(PredictionCancelled):
+        predictor.predict(
+            read(data(SMALL)),
+            PredictOptions(models=(1, 2), num_recycles=3),
+            progress=seen.append,
+            cancel=lambda: any(e.recycle == 1 for e in seen),
+        )
+    assert max(e.recycle or 0 for e in seen) == 1
+
+
+def test_engine_reads_evoformer_depth_from_the_files(predictor: Predictor) -> None:
+    assert predictor.evoformer_blocks == TEST_WEIGHT_BLOCKS
+    assert predictor.test_weights
+
+
+def test_a_job_too_large_for_the_device_is_refused_first(test_params: Path) -> None:
+    small_device = Predictor(test_params, memory_limit_bytes=1200 << 20)
+    deep = read(data("msa/a3m/colabfold_4OT_uniref_env.a3m"))
+    with pytest.raises(JobTooLarge) as refused:
+        small_device.predict(deep, PredictOptions(models=(1,), num_recycles=0))
+    message = refused.value.one_line()
+    assert "GiB" in message and "7797 MSA rows" in message and "--max-seqs" in message
+    assert small_device.compile_count == 0
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"models": (6,)}, "models"),
+        ({"models": ()}, "models"),
+        ({"num_recycles": -1}, "num_recycles"),
+        ({"templates": True}, "templates"),
+        ({"rank_by": "iptm"}, "rank_by"),
+        ({"recycle_early_stop_tolerance": -0.5}, "recycle_early_stop_tolerance"),
+    ],
+)
+def test_bad_options_name_the_field(options: dict[str, object], field: str) -> None:
+    with pytest.raises(UserInputError) as bad:
+        PredictOptions(**options)  # type: ignore[arg-type]
+    assert bad.value.where == field
+    assert bad.value.fix
+
+
+def test_missing_weights_say_how_to_get_them(tmp_path: Path) -> None:
+    with pytest.raises(UserInputError) as missing:
+        Predictor(tmp_path)
+    assert "foldserve weights fetch" in missing.value.one_line()
