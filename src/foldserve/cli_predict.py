@@ -71,15 +71,20 @@ def predict_command(
             f"unknown precision {precision!r}", where="--precision", fix="use auto, bfloat16 or float32"
         )
     rank: RankBy = "ptm" if rank_by == "ptm" else "plddt"
-    options = PredictOptions(
-        models=parse_models(models),
-        num_recycles=num_recycles,
-        recycle_early_stop_tolerance=recycle_early_stop_tolerance,
-        seed=seed,
-        num_seeds=num_seeds,
-        rank_by=rank,
-        templates=templates,
-    )
+    try:
+        options = PredictOptions(
+            models=parse_models(models),
+            num_recycles=num_recycles,
+            recycle_early_stop_tolerance=recycle_early_stop_tolerance,
+            seed=seed,
+            num_seeds=num_seeds,
+            rank_by=rank,
+            templates=templates,
+        )
+    except UserInputError as exc:
+        # The options name JSON fields; on the command line the flag is what the user typed.
+        flag = f"--{(exc.where or '').replace('_', '-')}"
+        raise UserInputError(exc.problem, where=flag, fix=exc.fix) from None
     alignment = read(msa_path, format=msa_format, query=query)
     for warning in alignment.warnings:
         err.print(f"[yellow]warning:[/yellow] {msa_path}: {warning}", highlight=False)
