@@ -26,6 +26,7 @@ from rich.table import Table
 
 from foldserve.errors import UserInputError
 from foldserve.fold import weights
+from foldserve.fold.test_weights import FULL_EVOFORMER_BLOCKS, make_test_weights
 
 weights_app = typer.Typer(
     help="Fetch and check the AlphaFold2 weights (PARAM_DIR/params/params_model_N_ptm.npz).",
@@ -124,6 +125,27 @@ def check_command(
         _print_report(report)
     if not report.ok:
         raise typer.Exit(1)
+
+
+@weights_app.command("make-test")
+def make_test_command(
+    out: Annotated[Path, typer.Option("--out", help="Folder to write params/ into (a PARAM_DIR).")],
+    blocks: Annotated[
+        int, typer.Option(help="Evoformer blocks: 48 as published, fewer for fast tests.")
+    ] = FULL_EVOFORMER_BLOCKS,
+    seed: Annotated[int, typer.Option(help="Random seed of the values.")] = 0,
+) -> None:
+    """Write random weights with the official keys and shapes, for tests and offline demos."""
+    if not 1 <= blocks <= FULL_EVOFORMER_BLOCKS:
+        raise UserInputError(
+            f"{blocks} evoformer blocks", where="--blocks", fix="give between 1 and 48"
+        )
+    with err.status(f"Writing random test weights ({blocks} evoformer blocks) …", spinner="dots"):
+        info = make_test_weights(out, evoformer_blocks=blocks, seed=seed)
+    err.print(
+        f"wrote {len(info.files)} test-weight files to {out / 'params'} "
+        "[bold red](random values: predictions made with them are not structures)[/bold red]"
+    )
 
 
 VERIFIED = {True: "[green]ok[/green]", False: "[red]MISMATCH[/red]", None: "no checksum"}

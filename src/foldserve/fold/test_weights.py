@@ -23,7 +23,13 @@ import numpy as np
 import numpy.typing as npt
 
 from foldserve import __version__
-from foldserve.fold.weights import MODEL_NUMBERS, TEST_WEIGHTS_MARKER, model_param_file
+from foldserve.fold.weights import (
+    MANIFEST,
+    MODEL_NUMBERS,
+    SOURCE_RECORD,
+    TEST_WEIGHTS_MARKER,
+    model_param_file,
+)
 
 FULL_EVOFORMER_BLOCKS = 48
 
@@ -66,6 +72,9 @@ def make_test_weights(
         raise ValueError(f"evoformer_blocks must be at least 1, got {evoformer_blocks}")
     params_dir = param_dir / "params"
     params_dir.mkdir(parents=True, exist_ok=True)
+    # Records of a fetched archive would otherwise vouch for files this replaces.
+    for record in (MANIFEST, SOURCE_RECORD):
+        (params_dir / record).unlink(missing_ok=True)
     files = []
     with_templates = _official_shapes(evoformer_blocks, templates=True)
     without_templates = _official_shapes(evoformer_blocks, templates=False)
