@@ -14,6 +14,10 @@ $(STAMP): requirements.lock pyproject.toml
 
 DEMO_MSA := examples/PF02518_HATPase_c_seed.fasta
 DEMO_OUT := demo-output
+# Real weights when PARAM_DIR (default ~/.cache/foldserve) has them; otherwise random test
+# weights (8 evoformer blocks, so the demo takes minutes on a laptop CPU), loudly flagged.
+DEMO_PARAMS ?= $(or $(PARAM_DIR),$(HOME)/.cache/foldserve)
+DEMO_TEST_PARAMS := $(DEMO_OUT)/test-weights
 
 demo: $(STAMP)
 	mkdir -p $(DEMO_OUT)
@@ -22,7 +26,19 @@ demo: $(STAMP)
 		--max-seq-id 90 --min-coverage 50 --max-seqs 256
 	$(BIN)/foldserve msa convert $(DEMO_OUT)/PF02518_filtered.a3m $(DEMO_OUT)/PF02518_filtered.sto
 	$(BIN)/foldserve msa inspect --json $(DEMO_OUT)/PF02518_filtered.sto > $(DEMO_OUT)/PF02518_filtered.json
-	@echo "demo outputs in $(DEMO_OUT)/"
+	@if [ -f "$(DEMO_PARAMS)/params/params_model_1_ptm.npz" ] && \
+	    [ ! -f "$(DEMO_PARAMS)/params/TEST_WEIGHTS.json" ]; then \
+		params="$(DEMO_PARAMS)"; models=1,2,3,4,5; \
+	else \
+		echo "no AlphaFold2 weights in $(DEMO_PARAMS): using random TEST WEIGHTS"; \
+		params="$(DEMO_TEST_PARAMS)"; models=1,3; \
+		[ -f "$$params/params/TEST_WEIGHTS.json" ] || \
+			$(BIN)/foldserve weights make-test --out "$$params" --blocks 8; \
+	fi; \
+	$(BIN)/foldserve predict --msa $(DEMO_OUT)/PF02518_filtered.a3m \
+		--output $(DEMO_OUT)/PF02518.pdb --out-dir $(DEMO_OUT)/PF02518_prediction \
+		--params-dir "$$params" --models $$models
+	@echo "demo outputs in $(DEMO_OUT)/ (best model: $(DEMO_OUT)/PF02518.pdb)"
 
 test: lint typecheck unit
 
@@ -38,6 +54,7 @@ unit: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/msa_parse.py
+	$(BIN)/python bench/fold_engine.py
 
 # Re-lock after editing pyproject.toml (needs uv: `pip install uv`).
 lock:

@@ -154,7 +154,10 @@ def test_bad_msa_and_missing_weights(test_params: Path, tmp_path: Path) -> None:
         "--params-dir",
         str(test_params),
     )
-    assert bad.returncode == 2 and "pfam_PF02518_HATPase_c_seed_unaligned.fasta:" in bad.stderr.decode()
+    assert (
+        bad.returncode == 2
+        and "pfam_PF02518_HATPase_c_seed_unaligned.fasta:" in bad.stderr.decode()
+    )
     no_weights = foldserve(
         "predict", "--msa", str(data(MSA)), "--output", str(tmp_path / "x.pdb"),
         "--params-dir", str(tmp_path / "empty"),

@@ -12,7 +12,9 @@ from foldserve.fold.network import evoformer_blocks
 from tests.conftest import TEST_WEIGHT_BLOCKS
 from tests.test_cli import foldserve
 
-TRIANGLE = "alphafold/alphafold_iteration/evoformer/evoformer_iteration/triangle_multiplication_outgoing"
+TRIANGLE = (
+    "alphafold/alphafold_iteration/evoformer/evoformer_iteration/triangle_multiplication_outgoing"
+)
 TEMPLATE = "alphafold/alphafold_iteration/evoformer/template_embedding"
 
 
@@ -33,7 +35,9 @@ def test_keys_follow_deepmind_files(test_params: Path) -> None:
     # Published files keep the triangle projections unfused.
     assert model_3[f"{TRIANGLE}/left_projection//weights"] == (TEST_WEIGHT_BLOCKS, 128, 128)
     assert f"{TRIANGLE}/projection//weights" not in model_3
-    assert model_3["alphafold/alphafold_iteration/predicted_aligned_error_head/logits//weights"] == (
+    assert model_3[
+        "alphafold/alphafold_iteration/predicted_aligned_error_head/logits//weights"
+    ] == (
         128,
         64,
     )
@@ -64,9 +68,10 @@ def test_make_test_command_is_deterministic(tmp_path: Path) -> None:
         assert "random" in result.stderr.decode()
     first = weights.model_param_file(tmp_path / "a", 4).read_bytes()
     assert first == weights.model_param_file(tmp_path / "b", 4).read_bytes()
-    with np.load(weights.model_param_file(tmp_path / "a", 3)) as m3, np.load(
-        weights.model_param_file(tmp_path / "a", 4)
-    ) as m4:
+    with (
+        np.load(weights.model_param_file(tmp_path / "a", 3)) as m3,
+        np.load(weights.model_param_file(tmp_path / "a", 4)) as m4,
+    ):
         key = m3.files[0]
         assert not np.array_equal(m3[key], m4[key])  # five different models
     bad = foldserve("weights", "make-test", "--out", str(tmp_path / "c"), "--blocks", "0")

@@ -40,10 +40,14 @@ def parse_models(text: str) -> tuple[int, ...]:
 
 def predict_command(
     msa_path: Annotated[str, typer.Option("--msa", help="MSA file in any supported format.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Where the best model goes (PDB).")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Where the best model goes (PDB).")
+    ],
     out_dir: Annotated[
         Path | None,
-        typer.Option(help="Directory for all outputs (default: OUTPUT without .pdb + _prediction)."),
+        typer.Option(
+            help="Directory for all outputs (default: OUTPUT without .pdb + _prediction)."
+        ),
     ] = None,
     models: Annotated[str, typer.Option(help="AlphaFold2 pTM models to run.")] = "1,2,3,4,5",
     num_recycles: Annotated[int, typer.Option(help="Recycling iterations.")] = 3,
@@ -54,7 +58,8 @@ def predict_command(
     num_seeds: Annotated[int, typer.Option(help="Seeds per model.")] = 1,
     rank_by: Annotated[str, typer.Option(help="Rank models by plddt or ptm.")] = "plddt",
     params_dir: Annotated[
-        Path | None, typer.Option(help="Weights directory (default: $PARAM_DIR or ~/.cache/foldserve).")
+        Path | None,
+        typer.Option(help="Weights directory (default: $PARAM_DIR or ~/.cache/foldserve)."),
     ] = None,
     msa_format: Annotated[str, typer.Option("--format", "-f", help="MSA format or auto.")] = "auto",
     query: Annotated[str | None, typer.Option(help="Name of the query row.")] = None,
@@ -65,10 +70,14 @@ def predict_command(
 ) -> None:
     """Predict structures from an MSA with AlphaFold2, in this process."""
     if rank_by not in ("plddt", "ptm"):
-        raise UserInputError(f"unknown ranking {rank_by!r}", where="--rank-by", fix="use plddt or ptm")
+        raise UserInputError(
+            f"unknown ranking {rank_by!r}", where="--rank-by", fix="use plddt or ptm"
+        )
     if precision not in ("auto", "bfloat16", "float32"):
         raise UserInputError(
-            f"unknown precision {precision!r}", where="--precision", fix="use auto, bfloat16 or float32"
+            f"unknown precision {precision!r}",
+            where="--precision",
+            fix="use auto, bfloat16 or float32",
         )
     rank: RankBy = "ptm" if rank_by == "ptm" else "plddt"
     try:

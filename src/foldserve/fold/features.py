@@ -45,7 +45,7 @@ class InputShape:
 
 
 def msa_sizes(depth: int) -> tuple[int, int]:
-    """Cluster centres and extra rows for an MSA of ``depth`` rows: ColabFold's rule for one query."""
+    """Cluster centres and extra rows for ``depth`` rows: ColabFold's rule for one query."""
     clusters = min(depth, MAX_MSA_CLUSTERS)
     extra = max(min(depth - clusters, MAX_EXTRA_MSA), 1)
     return clusters, extra

@@ -65,4 +65,3 @@ def reduced_depth_hint(shape: InputShape) -> str:
             "or run on a GPU with more memory"
         )
     return "run on a GPU with more memory, or predict a shorter part of the sequence"
-

@@ -86,7 +86,7 @@ def make_test_weights(
         target = model_param_file(param_dir, number)
         partial = target.with_suffix(".npz.partial")
         with partial.open("wb") as handle:
-            np.savez(handle, **arrays)
+            np.savez(handle, **arrays)  # type: ignore[arg-type]
         partial.replace(target)
         files.append(target)
     marker = {
@@ -102,7 +102,7 @@ def make_test_weights(
 
 
 def _official_shapes(evoformer_blocks: int, *, templates: bool) -> dict[str, tuple[int, ...]]:
-    """Trace the AlphaFold2 pTM network and return ``{"scope//name": shape}`` as DeepMind names them."""
+    """Trace the pTM network; return ``{"scope//name": shape}`` under DeepMind's names."""
     import jax
     from alphafold.model import config, features, model, utils
 

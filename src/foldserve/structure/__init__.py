@@ -1,1 +1,1 @@
-"""Protein structures: writing predicted models with their confidences; (later) reading and metrics."""
+"""Protein structures: writing predicted models with their confidences; later reading, metrics."""

@@ -49,9 +49,7 @@ def to_pdb(model: ModelCoordinates, *, remarks: list[str], test_weights: bool) -
     return header + str(protein.to_pdb(model._protein()))
 
 
-def to_mmcif(
-    model: ModelCoordinates, *, name: str, remarks: list[str], test_weights: bool
-) -> str:
+def to_mmcif(model: ModelCoordinates, *, name: str, remarks: list[str], test_weights: bool) -> str:
     """mmCIF text from AlphaFold's writer, with the remarks as comments after ``data_``."""
     from alphafold.common import protein
 
