@@ -6,8 +6,8 @@ What it measures, in one run, on the same MSAs and the same full-depth (48-block
   one ``foldserve.Predictor`` (parameters loaded once, compiled functions kept per shape
   bucket), each job's wall time including writing its output directory; against
   ``colabfold_batch JOB.a3m OUT`` started once per job (what users script today), wall time of
-  the whole process. Both: one model (model 1), 3 recycles, seed 0, bfloat16 (``colabfold_batch`` has no
-  switch for float32, so foldserve runs at ColabFold's precision).
+  the whole process. Both: one model (model 1), 3 recycles, seed 0, bfloat16
+  (``colabfold_batch`` has no switch for float32, so foldserve runs at ColabFold's precision).
 * Per length, how much of a warm job is model time (the network's forward passes) and how much
   is everything else (features, padding, output files).
 * Cold start, new process to first result: ``foldserve predict`` on the smallest job with an
@@ -117,7 +117,7 @@ def colabfold_per_job(weights: Path, inputs: list[Path], out: Path) -> list[floa
             "--model-order",
             str(MODEL),
             "--num-recycle",
-            str(RECYCLES),  # fmt: skip
+            str(RECYCLES),
         ]
         tick = time.perf_counter()
         subprocess.run(command, check=True, capture_output=True)
