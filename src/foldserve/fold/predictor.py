@@ -182,8 +182,10 @@ class Predictor:
                 model_name = f"model_{number}_ptm"
                 tick = time.perf_counter()
                 params = self._model_params(number)
+                timings["load_params"] = timings.get("load_params", 0.0) + _since(tick)
+                tick = time.perf_counter()
                 apply = self._compiled_apply(shape, params, batch, report, model_name)
-                timings["compile"] = timings.get("compile", 0.0) + time.perf_counter() - tick
+                timings["compile"] = timings.get("compile", 0.0) + _since(tick)
                 run = self._run_model(
                     apply,
                     params,
@@ -329,6 +331,10 @@ class _Reporter:
             from dataclasses import replace
 
             self.callback(replace(event, run_index=self.run_index, num_runs=self.num_runs))
+
+
+def _since(tick: float) -> float:
+    return time.perf_counter() - tick
 
 
 def _recycle_slice(batch: dict[str, Any], recycle: int) -> dict[str, Any]:
