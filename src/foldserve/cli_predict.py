@@ -69,25 +69,21 @@ def predict_command(
     ] = "auto",
 ) -> None:
     """Predict structures from an MSA with AlphaFold2, in this process."""
-    if rank_by not in ("plddt", "ptm"):
-        raise UserInputError(
-            f"unknown ranking {rank_by!r}", where="--rank-by", fix="use plddt or ptm"
-        )
     if precision not in ("auto", "bfloat16", "float32"):
         raise UserInputError(
             f"unknown precision {precision!r}",
             where="--precision",
             fix="use auto, bfloat16 or float32",
         )
-    rank: RankBy = "ptm" if rank_by == "ptm" else "plddt"
+    model_numbers = parse_models(models)
     try:
         options = PredictOptions(
-            models=parse_models(models),
+            models=model_numbers,
             num_recycles=num_recycles,
             recycle_early_stop_tolerance=recycle_early_stop_tolerance,
             seed=seed,
             num_seeds=num_seeds,
-            rank_by=rank,
+            rank_by=cast(RankBy, rank_by),
             templates=templates,
         )
     except UserInputError as exc:

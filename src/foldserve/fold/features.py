@@ -87,7 +87,7 @@ def process_features(
     seed: int,
     num_recycles: int,
     depth: int,
-    shape: InputShape | None = None,
+    shape: InputShape,
 ) -> FeatureDict:
     """Sample and featurise the MSA as DeepMind's pipeline does, then pad to ``shape``.
 
@@ -108,17 +108,16 @@ def process_features(
     )
     iterations = processed["aatype"].shape[0]
     processed["asym_id"] = np.tile(raw["asym_id"], iterations).reshape(iterations, -1)
-    if shape is not None:
-        schema = {key: [None, *value] for key, value in dict(config.data.eval.feat).items()}
-        processed = make_fixed_size(
-            processed,
-            schema,
-            msa_cluster_size=shape.clusters,
-            extra_msa_size=shape.extra,
-            num_res=shape.length,
-            num_templates=4,
-        )
-    return processed
+    schema = {key: [None, *value] for key, value in dict(config.data.eval.feat).items()}
+    padded: FeatureDict = make_fixed_size(
+        processed,
+        schema,
+        msa_cluster_size=shape.clusters,
+        extra_msa_size=shape.extra,
+        num_res=shape.length,
+        num_templates=4,
+    )
+    return padded
 
 
 def tiny_raw_features() -> FeatureDict:

@@ -41,11 +41,14 @@ class Network:
     apply: Any
     param_keys: frozenset[str]
     evoformer_blocks: int
-    bfloat16: bool
 
 
-def build_network(param_dir: Path, *, bfloat16: bool) -> Network:
-    """Configure and jit the network for the weights in ``param_dir``."""
+def build_network(param_dir: Path, model_3_params: Params, *, bfloat16: bool) -> Network:
+    """Configure and jit the network for the weights in ``param_dir``.
+
+    ``model_3_params`` (from :func:`load_params`) are the template-free parameter set every
+    model is reduced to; the caller keeps them, so they are loaded once.
+    """
     from alphafold.model import config, model
     from colabfold.alphafold.models import _compile_jit_kwargs
 
@@ -68,13 +71,12 @@ def build_network(param_dir: Path, *, bfloat16: bool) -> Network:
     cfg.model.heads.masked_msa.weight = 0.0
     cfg.model.heads.experimentally_resolved.weight = 0.0
     cfg.data.eval.num_ensemble = 1
-    runner = model.RunModel(cfg, load_params(param_dir, 3), jit_kwargs=_compile_jit_kwargs("tuned"))
+    runner = model.RunModel(cfg, model_3_params, jit_kwargs=_compile_jit_kwargs("tuned"))
     return Network(
         config=runner.config,
         apply=runner.apply,
         param_keys=frozenset(runner.params),
         evoformer_blocks=blocks,
-        bfloat16=bfloat16,
     )
 
 

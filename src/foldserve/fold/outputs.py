@@ -33,21 +33,13 @@ def confidence_category(plddt: float) -> str:
     return "D"
 
 
-def model_coordinates(prediction: Prediction, run: ModelRun) -> ModelCoordinates:
+def _coordinates(prediction: Prediction, run: ModelRun) -> ModelCoordinates:
     return ModelCoordinates(
         aatype=prediction.aatype,
         residue_index=prediction.residue_index + 1,
         positions=run.positions,
         atom_mask=run.atom_mask,
         plddt=run.plddt,
-    )
-
-
-def pdb_text(prediction: Prediction, run: ModelRun) -> str:
-    return to_pdb(
-        model_coordinates(prediction, run),
-        remarks=_remarks(prediction, run),
-        test_weights=prediction.test_weights,
     )
 
 
@@ -64,22 +56,16 @@ def write_prediction(prediction: Prediction, out_dir: Path) -> dict[str, Path]:
         files[name] = path
 
     test = prediction.test_weights
-    for run in prediction.ranked:
-        put(f"unrelaxed_{run.name}.pdb", pdb_text(prediction, run))
+    for rank, run in enumerate(prediction.ranked):
+        coordinates = _coordinates(prediction, run)
+        remarks = _remarks(prediction, run)
+        pdb = to_pdb(coordinates, remarks=remarks, test_weights=test)
+        put(f"unrelaxed_{run.name}.pdb", pdb)
+        put(f"ranked_{rank}.pdb", pdb)
+        cif = to_mmcif(coordinates, name=f"ranked_{rank}", remarks=remarks, test_weights=test)
+        put(f"ranked_{rank}.cif", cif)
         put(f"pae_{run.name}.json", _dumps([_pae_record(run, test)]))
         put(f"confidence_{run.name}.json", _dumps(_confidence_record(run, test)))
-    for rank, run in enumerate(prediction.ranked):
-        put(f"ranked_{rank}.pdb", pdb_text(prediction, run))
-        coordinates = model_coordinates(prediction, run)
-        put(
-            f"ranked_{rank}.cif",
-            to_mmcif(
-                coordinates,
-                name=f"ranked_{rank}",
-                remarks=_remarks(prediction, run),
-                test_weights=test,
-            ),
-        )
     put("ranking_debug.json", _dumps(ranking_debug(prediction), indent=2))
     put("timings.json", _dumps({**_rounded(prediction.timings), "test_weights": test}, indent=2))
     put("scores.json", scores_json(prediction))

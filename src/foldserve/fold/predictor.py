@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,6 +35,7 @@ from foldserve.fold.results import (
 )
 from foldserve.fold.shapes import GIB, bucket_shape, estimate_bytes, exact_shape, reduced_depth_hint
 from foldserve.fold.weights import (
+    MODEL_NUMBERS,
     is_test_weights,
     model_param_file,
     resolve_param_dir,
@@ -91,7 +93,7 @@ class Predictor:
         import jax
 
         self.param_dir = resolve_param_dir(Path(param_dir) if param_dir is not None else None)
-        missing = [n for n in (1, 2, 3, 4, 5) if not model_param_file(self.param_dir, n).is_file()]
+        missing = [n for n in MODEL_NUMBERS if not model_param_file(self.param_dir, n).is_file()]
         if 3 in missing:
             raise UserInputError(
                 f"no AlphaFold2 parameters in {self.param_dir / 'params'}",
@@ -99,7 +101,7 @@ class Predictor:
                 fix="run `foldserve weights fetch`, or `foldserve weights make-test` for random "
                 "test weights, or point --params-dir / PARAM_DIR at an existing copy",
             )
-        self.available_models = tuple(n for n in (1, 2, 3, 4, 5) if n not in missing)
+        self.available_models = tuple(n for n in MODEL_NUMBERS if n not in missing)
         self.test_weights = is_test_weights(self.param_dir)
         if compile_cache:
             enable_compile_cache(self.param_dir / COMPILE_CACHE_DIRNAME)
@@ -109,8 +111,9 @@ class Predictor:
         self.bucketing = bucketing
         self.device, device_bytes = device_description()
         self.memory_limit_bytes = memory_limit_bytes or device_bytes
-        self._network = network.build_network(self.param_dir, bfloat16=self.bfloat16)
-        self._params: dict[int, network.Params] = {}
+        model_3 = network.load_params(self.param_dir, 3)
+        self._network = network.build_network(self.param_dir, model_3, bfloat16=self.bfloat16)
+        self._params: dict[int, network.Params] = {3: model_3}
         self._compiled: dict[InputShape, Any] = {}
         self.compile_count = 0
 
@@ -163,7 +166,7 @@ class Predictor:
         tick = time.perf_counter()
         raw = raw_features(msa)
         shape = self.shape_for(msa)
-        timings["features"] = time.perf_counter() - tick
+        timings["features"] = _since(tick)
 
         runs: list[ModelRun] = []
         num_runs = len(options.models) * options.num_seeds
@@ -175,9 +178,9 @@ class Predictor:
                 seed=seed,
                 num_recycles=options.num_recycles,
                 depth=len(msa),
-                shape=shape if self.bucketing else None,
+                shape=shape,
             )
-            timings[f"process_features_pred_{seed}"] = time.perf_counter() - tick
+            timings[f"process_features_pred_{seed}"] = _since(tick)
             for number in options.models:
                 model_name = f"model_{number}_ptm"
                 tick = time.perf_counter()
@@ -202,7 +205,7 @@ class Predictor:
 
         ranked = tuple(sorted(runs, key=lambda r: r.score(options.rank_by), reverse=True))
         timings["predict"] = sum(r.seconds for r in runs)
-        timings["total"] = time.perf_counter() - started
+        timings["total"] = _since(started)
         report(ProgressEvent(stage="done", elapsed=timings["total"]))
         length = msa.query_length
         return Prediction(
@@ -301,7 +304,7 @@ class Predictor:
             mean_plddt=float(result["mean_plddt"]),
             recycles=recycle,
             tolerance=float(result["tol"]) if recycle > 0 else None,
-            seconds=time.perf_counter() - tick,
+            seconds=_since(tick),
         )
 
 
@@ -321,15 +324,13 @@ class _Reporter:
         self.num_runs = num_runs
 
     def elapsed(self) -> float:
-        return time.perf_counter() - self.started
+        return _since(self.started)
 
     def at(self, *, run_index: int, num_runs: int) -> _Reporter:
         return _Reporter(self.callback, self.started, run_index, num_runs)
 
     def __call__(self, event: ProgressEvent) -> None:
         if self.callback is not None:
-            from dataclasses import replace
-
             self.callback(replace(event, run_index=self.run_index, num_runs=self.num_runs))
 
 

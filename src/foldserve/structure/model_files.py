@@ -42,10 +42,7 @@ def to_pdb(model: ModelCoordinates, *, remarks: list[str], test_weights: bool) -
     """PDB text: ``REMARK 1`` lines, then AlphaFold's ATOM records."""
     from alphafold.common import protein
 
-    lines = list(remarks)
-    if test_weights:
-        lines.insert(0, TEST_WEIGHTS_NOTICE.upper())
-    header = "".join(f"REMARK   1 {line[:69]}\n" for line in lines)
+    header = "".join(f"REMARK   1 {line[:69]}\n" for line in _header(remarks, test_weights))
     return header + str(protein.to_pdb(model._protein()))
 
 
@@ -54,9 +51,11 @@ def to_mmcif(model: ModelCoordinates, *, name: str, remarks: list[str], test_wei
     from alphafold.common import protein
 
     text = str(protein.to_mmcif(model._protein(), file_id=name, model_type="Monomer"))
-    lines = list(remarks)
-    if test_weights:
-        lines.insert(0, TEST_WEIGHTS_NOTICE.upper())
-    comments = "".join(f"# {line}\n" for line in lines)
+    comments = "".join(f"# {line}\n" for line in _header(remarks, test_weights))
     first_line_end = text.index("\n") + 1
     return text[:first_line_end] + comments + text[first_line_end:]
+
+
+def _header(remarks: list[str], test_weights: bool) -> list[str]:
+    """The provenance lines, led by the test-weights notice when it applies."""
+    return [TEST_WEIGHTS_NOTICE.upper(), *remarks] if test_weights else list(remarks)
