@@ -1,7 +1,8 @@
 """foldserve: protein structure prediction from the multiple sequence alignment you already have.
 
 ``foldserve.Predictor`` and ``foldserve.PredictOptions`` are the Python API of the AlphaFold2
-engine; they are imported on first use, so ``import foldserve`` stays fast.
+engine, ``foldserve.Client`` that of remote endpoints (RunPod or ``foldserve serve``); they are
+imported on first use, so ``import foldserve`` stays fast.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ except PackageNotFoundError:  # running from a source tree without an install
 if TYPE_CHECKING:
     from foldserve.fold.predictor import Predictor
     from foldserve.fold.results import PredictOptions
+    from foldserve.service.client import Client
 
-__all__ = ["PredictOptions", "Predictor", "__version__"]
+__all__ = ["Client", "PredictOptions", "Predictor", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
@@ -30,4 +32,8 @@ def __getattr__(name: str) -> Any:
         from foldserve.fold.results import PredictOptions
 
         return PredictOptions
+    if name == "Client":
+        from foldserve.service.client import Client
+
+        return Client
     raise AttributeError(f"module 'foldserve' has no attribute {name!r}")

@@ -13,10 +13,13 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from foldserve import __version__, msa
+from foldserve.cli_client import cancel_command, fetch_command, status_command, submit_command
 from foldserve.cli_predict import predict_command
+from foldserve.cli_serve import serve_command
 from foldserve.cli_weights import weights_app
 from foldserve.errors import UserInputError
 from foldserve.msa.stats import MsaReport
@@ -33,6 +36,11 @@ msa_app = typer.Typer(
 app.add_typer(msa_app, name="msa")
 app.add_typer(weights_app, name="weights")
 app.command("predict")(predict_command)
+app.command("submit")(submit_command)
+app.command("status")(status_command)
+app.command("fetch")(fetch_command)
+app.command("cancel")(cancel_command)
+app.command("serve")(serve_command)
 
 out = Console()
 err = Console(stderr=True)
@@ -233,7 +241,9 @@ def main() -> None:
     try:
         app(standalone_mode=True)
     except UserInputError as exc:
-        err.print(f"[bold red]error:[/bold red] {exc.one_line()}", highlight=False, soft_wrap=True)
+        err.print(
+            f"[bold red]error:[/bold red] {escape(exc.one_line())}", highlight=False, soft_wrap=True
+        )
         raise SystemExit(exc.exit_code) from None
     except KeyboardInterrupt:
         err.print("interrupted")

@@ -27,10 +27,11 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
-import httpx
 from filelock import FileLock
 
+from foldserve import remote
 from foldserve.errors import UserInputError
+from foldserve.remote import Opened
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -51,7 +52,6 @@ _INCOMING = ".incoming-"
 _OUTGOING = ".outgoing-"
 _RESERVED = frozenset({MANIFEST, SOURCE_RECORD, TEST_WEIGHTS_MARKER})
 _CHUNK = 1 << 20
-_READ_TIMEOUT = 60.0
 
 Progress = Callable[[int, int | None], None]
 
@@ -273,91 +273,22 @@ def _bad_archive(source: str, why: str) -> WeightsError:
     )
 
 
-class _SourceFailed(Exception):
-    """A source that could not be read; :func:`_open_source` says where and what to do."""
-
-
-_Opened = tuple[Iterator[bytes], int | None]
-
-
 @contextlib.contextmanager
-def _open_source(source: str, connect_timeout: float, param_dir: Path) -> Iterator[_Opened]:
+def _open_source(source: str, connect_timeout: float, param_dir: Path) -> Iterator[Opened]:
     """The archive's bytes and, when known, its size; failures, even mid-stream, as one line."""
-    openers = {"http": _http, "https": _http, "s3": _s3, "": _local}
-    opener = openers.get(urlparse(source).scheme)
-    if opener is None:
+    if not remote.supported(source):
         raise WeightsError(
             "cannot fetch from this kind of source",
             where=source,
             fix="give an http(s):// or s3:// URL or a local file",
         )
     try:
-        with opener(source, connect_timeout) as opened:
+        with remote.open_source(source, connect_timeout=connect_timeout) as opened:
             yield opened
-    except _SourceFailed as exc:
+    except remote.SourceFailed as exc:
         raise WeightsError(
             f"could not fetch the AlphaFold2 weights ({exc})", where=source, fix=_by_hand(param_dir)
         ) from exc.__cause__
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
-
-
-@contextlib.contextmanager
-def _http(url: str, connect_timeout: float) -> Iterator[_Opened]:
-    # No retries and a short connect timeout: offline workers fail in seconds, not minutes.
-    timeout = httpx.Timeout(_READ_TIMEOUT, connect=connect_timeout)
-    try:
-        with (
-            httpx.Client(timeout=timeout, follow_redirects=True) as client,
-            # Identity encoding keeps Content-Length the size of the archive itself.
-            client.stream("GET", url, headers={"Accept-Encoding": "identity"}) as response,
-        ):
-            response.raise_for_status()
-            length = response.headers.get("Content-Length")
-            yield response.iter_bytes(), int(length) if length else None
-    except httpx.HTTPStatusError as exc:
-        response = exc.response
-        raise _SourceFailed(f"HTTP {response.status_code} {response.reason_phrase}") from exc
-    except (httpx.HTTPError, httpx.InvalidURL) as exc:
-        raise _SourceFailed(_first_line(exc)) from exc
-
-
-@contextlib.contextmanager
-def _s3(url: str, connect_timeout: float) -> Iterator[_Opened]:
-    import boto3
-    from botocore.config import Config
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    parsed = urlparse(url)
-    bucket, key = parsed.netloc, parsed.path.lstrip("/")
-    if not bucket or not key:
-        raise _SourceFailed("an S3 source is s3://bucket/key")
-    endpoint = os.environ.get("BUCKET_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL")
-    config = Config(
-        connect_timeout=connect_timeout,
-        read_timeout=_READ_TIMEOUT,
-        retries={"total_max_attempts": 1, "mode": "standard"},
-    )
-    try:
-        client = boto3.client("s3", endpoint_url=endpoint or None, config=config)
-        response = client.get_object(Bucket=bucket, Key=key)
-        with contextlib.closing(response["Body"]) as body:
-            yield body.iter_chunks(_CHUNK), int(response["ContentLength"])
-    except (BotoCoreError, ClientError) as exc:
-        raise _SourceFailed(_first_line(exc)) from exc
-
-
-@contextlib.contextmanager
-def _local(path: str, connect_timeout: float) -> Iterator[_Opened]:
-    try:
-        handle = open(path, "rb")  # noqa: SIM115 - closed by the with below
-    except OSError as exc:
-        raise _SourceFailed(exc.strerror or str(exc)) from exc
-    with handle:
-        yield iter(lambda: handle.read(_CHUNK), b""), os.fstat(handle.fileno()).st_size
 
 
 class _MeteredStream(io.RawIOBase):

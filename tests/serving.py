@@ -1,0 +1,133 @@
+"""A real ``foldserve serve`` process on 127.0.0.1 for the service tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from foldserve.service import layout
+from foldserve.service.store import JobStore
+
+API_KEY = "test-key-0123456789"
+SMALL_MSA = "msa/a3m/colabfold_Q60262_uniref_env_small.a3m"  # 62 residues, 6 rows
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    base: str  # http://127.0.0.1:PORT/v2/local
+    data_dir: Path
+    log: Path
+
+    @property
+    def root(self) -> str:
+        return self.base.rsplit("/v2/", 1)[0]
+
+    @property
+    def store(self) -> JobStore:
+        return JobStore(layout.database(self.data_dir))
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {API_KEY}", **kwargs.pop("headers", {})}
+        return httpx.request(method, self.base + path, headers=headers, timeout=60, **kwargs)
+
+    def status(self, job_id: str) -> dict[str, Any]:
+        response = self.request("GET", f"/status/{job_id}")
+        response.raise_for_status()
+        body: dict[str, Any] = response.json()
+        return body
+
+    def submit(self, job_input: dict[str, Any], **body: Any) -> str:
+        response = self.request("POST", "/run", json={"input": job_input, **body})
+        assert response.status_code == 200, response.text
+        job_id: str = response.json()["id"]
+        return job_id
+
+    def wait_for(self, job_id: str, until: Any, timeout: float = 240) -> dict[str, Any]:
+        """Poll until ``until(status_body)`` is true."""
+        deadline = time.monotonic() + timeout
+        while True:
+            body = self.status(job_id)
+            if until(body):
+                return body
+            assert time.monotonic() < deadline, f"gave up waiting; last status {body}"
+            time.sleep(0.2)
+
+    def wait_finished(self, job_id: str, timeout: float = 240) -> dict[str, Any]:
+        return self.wait_for(
+            job_id, lambda b: b["status"] not in ("IN_QUEUE", "IN_PROGRESS"), timeout
+        )
+
+    def worker_pid(self, name: str = "worker-0") -> int:
+        (row,) = [w for w in self.store.workers() if w.name == name]
+        return row.pid
+
+    def wait_idle_workers(self, count: int, timeout: float = 180) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise AssertionError(f"server exited:\n{self.log.read_text()}")
+            try:
+                health = self.request("GET", "/health").json()
+                if health["workers"]["idle"] >= count:
+                    return
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, self.log.read_text()
+            time.sleep(0.2)
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+
+@contextmanager
+def running_server(
+    data_dir: Path, params: Path, *extra: str, workers: int = 1, wait: bool = True
+) -> Iterator[Server]:
+    """Start ``foldserve serve``; stop it (SIGTERM) on the way out unless already dead."""
+    port = free_port()
+    log = data_dir.parent / f"{data_dir.name}-server-{port}.log"
+    env = {**os.environ, "FOLDSERVE_API_KEY": API_KEY}
+    command = [
+        sys.executable, "-m", "foldserve.cli", "serve",
+        "--port", str(port), "--data-dir", str(data_dir), "--params-dir", str(params),
+        "--workers", str(workers), *extra,
+    ]  # fmt: skip
+    with log.open("ab") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env)
+    server = Server(process, f"http://127.0.0.1:{port}/v2/local", data_dir, log)
+    try:
+        if wait:
+            server.wait_idle_workers(workers)
+        yield server
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def small_job(data: Path, **options: Any) -> dict[str, Any]:
+    """A job on the 62-residue Q60262 MSA, one model, one recycle unless told otherwise."""
+    return {"msa": data.read_text(), "models": [1], "num_recycles": 1, **options}
