@@ -12,7 +12,7 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -20,10 +20,20 @@ from rich.panel import Panel
 from rich.table import Table
 
 from foldserve.cli_batch import check_batch_flags, submit_batch
-from foldserve.cli_predict import TEST_WEIGHTS_WARNING, parse_models
+from foldserve.cli_options import (
+    TEST_WEIGHTS_WARNING,
+    ModelsOption,
+    MsaFormatOption,
+    NumRecyclesOption,
+    NumSeedsOption,
+    QueryOption,
+    RankByOption,
+    SeedOption,
+    ToleranceOption,
+    predict_options,
+)
 from foldserve.config import Endpoint, resolve_endpoint
 from foldserve.errors import UserInputError
-from foldserve.fold.results import PredictOptions, RankBy
 from foldserve.service import job_records
 from foldserve.service.client import (
     Client,
@@ -86,16 +96,14 @@ def submit_command(
     concurrency: Annotated[
         int, typer.Option(help="With --msa-dir: jobs followed at the same time.")
     ] = 4,
-    models: Annotated[str, typer.Option(help="AlphaFold2 pTM models to run.")] = "1,2,3,4,5",
-    num_recycles: Annotated[int, typer.Option(help="Recycling iterations.")] = 3,
-    recycle_early_stop_tolerance: Annotated[
-        float | None, typer.Option(help="Stop recycling once CA positions move less (Å).")
-    ] = None,
-    seed: Annotated[int, typer.Option(help="First random seed.")] = 0,
-    num_seeds: Annotated[int, typer.Option(help="Seeds per model.")] = 1,
-    rank_by: Annotated[str, typer.Option(help="Rank models by plddt or ptm.")] = "plddt",
-    msa_format: Annotated[str, typer.Option("--format", "-f", help="MSA format or auto.")] = "auto",
-    query: Annotated[str | None, typer.Option(help="Name of the query row.")] = None,
+    models: ModelsOption = "1,2,3,4,5",
+    num_recycles: NumRecyclesOption = 3,
+    recycle_early_stop_tolerance: ToleranceOption = None,
+    seed: SeedOption = 0,
+    num_seeds: NumSeedsOption = 1,
+    rank_by: RankByOption = "plddt",
+    msa_format: MsaFormatOption = "auto",
+    query: QueryOption = None,
     timeout: Annotated[
         float, typer.Option("--timeout", help="Execution timeout on the endpoint, in seconds.")
     ] = 3600.0,
@@ -114,7 +122,9 @@ def submit_command(
             where="--timeout",
             fix="give more than 0 and at most 604800 seconds (7 days)",
         )
-    options = _options(models, num_recycles, recycle_early_stop_tolerance, seed, num_seeds, rank_by)
+    options = predict_options(
+        models, num_recycles, recycle_early_stop_tolerance, seed, num_seeds, rank_by
+    )
     endpoint = resolve_endpoint(url, endpoint_id, profile)
     if msa_dir is not None:
         check_batch_flags(output, out_dir, no_wait, concurrency, msa_format, query)
@@ -163,30 +173,6 @@ def _submit_one(
         assert output is not None and directory is not None
         state = _follow(client, record, offer_cancel=True)
         _save_results(client, state, directory, output)
-
-
-def _options(
-    models: str,
-    num_recycles: int,
-    recycle_early_stop_tolerance: float | None,
-    seed: int,
-    num_seeds: int,
-    rank_by: str,
-) -> PredictOptions:
-    model_numbers = parse_models(models)
-    try:
-        return PredictOptions(
-            models=model_numbers,
-            num_recycles=num_recycles,
-            recycle_early_stop_tolerance=recycle_early_stop_tolerance,
-            seed=seed,
-            num_seeds=num_seeds,
-            rank_by=cast(RankBy, rank_by),
-        )
-    except UserInputError as exc:
-        # The options name JSON fields; on the command line the flag is what the user typed.
-        flag = f"--{(exc.where or '').replace('_', '-')}"
-        raise UserInputError(exc.problem, where=flag, fix=exc.fix) from None
 
 
 def _follow(client: Client, record: JobRecord, *, offer_cancel: bool) -> JobState:

@@ -12,30 +12,26 @@ from rich.panel import Panel
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from foldserve.cli_options import (
+    TEST_WEIGHTS_WARNING,
+    ModelsOption,
+    MsaFormatOption,
+    NumRecyclesOption,
+    NumSeedsOption,
+    QueryOption,
+    RankByOption,
+    SeedOption,
+    ToleranceOption,
+    predict_options,
+)
 from foldserve.errors import UserInputError
 from foldserve.fold.outputs import write_prediction
 from foldserve.fold.predictor import Precision, Predictor
-from foldserve.fold.results import Prediction, PredictOptions, ProgressEvent, RankBy
+from foldserve.fold.results import Prediction, PredictOptions, ProgressEvent
 from foldserve.msa.model import Msa
 from foldserve.msa.reading import read
 
 err = Console(stderr=True)
-
-TEST_WEIGHTS_WARNING = (
-    "[bold]These are random TEST WEIGHTS, not AlphaFold's parameters.[/bold]\n"
-    "The models below exercise the real network but are not protein structures.\n"
-    "Install the real weights with `foldserve weights fetch`."
-)
-
-
-def parse_models(text: str) -> tuple[int, ...]:
-    """``"1,2,3"`` → ``(1, 2, 3)``; a clear error for anything else."""
-    try:
-        return tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise UserInputError(
-            f"cannot read model list {text!r}", where="--models", fix="write e.g. --models 1,2,3"
-        ) from None
 
 
 def predict_command(
@@ -49,20 +45,18 @@ def predict_command(
             help="Directory for all outputs (default: OUTPUT without .pdb + _prediction)."
         ),
     ] = None,
-    models: Annotated[str, typer.Option(help="AlphaFold2 pTM models to run.")] = "1,2,3,4,5",
-    num_recycles: Annotated[int, typer.Option(help="Recycling iterations.")] = 3,
-    recycle_early_stop_tolerance: Annotated[
-        float | None, typer.Option(help="Stop recycling once CA positions move less (Å).")
-    ] = None,
-    seed: Annotated[int, typer.Option(help="First random seed.")] = 0,
-    num_seeds: Annotated[int, typer.Option(help="Seeds per model.")] = 1,
-    rank_by: Annotated[str, typer.Option(help="Rank models by plddt or ptm.")] = "plddt",
+    models: ModelsOption = "1,2,3,4,5",
+    num_recycles: NumRecyclesOption = 3,
+    recycle_early_stop_tolerance: ToleranceOption = None,
+    seed: SeedOption = 0,
+    num_seeds: NumSeedsOption = 1,
+    rank_by: RankByOption = "plddt",
     params_dir: Annotated[
         Path | None,
         typer.Option(help="Weights directory (default: $PARAM_DIR or ~/.cache/foldserve)."),
     ] = None,
-    msa_format: Annotated[str, typer.Option("--format", "-f", help="MSA format or auto.")] = "auto",
-    query: Annotated[str | None, typer.Option(help="Name of the query row.")] = None,
+    msa_format: MsaFormatOption = "auto",
+    query: QueryOption = None,
     templates: Annotated[bool, typer.Option(help="Use templates (not supported yet).")] = False,
     precision: Annotated[
         str, typer.Option(help="auto (bfloat16 on GPU, float32 on CPU), bfloat16 or float32.")
@@ -75,21 +69,15 @@ def predict_command(
             where="--precision",
             fix="use auto, bfloat16 or float32",
         )
-    model_numbers = parse_models(models)
-    try:
-        options = PredictOptions(
-            models=model_numbers,
-            num_recycles=num_recycles,
-            recycle_early_stop_tolerance=recycle_early_stop_tolerance,
-            seed=seed,
-            num_seeds=num_seeds,
-            rank_by=cast(RankBy, rank_by),
-            templates=templates,
-        )
-    except UserInputError as exc:
-        # The options name JSON fields; on the command line the flag is what the user typed.
-        flag = f"--{(exc.where or '').replace('_', '-')}"
-        raise UserInputError(exc.problem, where=flag, fix=exc.fix) from None
+    options = predict_options(
+        models,
+        num_recycles,
+        recycle_early_stop_tolerance,
+        seed,
+        num_seeds,
+        rank_by,
+        templates=templates,
+    )
     alignment = read(msa_path, format=msa_format, query=query)
     for warning in alignment.warnings:
         err.print(f"[yellow]warning:[/yellow] {msa_path}: {warning}", highlight=False)

@@ -86,21 +86,23 @@ def ranking_debug(prediction: Prediction) -> dict[str, Any]:
     }
 
 
+def run_scores(rank: int, run: ModelRun) -> dict[str, Any]:
+    """One run's place and scores, as ``scores.json`` and the job output list them."""
+    return {
+        "rank": rank,
+        "model": run.model,
+        "seed": run.seed,
+        "mean_plddt": round(run.mean_plddt, 2),
+        "ptm": round(run.ptm, 4),
+        "max_pae": round(run.max_pae, 2),
+        "recycles": run.recycles,
+    }
+
+
 def scores_json(prediction: Prediction) -> str:
     """A JSON array with one line per run, best first."""
     lines = [
-        json.dumps(
-            {
-                "rank": rank,
-                "model": run.model,
-                "seed": run.seed,
-                "mean_plddt": round(run.mean_plddt, 2),
-                "ptm": round(run.ptm, 4),
-                "max_pae": round(run.max_pae, 2),
-                "recycles": run.recycles,
-                "test_weights": prediction.test_weights,
-            }
-        )
+        json.dumps({**run_scores(rank, run), "test_weights": prediction.test_weights})
         for rank, run in enumerate(prediction.ranked)
     ]
     return "[\n" + ",\n".join(lines) + "\n]\n"

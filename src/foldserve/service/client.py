@@ -25,7 +25,6 @@ from types import TracebackType
 from typing import Any
 
 from foldserve.config import Endpoint, resolve_endpoint
-from foldserve.errors import UserInputError
 from foldserve.fold.results import PredictOptions
 from foldserve.msa.model import Msa
 from foldserve.service.client_errors import (
@@ -39,7 +38,7 @@ from foldserve.service.client_errors import (
     WaitTimedOut,
 )
 from foldserve.service.job_request import JobRequest, build_request
-from foldserve.service.layout import FILE_NAME, JOB_ID
+from foldserve.service.layout import FILE_NAME, JOB_ID, checked_job_id
 from foldserve.service.schema import JobStatus, OutputKind
 from foldserve.service.transport import Transport, write_checked
 
@@ -104,14 +103,8 @@ def _seconds(milliseconds: Any) -> float | None:
 
 
 def check_job_id(job_id: str) -> str:
-    """``job_id`` if it is a well-formed id (it becomes part of URLs and file names)."""
-    if not JOB_ID.fullmatch(job_id):
-        raise UserInputError(
-            f"{job_id!r} is not a job id",
-            where="JOB",
-            fix="give the id printed by foldserve submit (letters, digits, - and _)",
-        )
-    return job_id
+    """``job_id`` if it is a well-formed id; the error names the command's JOB argument."""
+    return checked_job_id(job_id, where="JOB")
 
 
 class Client:

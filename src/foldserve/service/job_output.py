@@ -17,7 +17,7 @@ from typing import Any
 
 from foldserve import __version__
 from foldserve.fold.features import msa_sizes
-from foldserve.fold.outputs import ENGINE
+from foldserve.fold.outputs import ENGINE, run_scores
 from foldserve.fold.results import Prediction
 from foldserve.service.schema import OutputKind
 
@@ -81,18 +81,7 @@ def build_output(
             "sequence": msa.query_sequence,
         },
         "msa": {"depth": len(msa), "used": min(len(msa), clusters + extra)},
-        "ranking": [
-            {
-                "rank": rank,
-                "model": run.model,
-                "seed": run.seed,
-                "mean_plddt": round(run.mean_plddt, 2),
-                "ptm": round(run.ptm, 4),
-                "max_pae": round(run.max_pae, 2),
-                "recycles": run.recycles,
-            }
-            for rank, run in enumerate(prediction.ranked)
-        ],
+        "ranking": [run_scores(rank, run) for rank, run in enumerate(prediction.ranked)],
         "files": {},
         "timings": {key: round(value, 3) for key, value in timings.items()},
     }

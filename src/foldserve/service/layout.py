@@ -27,13 +27,16 @@ def server_lock(data_dir: Path) -> Path:
     return data_dir / "server.lock"
 
 
-def checked_job_id(job_id: str) -> str:
-    """``job_id`` when it is a well-formed id; a user error otherwise (no path tricks)."""
+def checked_job_id(job_id: str, *, where: str = "id") -> str:
+    """``job_id`` when it is a well-formed id; a user error otherwise (no path tricks).
+
+    Ids become parts of URLs and file names on both the server and the client.
+    """
     if not JOB_ID.fullmatch(job_id):
         raise UserInputError(
             f"{job_id[:80]!r} is not a job id",
-            where="id",
-            fix="use the id /run returned (letters, digits, '-' and '_')",
+            where=where,
+            fix="use the id /run or foldserve submit printed (letters, digits, '-' and '_')",
         )
     return job_id
 
