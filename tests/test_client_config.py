@@ -261,3 +261,21 @@ def test_damaged_record_is_a_user_error(tmp_path: Path) -> None:
     with pytest.raises(UserInputError, match="damaged") as caught:
         job_records.load("job-3")
     assert caught.value.where == str(path)
+
+
+def test_runpod_error_blobs_are_shown_as_their_message() -> None:
+    import json
+
+    from foldserve.service.client import JobState
+
+    blob = json.dumps(
+        {
+            "error_type": "<class 'foldserve.errors.UserInputError'>",
+            "error_message": "input.models: no AlphaFold2 model 7. Fix: choose among 1 to 5",
+            "error_traceback": "Traceback (most recent call last): ...",
+        }
+    )
+    state = JobState.from_json({"id": "j1", "status": "FAILED", "error": blob}, "j1")
+    assert state.error == "input.models: no AlphaFold2 model 7. Fix: choose among 1 to 5"
+    plain = JobState.from_json({"id": "j1", "status": "FAILED", "error": "worker died"}, "j1")
+    assert plain.error == "worker died"

@@ -18,6 +18,7 @@ from rich.table import Table
 
 from foldserve import __version__, msa
 from foldserve.cli_client import cancel_command, fetch_command, status_command, submit_command
+from foldserve.cli_deploy import deploy_app
 from foldserve.cli_predict import predict_command
 from foldserve.cli_serve import serve_command
 from foldserve.cli_weights import weights_app
@@ -35,6 +36,7 @@ msa_app = typer.Typer(
 )
 app.add_typer(msa_app, name="msa")
 app.add_typer(weights_app, name="weights")
+app.add_typer(deploy_app, name="deploy")
 app.command("predict")(predict_command)
 app.command("submit")(submit_command)
 app.command("status")(status_command)

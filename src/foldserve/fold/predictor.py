@@ -121,6 +121,15 @@ class Predictor:
     def evoformer_blocks(self) -> int:
         return self._network.evoformer_blocks
 
+    def load_all_params(self) -> None:
+        """Load every available model's parameters now rather than at its first use.
+
+        A serverless worker calls this at start, so no job pays for reading weights from the
+        network volume.
+        """
+        for number in self.available_models:
+            self._model_params(number)
+
     def shape_for(self, msa: Msa) -> InputShape:
         """The padded (or, without bucketing, exact) input shape ``msa`` runs at."""
         choose = bucket_shape if self.bucketing else exact_shape

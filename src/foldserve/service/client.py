@@ -94,8 +94,25 @@ class JobState:
             delay_time_s=_seconds(body.get("delayTime")),
             execution_time_s=_seconds(body.get("executionTime")),
             output=body.get("output"),
-            error=None if error is None else error if isinstance(error, str) else json.dumps(error),
+            error=None if error is None else _error_text(error),
         )
+
+
+def _error_text(error: Any) -> str:
+    """The job's error as one line.
+
+    RunPod's SDK reports a handler's exception as a JSON string holding ``error_message`` next
+    to a traceback; the message is what the user needs.
+    """
+    parsed = error
+    if isinstance(error, str):
+        try:
+            parsed = json.loads(error)
+        except json.JSONDecodeError:
+            return error
+    if isinstance(parsed, dict) and isinstance(parsed.get("error_message"), str):
+        return str(parsed["error_message"])
+    return error if isinstance(error, str) else json.dumps(error)
 
 
 def _seconds(milliseconds: Any) -> float | None:

@@ -1,0 +1,37 @@
+"""Progress for RunPod's ``/status``: every new stage or model at once, the rest throttled.
+
+Each update the SDK sends is an HTTP request from a fresh thread, and a prediction can report
+a recycle every few hundred milliseconds; the client polls far less often than that.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+Payload = dict[str, Any]
+
+
+class ThrottledProgress:
+    """Forward a payload when its stage or model is new, or ``interval`` seconds have passed."""
+
+    def __init__(
+        self,
+        send: Callable[[Payload], None],
+        interval: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._send = send
+        self._interval = interval
+        self._clock = clock
+        self._last_key: tuple[Any, Any] | None = None
+        self._last_sent = float("-inf")
+
+    def __call__(self, payload: Payload) -> None:
+        key = (payload.get("stage"), payload.get("model"))
+        now = self._clock()
+        if key == self._last_key and now - self._last_sent < self._interval:
+            return
+        self._last_key, self._last_sent = key, now
+        self._send(payload)
