@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench lock clean
+.PHONY: demo test lint typecheck unit bench lock clean viewer-js chromium
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,8 +49,19 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+unit: $(STAMP) viewer-js chromium
 	$(BIN)/pytest -q
+
+# The report's 3D viewer: 3Dmol.js from its npm package, pinned and integrity-checked
+# (src/foldserve/pipeline/viewer_js.py), kept out of git.
+viewer-js: $(STAMP)
+	$(BIN)/python -m foldserve.pipeline.viewer_js
+
+# The report test opens the page in headless Chromium (Debian's package).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+		sudo=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$sudo apt-get update -qq && $$sudo apt-get install -y -qq chromium; }
 
 bench: $(STAMP)
 	$(BIN)/python bench/msa_parse.py

@@ -18,8 +18,11 @@ from rich.table import Table
 
 from foldserve import __version__, msa
 from foldserve.cli_client import cancel_command, fetch_command, status_command, submit_command
+from foldserve.cli_compare import compare_command
 from foldserve.cli_deploy import deploy_app
+from foldserve.cli_pipeline import pipeline_app, runs_app
 from foldserve.cli_predict import predict_command
+from foldserve.cli_report import report_command
 from foldserve.cli_serve import serve_command
 from foldserve.cli_weights import weights_app
 from foldserve.errors import UserInputError
@@ -43,6 +46,10 @@ app.command("status")(status_command)
 app.command("fetch")(fetch_command)
 app.command("cancel")(cancel_command)
 app.command("serve")(serve_command)
+app.command("compare")(compare_command)
+app.command("report")(report_command)
+app.add_typer(pipeline_app, name="pipeline")
+app.add_typer(runs_app, name="runs")
 
 out = Console()
 err = Console(stderr=True)

@@ -233,6 +233,15 @@ def describe(state: JobState, waited_s: float) -> str:
         parts.insert(0, str(progress.get("stage", "starting")))
     else:
         parts.insert(0, state.status.value)
+    parts += describe_progress(progress)
+    if state.execution_time_s is not None:
+        parts.append(f"running {_duration(state.execution_time_s)}")
+    return " · ".join(parts)
+
+
+def describe_progress(progress: dict[str, Any]) -> list[str]:
+    """A prediction's progress as short parts: model and seed, run i/n, recycle r/N, scores."""
+    parts = []
     if "model" in progress:
         seed = f" seed {progress['seed']}" if "seed" in progress else ""
         parts.append(f"{progress['model']}{seed}")
@@ -244,9 +253,7 @@ def describe(state: JobState, waited_s: float) -> str:
         parts.append(f"pLDDT {progress['mean_plddt']:.1f}")
     if isinstance(progress.get("ptm"), int | float):
         parts.append(f"pTM {progress['ptm']:.2f}")
-    if state.execution_time_s is not None:
-        parts.append(f"running {_duration(state.execution_time_s)}")
-    return " · ".join(parts)
+    return parts
 
 
 def _duration(seconds: float) -> str:

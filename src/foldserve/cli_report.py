@@ -1,0 +1,48 @@
+"""``foldserve report``: one offline HTML page (and PNG plots) for a prediction directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from foldserve.pipeline import prediction_dir
+from foldserve.pipeline.report import write_report
+
+err = Console(stderr=True)
+
+
+def report_command(
+    directory: Annotated[Path, typer.Argument(help="Prediction directory (ranked_*.pdb).")],
+    reference: Annotated[
+        Path | None,
+        typer.Option("--reference", "-r", help="Structure to superpose on and compare with."),
+    ] = None,
+    reference_chain: Annotated[
+        str | None, typer.Option(help="Chain of the reference (default: the first).")
+    ] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="HTML file to write.")] = Path(
+        "report.html"
+    ),
+    figures: Annotated[
+        Path | None,
+        typer.Option(
+            help="Directory for the PNG plots (default: OUTPUT without .html + _figures)."
+        ),
+    ] = None,
+) -> None:
+    """Write a self-contained HTML report: 3D models, pLDDT, PAE, MSA depth, comparisons."""
+    prediction = prediction_dir.load(directory)
+    with err.status("Writing the report …", spinner="dots"):
+        report = write_report(
+            prediction,
+            output,
+            reference=reference,
+            reference_chain=reference_chain,
+            figures_dir=figures,
+        )
+    err.print(f"wrote {report.html}", highlight=False)
+    for path in report.figures.values():
+        err.print(f"  plot {path}", highlight=False)

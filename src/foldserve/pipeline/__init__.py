@@ -1,0 +1,1 @@
+"""Multi-step runs on top of a prediction: comparison, report, resumable pipeline, run records."""

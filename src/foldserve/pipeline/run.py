@@ -1,0 +1,225 @@
+"""``foldserve pipeline run``: MSA check → predictions → comparison → report, resumable.
+
+Each step is skipped when its record in ``DIR/.steps`` matches the hash of its inputs
+(:mod:`foldserve.pipeline.cache`). Outputs in ``DIR``::
+
+    msa.a3m            the checked MSA, as the predictor reads it
+    prediction/        the prediction directory (DESIGN.md), written whole or not at all
+    comparison.json    every ranked model against every other and the reference
+    report.html        the offline report, with report_figures/*.png
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from foldserve.fold.weights import MANIFEST, TEST_WEIGHTS_MARKER, resolve_param_dir
+from foldserve.msa.reading import read as read_msa
+from foldserve.msa.writing import write as write_msa
+from foldserve.pipeline import prediction_dir, viewer_js
+from foldserve.pipeline.cache import StepCache, StepRecord, file_digest, key_of
+from foldserve.pipeline.config import PipelineConfig
+from foldserve.pipeline.report import write_report
+from foldserve.structure.compare import compare_all
+from foldserve.structure.reading import read_chain
+
+MSA_FILE = "msa.a3m"
+PREDICTION_DIR = "prediction"
+COMPARISON_FILE = "comparison.json"
+REPORT_FILE = "report.html"
+FIGURES_DIR = "report_figures"
+
+
+@dataclass(frozen=True)
+class StepResult:
+    name: str
+    status: Literal["ran", "cached"]
+    record: StepRecord
+
+
+@dataclass(frozen=True)
+class PipelineResult:
+    config: PipelineConfig
+    steps: tuple[StepResult, ...]
+
+    def info(self, step: str) -> dict[str, Any]:
+        return next(s.record.info for s in self.steps if s.name == step)
+
+    def output(self, step: str, name: str) -> Path:
+        record = next(s.record for s in self.steps if s.name == step)
+        return self.config.out / record.outputs[name]
+
+
+def weights_identity(param_dir: Path) -> str:
+    """A short fingerprint of a weights directory: its SHA256SUMS manifest when it has one
+    (weights fetched by foldserve), else the test-weights marker and the parameter file sizes."""
+    params = param_dir / "params"
+    manifest = params / MANIFEST
+    if manifest.is_file():
+        text = manifest.read_bytes()
+    else:
+        marker = params / TEST_WEIGHTS_MARKER
+        sizes = {p.name: p.stat().st_size for p in sorted(params.glob("*.npz"))}
+        text = (marker.read_bytes() if marker.is_file() else b"") + json.dumps(sizes).encode()
+    return hashlib.sha256(text).hexdigest()[:16]
+
+
+def _engine(config: PipelineConfig) -> dict[str, Any]:
+    if config.remote:
+        return {"endpoint": config.url or config.endpoint_id}
+    param_dir = resolve_param_dir(config.params_dir)
+    return {
+        "params_dir": str(param_dir),
+        "weights": weights_identity(param_dir),
+        "test_weights": (param_dir / "params" / TEST_WEIGHTS_MARKER).is_file(),
+    }
+
+
+def _replace_dir(partial: Path, target: Path) -> None:
+    if target.exists():
+        shutil.rmtree(target)
+    partial.replace(target)
+
+
+def _check_msa(config: PipelineConfig) -> tuple[dict[str, str], dict[str, Any]]:
+    alignment = read_msa(str(config.msa), format=config.msa_format)
+    target = config.out / MSA_FILE
+    partial = target.with_name(target.name + ".partial")
+    write_msa(alignment, partial, format="a3m")
+    partial.replace(target)
+    info = {
+        "depth": len(alignment),
+        "query_length": alignment.query_length,
+        "warnings": list(alignment.warnings),
+    }
+    return {"msa": MSA_FILE}, info
+
+
+#: Receives prediction progress, in process or remote alike, as the job JSON's progress dicts.
+OnProgress = Callable[[dict[str, Any]], None]
+
+
+def _predict(
+    config: PipelineConfig, engine: dict[str, Any], on_progress: OnProgress
+) -> tuple[dict[str, str], Any]:
+    partial = config.out / (PREDICTION_DIR + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    msa_path = config.out / MSA_FILE
+    if config.remote:
+        from foldserve.service.client import Client, JobState
+
+        with Client(url=config.url, endpoint_id=config.endpoint_id) as client:
+            job = client.submit(msa_path, config.predict_options())
+
+            def forward(state: JobState) -> None:
+                if state.progress:
+                    on_progress(state.progress)
+
+            client.wait(job, on_update=forward)
+            output = client.result(job)
+            client.download(output, partial)
+        info = {"job_id": job, "ranking": output.get("ranking", []), **engine}
+        info["test_weights"] = bool(output.get("test_weights"))
+        info["timings"] = output.get("timings", {})
+    else:
+        from foldserve.fold.outputs import write_prediction
+        from foldserve.fold.predictor import Predictor
+        from foldserve.service.jobs import progress_payload
+
+        predictor = Predictor(config.params_dir)
+        prediction = predictor.predict(
+            read_msa(str(msa_path)),
+            config.predict_options(),
+            progress=lambda event: on_progress(progress_payload(event)),
+        )
+        write_prediction(prediction, partial)
+        ranking = [
+            {"rank": rank, "model": run.model, "mean_plddt": run.mean_plddt, "ptm": run.ptm}
+            for rank, run in enumerate(prediction.ranked)
+        ]
+        info = {"ranking": ranking, "timings": prediction.timings, **engine}
+    _replace_dir(partial, config.out / PREDICTION_DIR)
+    return {"prediction": PREDICTION_DIR}, info
+
+
+def _compare(config: PipelineConfig) -> tuple[dict[str, str], dict[str, Any]]:
+    models = prediction_dir.load(config.out / PREDICTION_DIR).models
+    chains = [read_chain(model.path) for model in models]
+    reference = read_chain(config.reference, config.reference_chain) if config.reference else None
+    comparisons = [c.to_json() for c in compare_all(chains, reference)]
+    target = config.out / COMPARISON_FILE
+    target.write_text(json.dumps({"comparisons": comparisons}, indent=2) + "\n")
+    info: dict[str, Any] = {}
+    if reference is not None:
+        best = next(
+            c for c in comparisons if c["a"] == chains[0].label and c["b"] == reference.label
+        )
+        info = {"tm_score_to_reference": best["tm_score"]["b"], "rmsd_to_reference": best["rmsd"]}
+    return {"comparison": COMPARISON_FILE}, info
+
+
+def _report(config: PipelineConfig) -> tuple[dict[str, str], dict[str, Any]]:
+    prediction = prediction_dir.load(config.out / PREDICTION_DIR)
+    write_report(
+        prediction,
+        config.out / REPORT_FILE,
+        reference=config.reference,
+        reference_chain=config.reference_chain,
+        figures_dir=config.out / FIGURES_DIR,
+    )
+    return {"report": REPORT_FILE, "figures": FIGURES_DIR}, {}
+
+
+def _ignore(_payload: dict[str, Any]) -> None:
+    pass
+
+
+def run_pipeline(
+    config: PipelineConfig,
+    on_step: Callable[[str, str], None] | None = None,
+    on_progress: OnProgress | None = None,
+) -> PipelineResult:
+    """Run the steps not already done; ``on_step(step, "start" | "ran" | "cached")``, and
+    ``on_progress`` with the prediction's stage, model and recycle."""
+    config.out.mkdir(parents=True, exist_ok=True)
+    cache = StepCache(config.out)
+    viewer_js.load()  # a missing viewer library stops the run before GPU time is spent
+    reference = file_digest(config.reference) if config.reference else None
+    engine = _engine(config)
+    msa_key = key_of(msa=file_digest(config.msa), format=config.msa_format)
+    results: list[StepResult] = []
+
+    def step(name: str, key: str, work: Callable[[], tuple[dict[str, str], Any]]) -> None:
+        record = cache.finished(name, key)
+        if record is not None:
+            results.append(StepResult(name, "cached", record))
+        else:
+            if on_step:
+                on_step(name, "start")
+            started = time.perf_counter()
+            outputs, info = work()
+            record = StepRecord(key, outputs, info, round(time.perf_counter() - started, 3))
+            cache.save(name, record)
+            results.append(StepResult(name, "ran", record))
+        if on_step:
+            on_step(name, results[-1].status)
+
+    step("msa_check", msa_key, lambda: _check_msa(config))
+    options = config.predict_options()
+    predict_key = key_of(
+        msa=file_digest(config.out / MSA_FILE), options=options.__dict__, engine=engine
+    )
+    step("predict", predict_key, lambda: _predict(config, engine, on_progress or _ignore))
+    predicted = file_digest(config.out / PREDICTION_DIR)
+    compare_key = key_of(prediction=predicted, reference=reference, chain=config.reference_chain)
+    step("compare", compare_key, lambda: _compare(config))
+    report_key = key_of(compare=compare_key, viewer=viewer_js.VERSION, msa=msa_key)
+    step("report", report_key, lambda: _report(config))
+    return PipelineResult(config, tuple(results))

