@@ -75,3 +75,19 @@ def test_deadlines_time_out_running_jobs_and_stale_queued_ones(tmp_path: Path) -
     queued = store.get(stale.id)
     assert queued is not None and queued.status == JobStatus.TIMED_OUT
     assert queued.error == "not started within its ttl of 1 s"
+
+
+def test_a_worker_past_the_deadline_times_its_job_out_with_the_same_message(
+    tmp_path: Path,
+) -> None:
+    store = JobStore(tmp_path / "jobs.sqlite3")
+    store.submit({"msa": "a"}, Policy(executionTimeout=1), None)
+    claimed = store.claim("w0")
+    assert claimed is not None
+    time.sleep(0.01)
+    # The worker notices before the supervisor does.
+    assert store.report(claimed, {"stage": "predict"}) == "timed out"
+    job = store.get(claimed.id)
+    assert job is not None and job.status == JobStatus.TIMED_OUT
+    assert job.error == "execution timeout of 0.001 s exceeded"
+    assert store.enforce_deadlines(time.time()) == []  # nothing left to time out

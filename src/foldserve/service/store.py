@@ -242,7 +242,8 @@ class JobStore:
         return self._require(row[0])
 
     def report(self, job: Job, payload: dict[str, Any]) -> StopReason | None:
-        """Record progress of ``job``; say why it must stop, if it must."""
+        """Record progress of ``job``; say why it must stop, if it must (a job past its
+        deadline is timed out here)."""
         with self._transaction() as db:
             if payload:
                 changed = db.execute(
@@ -263,7 +264,15 @@ class JobStore:
             row = db.execute(
                 "SELECT status, run_token FROM jobs WHERE id = ?", (job.id,)
             ).fetchone()
-        return _stop_reason(job, row)
+            reason = _stop_reason(job, row)
+            if reason == "timed out" and row[0] == JobStatus.IN_PROGRESS:
+                # Past its deadline before the supervisor noticed: time it out here, with the
+                # same message enforce_deadlines gives.
+                db.execute(
+                    "UPDATE jobs SET status = ?, finished_at = ?, error = ? WHERE id = ?",
+                    (JobStatus.TIMED_OUT, time.time(), _timeout_message(job), job.id),
+                )
+        return reason
 
     def finish(
         self,

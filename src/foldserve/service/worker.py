@@ -100,10 +100,8 @@ def run_job(store: JobStore, job: Job, predictor: Predictor, settings: WorkerSet
         store.finish(job, JobStatus.COMPLETED, output=output)
         log.info("job %s completed", job.id)
     except PredictionCancelled:
-        # Cancelled or timed out: the store already says so, unless this worker was first
-        # to notice the deadline.
-        if stop == "timed out":
-            store.finish(job, JobStatus.TIMED_OUT, error="execution timeout exceeded")
+        # Cancelled or timed out: the store already says so (report() times a job out itself
+        # when it is past its deadline).
         log.info("job %s stopped: %s", job.id, stop)
     except UserInputError as exc:
         store.finish(job, JobStatus.FAILED, error=exc.one_line())
