@@ -122,14 +122,13 @@ def _predict(
                 if state.progress:
                     on_progress(state.progress)
 
-            client.wait(job, on_update=forward)
-            output = client.result(job)
+            output = client.result(job, on_update=forward)
             client.download(output, partial)
         info = {"job_id": job, "ranking": output.get("ranking", []), **engine}
         info["test_weights"] = bool(output.get("test_weights"))
         info["timings"] = output.get("timings", {})
     else:
-        from foldserve.fold.outputs import write_prediction
+        from foldserve.fold.outputs import run_scores, write_prediction
         from foldserve.fold.predictor import Predictor
         from foldserve.service.jobs import progress_payload
 
@@ -140,10 +139,7 @@ def _predict(
             progress=lambda event: on_progress(progress_payload(event)),
         )
         write_prediction(prediction, partial)
-        ranking = [
-            {"rank": rank, "model": run.model, "mean_plddt": run.mean_plddt, "ptm": run.ptm}
-            for rank, run in enumerate(prediction.ranked)
-        ]
+        ranking = [run_scores(rank, run) for rank, run in enumerate(prediction.ranked)]
         info = {"ranking": ranking, "timings": prediction.timings, **engine}
     _replace_dir(partial, config.out / PREDICTION_DIR)
     return {"prediction": PREDICTION_DIR}, info

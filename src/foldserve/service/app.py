@@ -24,12 +24,16 @@ from foldserve import __version__
 from foldserve.errors import MsaError, UserInputError
 from foldserve.service import layout
 from foldserve.service.payload import PayloadTooLarge, inflate, unpack_msa
-from foldserve.service.schema import JobStatus, RunRequest, parse_run_request
+from foldserve.service.schema import (
+    RUN_BODY_LIMIT,
+    RUNSYNC_BODY_LIMIT,
+    JobStatus,
+    RunRequest,
+    parse_run_request,
+)
 from foldserve.service.status import status_body
 from foldserve.service.store import Job, JobStore
 
-RUN_LIMIT = 10 * 1000 * 1000
-RUNSYNC_LIMIT = 20 * 1000 * 1000
 #: How long ``/runsync`` waits by default, and at most (RunPod's figures).
 RUNSYNC_WAIT_MS = 90_000
 RUNSYNC_MAX_WAIT_MS = 300_000
@@ -103,7 +107,7 @@ def create_app(store: JobStore, settings: ApiSettings) -> FastAPI:
 
     @router.post("/run")
     async def run(request: Request) -> dict[str, Any]:
-        job = await submit(request, RUN_LIMIT)
+        job = await submit(request, RUN_BODY_LIMIT)
         return {"id": job.id, "status": job.status.value}
 
     @router.post("/runsync")
@@ -111,7 +115,7 @@ def create_app(store: JobStore, settings: ApiSettings) -> FastAPI:
         request: Request,
         wait: Annotated[int, Query(ge=0, le=RUNSYNC_MAX_WAIT_MS)] = RUNSYNC_WAIT_MS,
     ) -> dict[str, Any]:
-        job = await submit(request, RUNSYNC_LIMIT)
+        job = await submit(request, RUNSYNC_BODY_LIMIT)
         loop = asyncio.get_running_loop()
         until = loop.time() + wait / 1000
         while not job.status.finished and loop.time() < until:

@@ -269,9 +269,16 @@ class Client:
             time.sleep(pause)
             delay = min(delay * POLL_GROWTH, POLL_MAX_S)
 
-    def result(self, job_id: str, *, timeout: float | None = None) -> dict[str, Any]:
-        """Wait for the job and return its output; :class:`JobFailed` unless it COMPLETED."""
-        state = self.wait(job_id, timeout=timeout)
+    def result(
+        self,
+        job_id: str,
+        *,
+        on_update: Callable[[JobState], None] | None = None,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """Wait for the job (``on_update`` as for :meth:`wait`) and return its output;
+        :class:`JobFailed` unless it COMPLETED."""
+        state = self.wait(job_id, on_update=on_update, timeout=timeout)
         if state.status is not JobStatus.COMPLETED:
             raise JobFailed(state)
         if not isinstance(state.output, dict):

@@ -21,13 +21,9 @@ from foldserve.fold.results import PredictOptions
 from foldserve.msa.filtering import FilterSettings, filter_msa
 from foldserve.msa.model import Msa
 from foldserve.msa.reading import read
+from foldserve.msa.stats import MODEL_MAX_ROWS
 from foldserve.service.payload import pack_msa
-from foldserve.service.schema import OutputKind, RunRequest, validation_error
-
-#: RunPod's "10 MB" read as 10**7 bytes, the smaller reading, so every endpoint accepts it.
-RUN_BODY_LIMIT = 10_000_000
-#: Rows ColabFold's AlphaFold2 models can use: 512 cluster centres + 5,120 extra sequences.
-MODEL_MSA_ROWS = 512 + 5120
+from foldserve.service.schema import RUN_BODY_LIMIT, OutputKind, RunRequest, validation_error
 
 
 @dataclass(frozen=True)
@@ -90,8 +86,8 @@ def build_request(
     megabytes = limit / 1e6
     note = (
         "the most the model can use"
-        if len(sent) == min(MODEL_MSA_ROWS, len(msa))
-        else f"fewer than the {MODEL_MSA_ROWS} the model can use"
+        if len(sent) == min(MODEL_MAX_ROWS, len(msa))
+        else f"fewer than the {MODEL_MAX_ROWS} the model can use"
     )
     warnings.append(
         f"{msa.source}: the request would exceed the endpoint's {megabytes:.3g} MB limit; "
@@ -102,7 +98,7 @@ def build_request(
 
 def _reduce(msa: Msa, encode: Callable[[Msa], bytes], limit: int) -> tuple[Msa, bytes]:
     """The model's share of ``msa``, then halves of it, until the request fits."""
-    max_seqs = MODEL_MSA_ROWS
+    max_seqs = MODEL_MAX_ROWS
     current = msa
     while True:
         current, _ = filter_msa(current, FilterSettings(max_seqs=max_seqs))

@@ -67,9 +67,7 @@ def unpack_msa(job_input: FoldJobInput, *, connect_timeout: float = 10.0) -> Msa
     if job_input.msa is not None:
         where, text = "input.msa", job_input.msa.encode()
         if len(text) > MAX_MSA_BYTES:
-            raise PayloadTooLarge(
-                f"is larger than {MAX_MSA_BYTES >> 20} MB", where=where, fix="reduce the MSA"
-            )
+            raise _msa_too_large(where)
     elif job_input.msa_gz_b64 is not None:
         where = "input.msa_gz_b64"
         try:
@@ -101,11 +99,7 @@ def _download(url: str, connect_timeout: float) -> bytes:
             for chunk in chunks:
                 received += chunk
                 if len(received) > MAX_MSA_BYTES:
-                    raise PayloadTooLarge(
-                        f"is larger than {MAX_MSA_BYTES >> 20} MB",
-                        where=where,
-                        fix="reduce the MSA first",
-                    )
+                    raise _msa_too_large(where)
     except remote.SourceFailed as exc:
         raise UserInputError(
             f"could not download the MSA ({exc})",
@@ -115,3 +109,11 @@ def _download(url: str, connect_timeout: float) -> bytes:
     data = bytes(received)
     # A gzip object is inflated here, under the same limit as msa_gz_b64.
     return inflate(data, limit=MAX_MSA_BYTES, where=where) if data[:2] == b"\x1f\x8b" else data
+
+
+def _msa_too_large(where: str) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"is larger than {MAX_MSA_BYTES >> 20} MB",
+        where=where,
+        fix="reduce the MSA first (foldserve msa filter --max-seqs 5632)",
+    )

@@ -22,6 +22,10 @@ DEFAULT_EXECUTION_TIMEOUT_MS = 600_000
 #: RunPod's default time to live of a job, from submission.
 DEFAULT_TTL_MS = 24 * 3600_000
 MAX_POLICY_MS = 7 * 24 * 3600_000
+#: RunPod's request body limits ("10 MB" and "20 MB" read as powers of ten, the smaller
+#: reading, so every endpoint accepts what foldserve sends).
+RUN_BODY_LIMIT = 10_000_000
+RUNSYNC_BODY_LIMIT = 20_000_000
 
 OutputKind = Literal["pdb", "cif", "scores", "pae", "msa"]
 DEFAULT_OUTPUTS: tuple[OutputKind, ...] = ("pdb", "cif", "scores", "pae")
