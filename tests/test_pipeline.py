@@ -192,6 +192,8 @@ def test_prediction_on_an_endpoint(test_params: Path, tmp_path: Path) -> None:
     [
         (("--url", "http://127.0.0.1:9/v2/x", "--endpoint-id", "abc"), "give one of them"),
         (("--models", "7"), "no AlphaFold2 model 7"),
+        (("--msa", "/nonexistent/family.a3m"), "/nonexistent/family.a3m: No such file"),
+        (("--reference", "/nonexistent/ref.pdb"), "/nonexistent/ref.pdb: No such file"),
     ],
 )
 def test_bad_settings_get_one_line(

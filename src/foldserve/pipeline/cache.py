@@ -15,16 +15,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from foldserve.errors import UserInputError
+
 STEPS_DIR = ".steps"
 
 
 def file_digest(path: Path) -> str:
-    """SHA-256 of a file, or of every file under a directory (names and contents)."""
+    """SHA-256 of a file, or of every file under a directory (names and contents).
+
+    A missing or unreadable input (the MSA, the reference) is the user's error, named here.
+    """
     digest = hashlib.sha256()
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     for file in files:
         digest.update(str(file.relative_to(path) if path.is_dir() else "").encode())
-        digest.update(hashlib.sha256(file.read_bytes()).digest())
+        try:
+            content = file.read_bytes()
+        except OSError as exc:
+            raise UserInputError(
+                exc.strerror or str(exc).lower(),
+                where=str(file),
+                fix="check the path and that the file is readable",
+            ) from None
+        digest.update(hashlib.sha256(content).digest())
     return digest.hexdigest()
 
 

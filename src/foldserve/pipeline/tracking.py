@@ -29,6 +29,9 @@ def default_uri(run_dir: Path) -> str:
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
     """Silence MLflow's and alembic's INFO lines and warnings for the duration."""
+    # MLflow sets its loggers' levels when it is first imported: import it before ours.
+    import mlflow  # noqa: F401
+
     loggers = [logging.getLogger(name) for name in ("mlflow", "alembic")]
     levels = [logger.level for logger in loggers]
     for logger in loggers:
