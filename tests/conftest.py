@@ -41,7 +41,7 @@ def test_params() -> Path:
 
     Never committed: they are made here at test time (a few seconds) and reused by later runs.
     """
-    from foldserve import __version__
+    from foldserve._version import __version__
     from foldserve.fold.test_weights import make_test_weights
     from foldserve.fold.weights import TEST_WEIGHTS_MARKER
 

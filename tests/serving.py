@@ -16,8 +16,8 @@ from typing import Any
 
 import httpx
 
-from foldserve.service import layout
-from foldserve.service.store import JobStore
+from foldserve.server import layout
+from foldserve.server.store import JobStore
 
 API_KEY = "test-key-0123456789"
 SMALL_MSA = "msa/a3m/colabfold_Q60262_uniref_env_small.a3m"  # 62 residues, 6 rows

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from foldserve.client import records
+from foldserve.client.records import JobRecord
 from foldserve.config import (
     Endpoint,
     load_config,
@@ -15,9 +17,7 @@ from foldserve.config import (
     server_api_keys,
     state_dir,
 )
-from foldserve.errors import UserInputError
-from foldserve.service import job_records
-from foldserve.service.job_records import JobRecord
+from foldserve.errors import InputError
 
 LAB_KEY = "lab-key-0123456789"
 POD_KEY = "pod-key-9876543210"
@@ -106,14 +106,14 @@ def test_named_profile_and_default_profile(isolated: Path, monkeypatch: pytest.M
 
 
 def test_no_endpoint_and_no_default_says_how(isolated: Path) -> None:
-    with pytest.raises(UserInputError) as caught:
+    with pytest.raises(InputError) as caught:
         resolve_endpoint()
     text = caught.value.one_line()
     assert "--endpoint-id" in text and "--url" in text and str(isolated) in text
 
 
 def test_url_and_endpoint_id_together_are_refused(isolated: Path) -> None:
-    with pytest.raises(UserInputError, match="both --url and --endpoint-id"):
+    with pytest.raises(InputError, match="both --url and --endpoint-id"):
         resolve_endpoint(url="http://a:1", endpoint_id="abc")
 
 
@@ -126,18 +126,18 @@ def test_url_and_endpoint_id_together_are_refused(isolated: Path) -> None:
     ],
 )
 def test_bad_urls_are_refused(isolated: Path, url: str, problem: str) -> None:
-    with pytest.raises(UserInputError, match=re.escape(problem)):
+    with pytest.raises(InputError, match=re.escape(problem)):
         resolve_endpoint(url=url)
 
 
 def test_bad_endpoint_id_is_refused(isolated: Path) -> None:
-    with pytest.raises(UserInputError, match="not a RunPod endpoint id"):
+    with pytest.raises(InputError, match="not a RunPod endpoint id"):
         resolve_endpoint(endpoint_id="../status")
 
 
 def test_unknown_profile_names_the_known_ones(isolated: Path) -> None:
     write_config(isolated)
-    with pytest.raises(UserInputError) as caught:
+    with pytest.raises(InputError) as caught:
         resolve_endpoint(profile="labb")
     text = caught.value.one_line()
     assert "'labb'" in text and "lab, pod" in text and "[profiles.labb]" in text
@@ -145,27 +145,27 @@ def test_unknown_profile_names_the_known_ones(isolated: Path) -> None:
 
 def test_toml_syntax_error_names_file_and_line(isolated: Path) -> None:
     write_config(isolated, '[profiles.lab]\nurl = "http://a:1"\napi_key = oops\n')
-    with pytest.raises(UserInputError) as caught:
+    with pytest.raises(InputError) as caught:
         resolve_endpoint(profile="lab")
     assert caught.value.where == f"{isolated}:3"
 
 
 def test_profile_with_url_and_endpoint_id_names_its_line(isolated: Path) -> None:
     write_config(isolated, '\n\n[profiles.both]\nurl = "http://a:1"\nendpoint_id = "x"\n')
-    with pytest.raises(UserInputError, match="exactly one of url and endpoint_id") as caught:
+    with pytest.raises(InputError, match="exactly one of url and endpoint_id") as caught:
         load_config()
     assert caught.value.where == f"{isolated}:3"
 
 
 def test_misspelt_setting_is_an_error_not_ignored(isolated: Path) -> None:
     write_config(isolated, '[profiles.lab]\nurl = "http://a:1"\napi-key = "k"\n')
-    with pytest.raises(UserInputError, match="unknown setting 'api-key'"):
+    with pytest.raises(InputError, match="unknown setting 'api-key'"):
         load_config()
 
 
 def test_default_profile_must_exist(isolated: Path) -> None:
     write_config(isolated, 'default_profile = "gone"\n')
-    with pytest.raises(UserInputError, match="'gone' is not defined") as caught:
+    with pytest.raises(InputError, match="'gone' is not defined") as caught:
         load_config()
     assert caught.value.where == f"{isolated}:1"
 
@@ -189,7 +189,7 @@ def test_server_keys_from_env_and_config(isolated: Path, monkeypatch: pytest.Mon
 
 def test_server_keys_must_be_strings(isolated: Path) -> None:
     write_config(isolated, "[serve]\napi_keys = [1, 2]\n")
-    with pytest.raises(UserInputError, match="api_keys must be a list") as caught:
+    with pytest.raises(InputError, match="api_keys must be a list") as caught:
         server_api_keys()
     assert caught.value.where == f"{isolated}:2"
 
@@ -215,12 +215,12 @@ def test_record_round_trip_keeps_no_key(
     record = JobRecord.new(
         "job-1", endpoint, msa="in.a3m", output=tmp_path / "best.pdb", out_dir=None
     )
-    path = job_records.save(record)
+    path = records.save(record)
     assert path == tmp_path / "state" / "jobs" / "job-1.json"
     assert ENV_KEY not in path.read_text()
     assert path.stat().st_mode & 0o077 == 0  # readable by its owner only
 
-    loaded = job_records.load("job-1")
+    loaded = records.load("job-1")
     assert loaded == record
     assert loaded.output == str(tmp_path / "best.pdb")
     assert Path(loaded.msa or "").is_absolute()  # valid from any later working directory
@@ -229,7 +229,7 @@ def test_record_round_trip_keeps_no_key(
     assert loaded.endpoint() == Endpoint(
         "http://gpu-box:8000/v2/local", "rotated-key", "url", "http://gpu-box:8000/v2/local"
     )
-    assert job_records.update_status(loaded, "COMPLETED").status == "COMPLETED"
+    assert records.update_status(loaded, "COMPLETED").status == "COMPLETED"
     assert json.loads(path.read_text())["status"] == "COMPLETED"
 
 
@@ -238,39 +238,39 @@ def test_profile_record_resolves_the_profile_key(isolated: Path) -> None:
     record = JobRecord.new(
         "job-2", resolve_endpoint(profile="pod"), msa=None, output=None, out_dir=None
     )
-    job_records.save(record)
-    assert job_records.load("job-2").endpoint().api_key == POD_KEY
+    records.save(record)
+    assert records.load("job-2").endpoint().api_key == POD_KEY
 
 
 @pytest.mark.parametrize("job_id", ["../../etc/passwd", "a/b", "", ".hidden", "x" * 200])
 def test_job_ids_cannot_escape_the_records_dir(job_id: str) -> None:
-    with pytest.raises(UserInputError, match="is not a job id"):
-        job_records.record_path(job_id)
+    with pytest.raises(InputError, match="is not a job id"):
+        records.record_path(job_id)
 
 
 def test_missing_record_says_how_to_name_the_endpoint() -> None:
-    with pytest.raises(UserInputError) as caught:
-        job_records.load("never-submitted")
+    with pytest.raises(InputError) as caught:
+        records.load("never-submitted")
     assert "--url" in caught.value.one_line()
 
 
 def test_damaged_record_is_a_user_error(tmp_path: Path) -> None:
-    path = job_records.record_path("job-3")
+    path = records.record_path("job-3")
     path.parent.mkdir(parents=True)
     path.write_text("{not json")
-    with pytest.raises(UserInputError, match="damaged") as caught:
-        job_records.load("job-3")
+    with pytest.raises(InputError, match="damaged") as caught:
+        records.load("job-3")
     assert caught.value.where == str(path)
 
 
 def test_runpod_error_blobs_are_shown_as_their_message() -> None:
     import json
 
-    from foldserve.service.client import JobState
+    from foldserve.client.client import JobState
 
     blob = json.dumps(
         {
-            "error_type": "<class 'foldserve.errors.UserInputError'>",
+            "error_type": "<class 'foldserve.errors.InputError'>",
             "error_message": "input.models: no AlphaFold2 model 7. Fix: choose among 1 to 5",
             "error_traceback": "Traceback (most recent call last): ...",
         }

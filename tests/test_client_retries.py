@@ -29,21 +29,21 @@ from typing import Any
 
 import pytest
 
-from foldserve.errors import MsaError
-from foldserve.msa.reading import read
-from foldserve.service import client as client_module
-from foldserve.service.client import (
-    AuthError,
-    Client,
-    EndpointError,
-    EndpointUnavailable,
+from foldserve.cli import exit_code_for
+from foldserve.client import client as client_module
+from foldserve.client.client import Client, save_best_model
+from foldserve.client.request import build_request
+from foldserve.errors import (
     IntegrityError,
     JobFailed,
     JobNotFound,
-    save_best_model,
+    KeyRefused,
+    MsaError,
+    Refused,
+    Unavailable,
 )
-from foldserve.service.job_request import build_request
-from foldserve.service.schema import JobStatus
+from foldserve.jobs.schema import JobStatus
+from foldserve.msa.reading import read
 from tests.conftest import data
 
 KEY = "test-key-d41d8cd98f00b204"
@@ -242,7 +242,7 @@ def test_stream_and_cancel_are_retried(endpoint: FakeEndpoint, client: Client) -
 
 def test_gives_up_after_max_retries_with_one_line(endpoint: FakeEndpoint, client: Client) -> None:
     endpoint.on("GET", "status/job-1", reply(500, {"error": "database is locked"}))
-    with pytest.raises(EndpointUnavailable) as caught:
+    with pytest.raises(Unavailable) as caught:
         client.status("job-1")
     assert len(endpoint.requests("GET", "status/job-1")) == 4  # 1 + max_retries
     message = caught.value.one_line()
@@ -256,11 +256,11 @@ def test_nothing_listening_is_retried_then_reported() -> None:
         port = probe.getsockname()[1]
     with (
         Client(url=f"http://127.0.0.1:{port}", max_retries=2) as client,
-        pytest.raises(EndpointUnavailable, match="cannot connect") as caught,
+        pytest.raises(Unavailable, match="cannot connect") as caught,
     ):
         client.status("job-1")
     assert "3 attempts" in caught.value.one_line()
-    assert caught.value.exit_code == 1
+    assert exit_code_for(caught.value) == 1
 
 
 # --- submission: never twice -------------------------------------------------------------------
@@ -289,7 +289,7 @@ def test_submit_is_not_repeated_when_it_may_have_arrived(
     endpoint: FakeEndpoint, client: Client, failure: Action
 ) -> None:
     endpoint.on("POST", "run", failure, reply(200, queued()))
-    with pytest.raises(EndpointUnavailable):
+    with pytest.raises(Unavailable):
         client.submit(data(SMALL_MSA))
     assert len(endpoint.requests("POST", "run")) == 1
 
@@ -302,7 +302,7 @@ def test_submit_read_timeout_is_not_repeated(endpoint: FakeEndpoint) -> None:
     endpoint.on("POST", "run", slow)
     with (
         Client(url=endpoint.base, api_key=KEY, timeout=0.5, max_retries=3) as client,
-        pytest.raises(EndpointUnavailable, match="not resent"),
+        pytest.raises(Unavailable, match="not resent"),
     ):
         client.submit(data(SMALL_MSA))
     assert len(endpoint.requests("POST", "run")) == 1
@@ -355,19 +355,19 @@ def test_401_is_an_auth_error_that_does_not_show_the_key(
     endpoint: FakeEndpoint, client: Client
 ) -> None:
     endpoint.on("GET", "status/job-1", reply(401, {"error": "missing or wrong API key"}))
-    with pytest.raises(AuthError) as caught:
+    with pytest.raises(KeyRefused) as caught:
         client.status("job-1")
     assert len(endpoint.requests("GET", "status/job-1")) == 1  # not retried
     text = caught.value.one_line()
     assert "wrong API key" in text and "FOLDSERVE_API_KEY" in text
     assert KEY not in text
-    assert caught.value.exit_code == 2
+    assert exit_code_for(caught.value) == 2
 
 
 def test_400_carries_the_servers_field_and_reason(endpoint: FakeEndpoint, client: Client) -> None:
     reason = "input.num_recycles: Input should be a valid integer. Fix: give a whole number"
     endpoint.on("POST", "run", reply(400, {"error": reason, "field": "input.num_recycles"}))
-    with pytest.raises(EndpointError, match=r"input\.num_recycles: Input should be"):
+    with pytest.raises(Refused, match=r"input\.num_recycles: Input should be"):
         client.submit(data(SMALL_MSA))
     assert len(endpoint.requests("POST", "run")) == 1
 
@@ -422,7 +422,7 @@ def test_result_of_a_failed_job_raises_with_its_error(
         client.result("job-1")
     assert caught.value.state.status is JobStatus.FAILED
     assert caught.value.one_line() == "job job-1 FAILED: worker ran out of GPU memory (L=2400)"
-    assert caught.value.exit_code == 1
+    assert exit_code_for(caught.value) == 1
 
 
 # --- result files ----------------------------------------------------------------------------

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from foldserve.errors import UserInputError
+from foldserve.errors import Cancelled, InputError, TooLarge
 from foldserve.fold.network import evoformer_blocks
-from foldserve.fold.predictor import JobTooLarge, Predictor
-from foldserve.fold.results import PredictionCancelled, PredictOptions, ProgressEvent
+from foldserve.fold.predictor import Predictor
+from foldserve.fold.results import PredictOptions, ProgressEvent
 from foldserve.fold.weights import model_param_file
 from foldserve.msa.reading import read
 from tests.conftest import TEST_WEIGHT_BLOCKS, data
@@ -155,7 +155,7 @@ def test_progress_reports_every_recycle_and_early_stop(predictor: Predictor) -> 
 
 def test_cancel_stops_at_a_recycle_boundary(predictor: Predictor) -> None:
     seen: list[ProgressEvent] = []
-    with pytest.raises(PredictionCancelled):
+    with pytest.raises(Cancelled):
         predictor.predict(
             read(data(SMALL)),
             PredictOptions(models=(1, 2), num_recycles=3),
@@ -173,7 +173,7 @@ def test_engine_reads_evoformer_depth_from_the_files(predictor: Predictor) -> No
 def test_a_job_too_large_for_the_device_is_refused_first(test_params: Path) -> None:
     small_device = Predictor(test_params, memory_limit_bytes=1200 << 20)
     deep = read(data("msa/a3m/colabfold_4OT_uniref_env.a3m"))
-    with pytest.raises(JobTooLarge) as refused:
+    with pytest.raises(TooLarge) as refused:
         small_device.predict(deep, PredictOptions(models=(1,), num_recycles=0))
     message = refused.value.one_line()
     assert "GiB" in message and "7797 MSA rows" in message and "--max-seqs" in message
@@ -192,13 +192,13 @@ def test_a_job_too_large_for_the_device_is_refused_first(test_params: Path) -> N
     ],
 )
 def test_bad_options_name_the_field(options: dict[str, object], field: str) -> None:
-    with pytest.raises(UserInputError) as bad:
+    with pytest.raises(InputError) as bad:
         PredictOptions(**options)  # type: ignore[arg-type]
     assert bad.value.where == field
     assert bad.value.fix
 
 
 def test_missing_weights_say_how_to_get_them(tmp_path: Path) -> None:
-    with pytest.raises(UserInputError) as missing:
+    with pytest.raises(InputError) as missing:
         Predictor(tmp_path)
     assert "foldserve weights fetch" in missing.value.one_line()

@@ -6,8 +6,8 @@ import threading
 import time
 from pathlib import Path
 
-from foldserve.service.schema import JobStatus, Policy
-from foldserve.service.store import JobStore
+from foldserve.jobs.schema import JobStatus, Policy
+from foldserve.server.store import JobStore
 
 
 def test_concurrent_claims_hand_each_job_to_exactly_one_worker(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from moto.server import ThreadedMotoServer
 
 from foldserve.cloud.runpod.progress import ThrottledProgress
 from foldserve.cloud.runpod.settings import WorkerSettings
-from foldserve.errors import UserInputError
+from foldserve.errors import InputError
 from foldserve.fold.weights import MODEL_NUMBERS, SOURCE_RECORD, model_param_file
 from tests.conftest import data
 from tests.runpod_standin import (
@@ -201,7 +201,7 @@ def test_bad_input_fails_with_a_message_naming_the_field(
     job = deployed.run({**small_job(data(SMALL_MSA)), **job_input})
     assert job.result is not None and "output" not in job.result
     assert job.error["error_message"].startswith(message), job.error
-    assert "UserInputError" in job.error["error_type"] or "MsaError" in job.error["error_type"]
+    assert "InputError" in job.error["error_type"] or "MsaError" in job.error["error_type"]
     assert not job.progress or job.progress[-1]["stage"] == "parse"
 
 
@@ -337,10 +337,10 @@ def test_settings_name_the_variable_at_fault() -> None:
         "BUCKET_URL_EXPIRY": "999999999",
     }
     for name, value in cases.items():
-        with pytest.raises(UserInputError) as caught:
+        with pytest.raises(InputError) as caught:
             WorkerSettings.from_env({name: value, "BUCKET_NAME": "b"})
         assert caught.value.where == name
-    with pytest.raises(UserInputError, match="BUCKET_SECRET_ACCESS_KEY"):
+    with pytest.raises(InputError, match="BUCKET_SECRET_ACCESS_KEY"):
         WorkerSettings.from_env({"BUCKET_NAME": "b", "BUCKET_ACCESS_KEY_ID": "id"})
 
 

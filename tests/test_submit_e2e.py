@@ -14,7 +14,7 @@ import pytest
 
 from foldserve import Client
 from foldserve.fold.results import PredictOptions
-from foldserve.service.schema import JobStatus
+from foldserve.jobs.schema import JobStatus
 from tests.conftest import data
 from tests.serving import API_KEY, SMALL_MSA, Server, running_server
 

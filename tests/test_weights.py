@@ -29,14 +29,13 @@ import pytest
 from moto.server import ThreadedMotoServer
 from typer.testing import CliRunner
 
-from foldserve.cli_weights import weights_app
-from foldserve.errors import UserInputError
+from foldserve.cli.weights import app as weights_app
+from foldserve.errors import InputError, WeightsError
 from foldserve.fold.weights import (
     MANIFEST,
     MODEL_NUMBERS,
     SOURCE_RECORD,
     TEST_WEIGHTS_MARKER,
-    WeightsError,
     check,
     fetch,
     is_test_weights,
@@ -544,5 +543,5 @@ def test_cli_check_warns_of_test_weights(tmp_path: Path) -> None:
 )
 def test_cli_errors_are_user_input_errors(args: list[str], expected: str, tmp_path: Path) -> None:
     result = runner.invoke(weights_app, ["fetch", "--params-dir", str(tmp_path), *args])
-    assert isinstance(result.exception, UserInputError)
+    assert isinstance(result.exception, InputError)
     assert expected in result.exception.one_line()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from foldserve import msa
-from foldserve.errors import UserInputError
+from foldserve.errors import InputError
 from tests.conftest import data
 
 SOURCES = [
@@ -65,8 +65,8 @@ def test_query_columns_only(tmp_path: Path) -> None:
 
 def test_unwritable_or_unnamed_output(tmp_path: Path) -> None:
     alignment = msa.read(data("msa/a3m/colabfold_Q60262_uniref_env_small.a3m"))
-    with pytest.raises(UserInputError, match="cannot tell the output format"):
+    with pytest.raises(InputError, match="cannot tell the output format"):
         msa.write(alignment, tmp_path / "noext")
-    with pytest.raises(UserInputError, match="cannot write"):
+    with pytest.raises(InputError, match="cannot write"):
         msa.write(alignment, tmp_path / "missing-dir" / "x.a3m")
     assert not list(tmp_path.glob("**/*.partial"))

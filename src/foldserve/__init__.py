@@ -7,18 +7,14 @@ imported on first use, so ``import foldserve`` stays fast.
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
-try:
-    __version__ = version("foldserve")
-except PackageNotFoundError:  # running from a source tree without an install
-    __version__ = "0.0.0"
+from foldserve._version import __version__
 
 if TYPE_CHECKING:
+    from foldserve.client.client import Client
     from foldserve.fold.predictor import Predictor
     from foldserve.fold.results import PredictOptions
-    from foldserve.service.client import Client
 
 __all__ = ["Client", "PredictOptions", "Predictor", "__version__"]
 
@@ -33,7 +29,7 @@ def __getattr__(name: str) -> Any:
 
         return PredictOptions
     if name == "Client":
-        from foldserve.service.client import Client
+        from foldserve.client.client import Client
 
         return Client
     raise AttributeError(f"module 'foldserve' has no attribute {name!r}")

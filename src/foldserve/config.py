@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from foldserve.errors import UserInputError
+from foldserve.errors import InputError
 
 EndpointKind = Literal["runpod", "url"]
 
@@ -100,7 +100,7 @@ def load_config(path: Path | None = None) -> Config:
     except FileNotFoundError:
         return Config(path=path)
     except (OSError, UnicodeDecodeError) as exc:
-        raise UserInputError(
+        raise InputError(
             f"cannot read the configuration file ({exc})",
             where=str(path),
             fix="make it a readable UTF-8 TOML file, or point FOLDSERVE_CONFIG elsewhere",
@@ -110,7 +110,7 @@ def load_config(path: Path | None = None) -> Config:
     except tomllib.TOMLDecodeError as exc:
         line = re.search(r"line (\d+)", str(exc))
         reason = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
-        raise UserInputError(
+        raise InputError(
             f"not valid TOML: {reason}",
             where=f"{path}:{line.group(1)}" if line else str(path),
             fix='write key = "value" pairs under [profiles.NAME] and [serve] tables',
@@ -119,8 +119,8 @@ def load_config(path: Path | None = None) -> Config:
 
 
 def _parse_config(path: Path, text: str, raw: dict[str, Any]) -> Config:
-    def bad(problem: str, line: int | None, fix: str) -> UserInputError:
-        return UserInputError(problem, where=f"{path}:{line}" if line else str(path), fix=fix)
+    def bad(problem: str, line: int | None, fix: str) -> InputError:
+        return InputError(problem, where=f"{path}:{line}" if line else str(path), fix=fix)
 
     unknown = sorted(set(raw) - {"default_profile", "profiles", "serve"})
     if unknown:
@@ -188,7 +188,7 @@ def _line_of(text: str, pattern: str) -> int | None:
 
 def runpod_base(endpoint_id: str, *, where: str = "--endpoint-id") -> str:
     if not _ENDPOINT_ID.fullmatch(endpoint_id):
-        raise UserInputError(
+        raise InputError(
             f"{endpoint_id!r} is not a RunPod endpoint id",
             where=where,
             fix="copy the id from the RunPod console (letters, digits, - and _)",
@@ -200,13 +200,13 @@ def url_base(url: str, *, where: str = "--url") -> str:
     """A self-hosted endpoint's base: ``http://host:8000`` becomes ``http://host:8000/v2/local``."""
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UserInputError(
+        raise InputError(
             f"{url!r} is not an http(s) URL",
             where=where,
             fix="give e.g. http://gpu-box:8000 or http://gpu-box:8000/v2/local",
         )
     if parts.username or parts.password or parts.query or parts.fragment:
-        raise UserInputError(
+        raise InputError(
             "the URL may not carry a user, a password, a query or a fragment",
             where=where,
             fix="give scheme://host:port[/v2/ENDPOINT]; keys go in FOLDSERVE_API_KEY or the config",
@@ -231,7 +231,7 @@ def resolve_endpoint(
     profile for the same endpoint. No key at all is allowed (a loopback ``--no-auth`` server).
     """
     if url is not None and endpoint_id is not None:
-        raise UserInputError(
+        raise InputError(
             "both --url and --endpoint-id given",
             where="--url",
             fix="give --url for a self-hosted endpoint or --endpoint-id for RunPod, not both",
@@ -248,7 +248,7 @@ def resolve_endpoint(
             _profile(config, config.default_profile) if config.default_profile else None
         )
         if named is None:
-            raise UserInputError(
+            raise InputError(
                 "no endpoint given",
                 where="--endpoint-id",
                 fix=(
@@ -283,7 +283,7 @@ def _profile(config: Config, name: str) -> Profile:
         return config.profiles[name]
     except KeyError:
         known = ", ".join(config.profiles) or "none defined"
-        raise UserInputError(
+        raise InputError(
             f"unknown profile {name!r} (known: {known})",
             where="--profile",
             fix=f"add [profiles.{name}] to {config.path}",

@@ -1,23 +1,44 @@
-"""Errors a user can cause, each carrying where it happened and how to fix it.
+"""Every error foldserve raises on purpose, in one tree (httpx-style).
 
-Every layer raises these; the CLI turns them into one line on stderr and exit code 2. Anything
-else that escapes is a bug in foldserve and keeps its traceback.
+Each carries what went wrong, where (``file:line``, a JSON field path, a flag) and how to fix
+it, and prints as one line. No class here knows an exit code or an HTTP status: the command
+line (:mod:`foldserve.cli`) and the server (:mod:`foldserve.server.app`) map classes to those.
+Anything else that escapes is a bug in foldserve and keeps its traceback.
+
+::
+
+    FoldserveError
+    ├── InputError            the user's file, flag or JSON field          exit 2, HTTP 400
+    │   ├── MsaError          an MSA that cannot be read or used (file:line)
+    │   ├── TooLarge          a body or MSA over its size limit            HTTP 413
+    │   ├── NotFound          an unknown job, endpoint or file             HTTP 404
+    │   └── Unauthorized      a missing or wrong API key                   HTTP 401
+    ├── RemoteError           an endpoint or a job that did not do what was asked   exit 1
+    │   ├── Unavailable       no usable answer, after retrying
+    │   ├── Refused           the endpoint refused the request (4xx)       exit 2
+    │   │   ├── KeyRefused    401/403
+    │   │   └── JobNotFound   404 for a job id
+    │   ├── JobFailed         the job ended FAILED, TIMED_OUT or CANCELLED
+    │   ├── IntegrityError    a result file whose SHA-256 does not match
+    │   └── WaitTimedOut      waiting gave up; the job keeps running
+    ├── WeightsError          model weights missing, damaged or not fetchable
+    ├── StorageError          a result bucket that cannot be written
+    └── Cancelled             a prediction stopped at a recycle boundary on request
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from foldserve.jobs.schema import JobState
+
 
 class FoldserveError(Exception):
-    """Base class of every error foldserve raises on purpose."""
+    """Base class of every error foldserve raises on purpose.
 
-
-class UserInputError(FoldserveError):
-    """Bad input from the user: a file, a flag or a JSON field.
-
-    ``where`` is ``file:line`` or a JSON field path; ``fix`` says what to do about it.
+    ``where`` is ``file:line``, a JSON field path or a flag; ``fix`` says what to do about it.
     """
-
-    exit_code = 2
 
     def __init__(self, problem: str, *, where: str | None = None, fix: str | None = None) -> None:
         self.problem = problem
@@ -32,7 +53,11 @@ class UserInputError(FoldserveError):
         return text
 
 
-class MsaError(UserInputError):
+class InputError(FoldserveError):
+    """Bad input from the user: a file, a flag, a setting or a JSON field."""
+
+
+class MsaError(InputError):
     """An MSA that cannot be read or used, located by file and line."""
 
     def __init__(
@@ -42,3 +67,73 @@ class MsaError(UserInputError):
         self.line = line
         where = f"{source}:{line}" if line is not None else source
         super().__init__(problem, where=where, fix=fix)
+
+
+class TooLarge(InputError):
+    """A request body, an MSA or a job over its size limit."""
+
+
+class NotFound(InputError):
+    """An unknown job, endpoint or file."""
+
+
+class Unauthorized(InputError):
+    """A missing or wrong API key, as the server sees it."""
+
+
+class RemoteError(FoldserveError):
+    """A job or an endpoint that did not do what was asked."""
+
+
+class Unavailable(RemoteError):
+    """No usable answer from the endpoint (or a source), after retrying."""
+
+
+class Refused(RemoteError):
+    """The endpoint refused the request (4xx); the message is the server's."""
+
+    def __init__(
+        self, problem: str, *, status_code: int, where: str | None = None, fix: str | None = None
+    ) -> None:
+        self.status_code = status_code
+        super().__init__(problem, where=where, fix=fix)
+
+
+class KeyRefused(Refused):
+    """401 or 403: a missing or wrong API key, as the client sees it."""
+
+
+class JobNotFound(Refused):
+    """404 for a job: an unknown job, or one whose results have expired."""
+
+
+class IntegrityError(RemoteError):
+    """A result file whose SHA-256 does not match the one the job reported."""
+
+
+class WaitTimedOut(RemoteError):
+    """Waiting for a job gave up; the job itself keeps running."""
+
+
+class JobFailed(RemoteError):
+    """The job finished FAILED, TIMED_OUT or CANCELLED; ``state`` holds its status and error."""
+
+    def __init__(self, state: JobState) -> None:
+        self.state = state
+        reason = f": {state.error}" if state.error else ""
+        super().__init__(f"job {state.id} {state.status.value}{reason}")
+
+
+class WeightsError(FoldserveError):
+    """Model weights that are missing, damaged, or cannot be fetched."""
+
+
+class StorageError(FoldserveError):
+    """A bucket for large results that cannot be written or signed."""
+
+
+class Cancelled(FoldserveError):
+    """A prediction stopped at a recycle boundary because it was cancelled or timed out."""
+
+    def __init__(self, problem: str = "the prediction was cancelled") -> None:
+        super().__init__(problem)

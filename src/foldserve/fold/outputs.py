@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from foldserve import __version__
+from foldserve._version import __version__
 from foldserve.fold.results import ModelRun, Prediction
 from foldserve.msa.writing import write as write_msa
 from foldserve.structure.model_files import ModelCoordinates, to_mmcif, to_pdb

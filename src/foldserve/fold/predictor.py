@@ -21,14 +21,13 @@ from typing import Any, Literal
 
 import numpy as np
 
-from foldserve.errors import UserInputError
+from foldserve.errors import Cancelled, InputError, TooLarge
 from foldserve.fold import network
 from foldserve.fold.features import InputShape, process_features, raw_features
 from foldserve.fold.results import (
     CancelCheck,
     ModelRun,
     Prediction,
-    PredictionCancelled,
     PredictOptions,
     ProgressCallback,
     ProgressEvent,
@@ -44,10 +43,6 @@ from foldserve.msa.model import Msa
 
 Precision = Literal["auto", "bfloat16", "float32"]
 COMPILE_CACHE_DIRNAME = "jax-cache"
-
-
-class JobTooLarge(UserInputError):
-    """A job whose estimated memory exceeds the device's."""
 
 
 def enable_compile_cache(directory: Path) -> None:
@@ -95,7 +90,7 @@ class Predictor:
         self.param_dir = resolve_param_dir(Path(param_dir) if param_dir is not None else None)
         missing = [n for n in MODEL_NUMBERS if not model_param_file(self.param_dir, n).is_file()]
         if 3 in missing:
-            raise UserInputError(
+            raise InputError(
                 f"no AlphaFold2 parameters in {self.param_dir / 'params'}",
                 where="params",
                 fix="run `foldserve weights fetch`, or `foldserve weights make-test` for random "
@@ -140,7 +135,7 @@ class Predictor:
         shape = self.shape_for(msa)
         needed = estimate_bytes(shape, self._param_bytes())
         if self.memory_limit_bytes and needed > self.memory_limit_bytes:
-            raise JobTooLarge(
+            raise TooLarge(
                 f"this job needs about {needed / GIB:.1f} GiB ({msa.query_length} residues, "
                 f"{len(msa)} MSA rows) but {self.device} has "
                 f"{self.memory_limit_bytes / GIB:.1f} GiB",
@@ -160,7 +155,7 @@ class Predictor:
         options = options or PredictOptions()
         unavailable = sorted(set(options.models) - set(self.available_models))
         if unavailable:
-            raise UserInputError(
+            raise InputError(
                 f"model {unavailable[0]} has no parameters in {self.param_dir / 'params'}",
                 where="models",
                 fix=f"choose among {', '.join(map(str, self.available_models))}, "
@@ -279,7 +274,7 @@ class Predictor:
         recycle = 0
         for recycle in range(options.num_recycles + 1):
             if cancel is not None and cancel():
-                raise PredictionCancelled(f"{model_name} seed {seed}, before recycle {recycle}")
+                raise Cancelled(f"{model_name} seed {seed}, before recycle {recycle}")
             key, sub_key = jax.random.split(key)
             output = apply(params, sub_key, {**_recycle_slice(batch, recycle), "prev": prev})
             prev = {k: np.asarray(v, np.float16) for k, v in output.pop("prev").items()}

@@ -9,7 +9,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from foldserve.errors import UserInputError
+from foldserve.errors import InputError
 from foldserve.fold.features import InputShape
 from foldserve.fold.weights import MODEL_NUMBERS
 from foldserve.msa.model import Msa
@@ -31,8 +31,8 @@ class PredictOptions:
     templates: bool = False
 
     def __post_init__(self) -> None:
-        def bad(name: str, problem: str, fix: str) -> UserInputError:
-            return UserInputError(problem, where=name, fix=fix)
+        def bad(name: str, problem: str, fix: str) -> InputError:
+            return InputError(problem, where=name, fix=fix)
 
         if not self.models:
             raise bad("models", "no model chosen", "give one or more of 1,2,3,4,5")
@@ -88,10 +88,6 @@ class ProgressEvent:
 
 ProgressCallback = Callable[[ProgressEvent], None]
 CancelCheck = Callable[[], bool]
-
-
-class PredictionCancelled(Exception):
-    """Raised at a recycle boundary when the caller asked to stop."""
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from foldserve import __version__
+from foldserve._version import __version__
 from foldserve.fold.weights import (
     MANIFEST,
     MODEL_NUMBERS,

@@ -30,7 +30,7 @@ from urllib.request import url2pathname
 from filelock import FileLock
 
 from foldserve import remote
-from foldserve.errors import UserInputError
+from foldserve.errors import WeightsError
 from foldserve.remote import Opened
 
 if TYPE_CHECKING:
@@ -54,10 +54,6 @@ _RESERVED = frozenset({MANIFEST, SOURCE_RECORD, TEST_WEIGHTS_MARKER})
 _CHUNK = 1 << 20
 
 Progress = Callable[[int, int | None], None]
-
-
-class WeightsError(UserInputError):
-    """Weights that cannot be fetched or installed; nothing was installed."""
 
 
 def resolve_param_dir(explicit: Path | None = None) -> Path:

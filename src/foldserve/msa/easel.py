@@ -10,8 +10,6 @@ from __future__ import annotations
 import io
 from collections.abc import Iterable
 
-from pyhmmer.easel import MSAFile
-
 from foldserve.errors import MsaError
 from foldserve.msa.builder import MsaBuilder, RawRow
 
@@ -19,6 +17,8 @@ EASEL_FORMATS = {"a2m": "a2m", "clustal": "clustal"}
 
 
 def read_with_easel(blocks: Iterable[bytes], builder: MsaBuilder, fmt: str) -> None:
+    from pyhmmer.easel import MSAFile  # here, not at the top: pyhmmer costs 65 ms to import
+
     data = b"".join(blocks)
     try:
         with MSAFile(io.BytesIO(data), format=EASEL_FORMATS[fmt]) as reader:

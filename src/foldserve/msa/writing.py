@@ -18,7 +18,7 @@ from typing import TextIO
 
 import numpy as np
 
-from foldserve.errors import UserInputError
+from foldserve.errors import InputError
 from foldserve.msa.alphabet import DOT
 from foldserve.msa.model import Msa
 from foldserve.msa.sniff import normalise_format
@@ -116,7 +116,7 @@ def format_for_path(path: str | os.PathLike[str]) -> str:
     """The output format named by a file's extension (``x.sto.gz`` is Stockholm)."""
     suffixes = [s for s in Path(path).suffixes if s not in _COMPRESSORS]
     if not suffixes:
-        raise UserInputError(
+        raise InputError(
             f"cannot tell the output format of {str(path)!r} from its name",
             where=str(path),
             fix="end the name in .a3m, .fasta or .sto, or pass --to a3m|fasta|sto",
@@ -135,7 +135,7 @@ def write(
     the format written. The file appears complete or not at all."""
     fmt = normalise_format(format) if format else format_for_path(destination)
     if fmt not in WRITERS:
-        raise UserInputError(
+        raise InputError(
             f"cannot write {fmt}",
             where="--to",
             fix=f"choose one of {', '.join(sorted(WRITERS))}",
@@ -157,7 +157,7 @@ def write(
         partial.replace(path)
     except OSError as exc:
         partial.unlink(missing_ok=True)
-        raise UserInputError(
+        raise InputError(
             f"cannot write: {exc.strerror or exc}",
             where=str(path),
             fix="check the directory exists and is writable",

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from foldserve.errors import UserInputError
+from foldserve.errors import InputError
 
 STEPS_DIR = ".steps"
 
@@ -32,7 +32,7 @@ def file_digest(path: Path) -> str:
         try:
             content = file.read_bytes()
         except OSError as exc:
-            raise UserInputError(
+            raise InputError(
                 exc.strerror or str(exc).lower(),
                 where=str(file),
                 fix="check the path and that the file is readable",

@@ -18,7 +18,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from foldserve.errors import UserInputError
+from foldserve.errors import InputError
 from foldserve.fold.results import PredictOptions
 
 PATH_FIELDS = ("msa", "out", "reference", "params_dir")
@@ -41,7 +41,7 @@ class PipelineConfig:
 
     def __post_init__(self) -> None:
         if self.url and self.endpoint_id:
-            raise UserInputError(
+            raise InputError(
                 "both an endpoint id and a URL given",
                 where="--endpoint-id/--url",
                 fix="give one of them",
@@ -64,13 +64,13 @@ def load_toml(path: Path, overrides: dict[str, Any]) -> PipelineConfig:
     try:
         values: dict[str, Any] = tomllib.loads(path.read_text())
     except FileNotFoundError:
-        raise UserInputError("no such file", where=str(path)) from None
+        raise InputError("no such file", where=str(path)) from None
     except tomllib.TOMLDecodeError as exc:
-        raise UserInputError(f"not valid TOML ({exc})", where=str(path)) from None
+        raise InputError(f"not valid TOML ({exc})", where=str(path)) from None
     known = {f.name for f in fields(PipelineConfig)}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise UserInputError(
+        raise InputError(
             f"unknown setting {unknown[0]!r}",
             where=str(path),
             fix=f"use only {', '.join(sorted(known))}",
@@ -83,10 +83,10 @@ def load_toml(path: Path, overrides: dict[str, Any]) -> PipelineConfig:
     values.update({k: v for k, v in overrides.items() if v is not None})
     for required in ("msa", "out"):
         if required not in values:
-            raise UserInputError(
+            raise InputError(
                 f"no {required}", where=str(path), fix=f"add {required} = ... or --{required}"
             )
     try:
         return PipelineConfig(**values)
     except TypeError as exc:
-        raise UserInputError(f"bad setting ({exc})", where=str(path)) from None
+        raise InputError(f"bad setting ({exc})", where=str(path)) from None

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from foldserve.errors import UserInputError
+from foldserve.errors import InputError
 
 RANKED = re.compile(r"ranked_(\d+)\.(pdb|cif)$")
 
@@ -44,7 +44,7 @@ class RankedModel:
             record = record[0] if record else {}
         matrix = record.get("predicted_aligned_error") if isinstance(record, dict) else None
         if matrix is None:
-            raise UserInputError(
+            raise InputError(
                 "no predicted_aligned_error", where=str(path), fix="rewrite the prediction"
             )
         return np.asarray(matrix, dtype=np.float64)
@@ -66,14 +66,14 @@ def _load_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserInputError(f"not valid JSON ({exc})", where=str(path)) from None
+        raise InputError(f"not valid JSON ({exc})", where=str(path)) from None
 
 
 def load(directory: str | Path) -> PredictionDir:
     """The ranked models of ``directory``, best first; an error when it holds none."""
     path = Path(directory)
     if not path.is_dir():
-        raise UserInputError(
+        raise InputError(
             "not a directory", where=str(path), fix="give the --out-dir of foldserve predict"
         )
     files: dict[int, Path] = {}
@@ -82,7 +82,7 @@ def load(directory: str | Path) -> PredictionDir:
         if match:
             files.setdefault(int(match.group(1)), candidate)
     if not files:
-        raise UserInputError(
+        raise InputError(
             "no ranked_0.pdb or ranked_0.cif here",
             where=str(path),
             fix="give a prediction directory (the --out-dir of foldserve predict)",

@@ -19,7 +19,7 @@ from typing import Any
 import gemmi
 import numpy as np
 
-from foldserve import __version__
+from foldserve._version import __version__
 from foldserve.msa.reading import read as read_msa
 from foldserve.pipeline import plots, viewer_js
 from foldserve.pipeline.prediction_dir import PredictionDir, RankedModel

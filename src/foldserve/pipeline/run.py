@@ -113,7 +113,7 @@ def _predict(
     shutil.rmtree(partial, ignore_errors=True)
     msa_path = config.out / MSA_FILE
     if config.remote:
-        from foldserve.service.client import Client, JobState
+        from foldserve.client.client import Client, JobState
 
         with Client(url=config.url, endpoint_id=config.endpoint_id) as client:
             job = client.submit(msa_path, config.predict_options())
@@ -130,7 +130,7 @@ def _predict(
     else:
         from foldserve.fold.outputs import run_scores, write_prediction
         from foldserve.fold.predictor import Predictor
-        from foldserve.service.jobs import progress_payload
+        from foldserve.jobs.run import progress_payload
 
         predictor = Predictor(config.params_dir)
         prediction = predictor.predict(

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from foldserve.errors import UserInputError
+from foldserve.errors import InputError
 from foldserve.pipeline.run import PipelineResult
 
 EXPERIMENT = "foldserve"
@@ -170,7 +170,7 @@ def find_runs(tracking_uri: str, ids: list[str]) -> list[RunRow]:
         matches = [run for run in runs if run.run_id.startswith(wanted)]
         if len(matches) != 1:
             problem = "no run" if not matches else f"{len(matches)} runs"
-            raise UserInputError(
+            raise InputError(
                 f"{problem} with id {wanted!r} in {tracking_uri}",
                 where="RUN",
                 fix="give an id (or a unique prefix) from `foldserve runs list`",

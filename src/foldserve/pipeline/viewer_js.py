@@ -18,7 +18,7 @@ import tarfile
 import urllib.request
 from pathlib import Path
 
-from foldserve.errors import UserInputError
+from foldserve.errors import InputError
 
 VERSION = "2.5.5"
 INTEGRITY = (
@@ -40,7 +40,7 @@ def load() -> str:
     """The library's source; a one-line error saying how to fetch it when it is missing."""
     location = path()
     if not location.is_file():
-        raise UserInputError(
+        raise InputError(
             f"the 3D viewer library (3Dmol.js {VERSION}) is not installed",
             where=str(location),
             fix=f"run `{FETCH_COMMAND}` once",

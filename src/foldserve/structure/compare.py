@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 import tmtools
 
-from foldserve.errors import UserInputError
+from foldserve.errors import InputError
 from foldserve.structure import metrics
 from foldserve.structure.reading import Chain
 
@@ -77,18 +77,18 @@ def _pairs(alignment_a: str, alignment_b: str) -> tuple[npt.NDArray[np.intp], ..
 def compare(a: Chain, b: Chain, *, align: Align = "auto", superpose: bool = True) -> Comparison:
     """Score ``a`` against ``b`` (see the module docstring for the alignment rule)."""
     if align not in ALIGN_CHOICES:
-        raise UserInputError(
+        raise InputError(
             f"unknown alignment {align!r}", where="align", fix="use auto, structure or sequence"
         )
     by_residue = align == "sequence" or (align == "auto" and a.sequence == b.sequence)
     if by_residue and len(a) != len(b):
-        raise UserInputError(
+        raise InputError(
             f"residue correspondence needs equal lengths, got {len(a)} and {len(b)}",
             where=f"{a.label} vs {b.label}",
             fix="compare with structural alignment (--align structure)",
         )
     if not superpose and not by_residue:
-        raise UserInputError(
+        raise InputError(
             "scoring in place needs identical sequences",
             where=f"{a.label} vs {b.label}",
             fix="drop --in-place to superpose the structures first",

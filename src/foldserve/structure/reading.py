@@ -20,7 +20,7 @@ import gemmi
 import numpy as np
 import numpy.typing as npt
 
-from foldserve.errors import UserInputError
+from foldserve.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -48,13 +48,11 @@ def read_structure(path: str | Path) -> gemmi.Structure:
     """Parse a PDB or mmCIF file (gzip fine); one-line errors for unreadable ones."""
     source = str(path)
     if not Path(source).is_file():
-        raise UserInputError(
-            "no such file", where=source, fix="give the path of a PDB or mmCIF file"
-        )
+        raise InputError("no such file", where=source, fix="give the path of a PDB or mmCIF file")
     try:
         structure = gemmi.read_structure(source)
     except (RuntimeError, ValueError) as exc:
-        raise UserInputError(
+        raise InputError(
             f"not a readable PDB or mmCIF file ({str(exc).splitlines()[0]})",
             where=source,
             fix="give a PDB (.pdb) or mmCIF (.cif) file",
@@ -80,14 +78,14 @@ def read_chain(path: str | Path, chain: str | None = None, *, model: int = 0) ->
     source = str(path)
     structure = read_structure(source)
     if model >= len(structure):
-        raise UserInputError(
+        raise InputError(
             f"model {model + 1} asked for, the file has {len(structure)}",
             where=source,
             fix=f"pick a model from 1 to {len(structure)}",
         )
     proteins = {c.name: residues for c in structure[model] if (residues := _amino_acid_residues(c))}
     if not proteins:
-        raise UserInputError(
+        raise InputError(
             "no amino-acid residues with a CA atom",
             where=source,
             fix="give a protein structure in PDB or mmCIF format",
@@ -96,7 +94,7 @@ def read_chain(path: str | Path, chain: str | None = None, *, model: int = 0) ->
         chain = next(iter(proteins))
     elif chain not in proteins:
         names = ", ".join(repr(name) for name in proteins)
-        raise UserInputError(
+        raise InputError(
             f"no protein chain {chain!r}", where=source, fix=f"pick one of the chains {names}"
         )
     residues = proteins[chain]

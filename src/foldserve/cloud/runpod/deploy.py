@@ -30,7 +30,7 @@ import httpx
 
 from foldserve.cloud.runpod.settings import VOLUME_MOUNT
 from foldserve.config import KEY_VARIABLES, load_config, missing_key_fix
-from foldserve.errors import UserInputError
+from foldserve.errors import InputError, RemoteError
 from foldserve.remote import first_line
 
 DEFAULT_REST_URL = "https://rest.runpod.io/v1"
@@ -46,12 +46,6 @@ CONTAINER_DISK_GB = 20
 _SECRET_NAME = re.compile(r"KEY|SECRET|TOKEN|PASSWORD", re.IGNORECASE)
 _RUNPOD_SECRET_REFERENCE = re.compile(r"^\{\{\s*RUNPOD_SECRET_\w+\s*\}\}$")
 _HIDDEN = "<hidden>"
-
-
-class DeployError(UserInputError):
-    """RunPod refused a request, or could not be reached: one line, exit code 1."""
-
-    exit_code = 1
 
 
 @dataclass(frozen=True)
@@ -71,8 +65,8 @@ class DeployOptions:
     env: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        def bad(flag: str, problem: str, fix: str) -> UserInputError:
-            return UserInputError(problem, where=flag, fix=fix)
+        def bad(flag: str, problem: str, fix: str) -> InputError:
+            return InputError(problem, where=flag, fix=fix)
 
         if not self.image.strip() or any(c.isspace() for c in self.image):
             raise bad(
@@ -172,7 +166,7 @@ def api_key(profile: str | None = None) -> str | None:
     config = load_config()
     name = profile or config.default_profile
     if profile is not None and profile not in config.profiles:
-        raise UserInputError(
+        raise InputError(
             f"unknown profile {profile!r}",
             where="--profile",
             fix=f"add [profiles.{profile}] to {config.path}",
@@ -202,12 +196,12 @@ class RunpodRest:
         try:
             answer = self._http.request(method, path, json=body)
         except httpx.HTTPError as exc:
-            raise DeployError(
+            raise RemoteError(
                 f"{method} {self.base_url}{path} failed ({first_line(exc)})",
                 fix=f"check the network, or {REST_URL_VARIABLE}",
             ) from exc
         if answer.status_code in (401, 403):
-            raise DeployError(
+            raise RemoteError(
                 f"RunPod refused the API key (HTTP {answer.status_code})",
                 fix="check the key's permissions; " + missing_key_fix("runpod"),
             )
@@ -216,7 +210,7 @@ class RunpodRest:
         except ValueError:
             reply = None
         if answer.is_error or not isinstance(reply, dict):
-            raise DeployError(
+            raise RemoteError(
                 f"{method} {path}: HTTP {answer.status_code}: {_message(reply, answer.text)}"
             )
         return reply
@@ -229,11 +223,11 @@ def deploy(options: DeployOptions, api: RunpodRest) -> Deployment:
     def step(method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         try:
             reply = api.call(method, path, body)
-        except DeployError as exc:
+        except RemoteError as exc:
             so_far = f" (already created: {'; '.join(created)})" if created else ""
-            raise DeployError(exc.problem + so_far, fix=exc.fix) from exc
+            raise RemoteError(exc.problem + so_far, fix=exc.fix) from exc
         if not isinstance(reply.get("id"), str):
-            raise DeployError(f"{method} {path}: RunPod's answer has no id: {_clip(reply)}")
+            raise RemoteError(f"{method} {path}: RunPod's answer has no id: {_clip(reply)}")
         return reply
 
     if options.volume_id is None:

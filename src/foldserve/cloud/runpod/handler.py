@@ -1,6 +1,6 @@
 """The RunPod handler: one fold job per call, on the worker's warm Predictor.
 
-The job logic is the self-hosted worker's (:func:`foldserve.service.jobs.run_fold_job`): the
+The job logic is the self-hosted worker's (:func:`foldserve.jobs.run.run_fold_job`): the
 same input validation and the same output JSON. What is RunPod's own:
 
 * Cancellation. RunPod tells a worker to stop a job (cancelled, or past its execution timeout)
@@ -29,12 +29,11 @@ from typing import Any
 from foldserve.cloud.runpod.progress import ThrottledProgress
 from foldserve.cloud.runpod.settings import WorkerSettings
 from foldserve.cloud.runpod.storage import Bucket
-from foldserve.errors import FoldserveError
+from foldserve.errors import Cancelled, FoldserveError
 from foldserve.fold.predictor import Predictor
-from foldserve.fold.results import PredictionCancelled
-from foldserve.service.failures import crash_message
-from foldserve.service.jobs import run_fold_job
-from foldserve.service.schema import parse_job_input
+from foldserve.jobs.failures import crash_message
+from foldserve.jobs.run import run_fold_job
+from foldserve.jobs.schema import parse_job_input
 
 #: A job as the SDK hands it over: ``{"id": ..., "input": {...}, ...}``.
 Job = dict[str, Any]
@@ -75,7 +74,7 @@ class FoldJobs:
                     inline_limit=self.settings.inline_limit,
                     url_for=self.bucket.url_for(job_id) if self.bucket else None,
                 )
-            except (FoldserveError, PredictionCancelled) as exc:
+            except (FoldserveError, Cancelled) as exc:
                 log.info("job %s ended: %s", job_id, exc)
                 raise
             except Exception as exc:

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import get_args
 
-from foldserve.errors import UserInputError
+from foldserve.errors import InputError
 from foldserve.fold.predictor import Precision
 from foldserve.fold.weights import DEFAULT_PARAMS_URL
-from foldserve.service.job_output import DEFAULT_INLINE_LIMIT
+from foldserve.jobs.output import DEFAULT_INLINE_LIMIT
 
 #: Where RunPod mounts an endpoint's network volume on every serverless worker.
 VOLUME_MOUNT = Path("/runpod-volume")
@@ -51,17 +51,17 @@ class WorkerSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> WorkerSettings:
-        """Read and check every setting; a bad one raises :class:`UserInputError` naming it."""
+        """Read and check every setting; a bad one raises :class:`InputError` naming it."""
         precision = env.get("FOLDSERVE_PRECISION") or "auto"
         if precision not in get_args(Precision):
-            raise UserInputError(
+            raise InputError(
                 f"unknown precision {precision!r}",
                 where="FOLDSERVE_PRECISION",
                 fix="use auto, bfloat16 or float32",
             )
         sha256 = env.get("FOLDSERVE_PARAMS_SHA256") or None
         if sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", sha256):
-            raise UserInputError(
+            raise InputError(
                 "not a SHA-256 (64 hexadecimal digits)",
                 where="FOLDSERVE_PARAMS_SHA256",
                 fix="give the archive's sha256sum, or leave it unset",
@@ -87,13 +87,13 @@ def _bucket(env: Mapping[str, str]) -> BucketSettings | None:
     if name is None and endpoint is None:
         return None
     if name is None:
-        raise UserInputError(
+        raise InputError(
             "BUCKET_ENDPOINT_URL is set but no bucket is named",
             where="BUCKET_NAME",
             fix="set BUCKET_NAME to the bucket that receives large results",
         )
     if endpoint is not None and not re.match(r"^https?://", endpoint):
-        raise UserInputError(
+        raise InputError(
             f"{endpoint!r} is not an http(s) URL",
             where="BUCKET_ENDPOINT_URL",
             fix="give the S3 API URL, e.g. https://<account>.r2.cloudflarestorage.com",
@@ -102,7 +102,7 @@ def _bucket(env: Mapping[str, str]) -> BucketSettings | None:
     secret = env.get("BUCKET_SECRET_ACCESS_KEY") or None
     if (key_id is None) != (secret is None):
         missing = "BUCKET_SECRET_ACCESS_KEY" if secret is None else "BUCKET_ACCESS_KEY_ID"
-        raise UserInputError(
+        raise InputError(
             "only half of the bucket's key pair is set",
             where=missing,
             fix="set both BUCKET_ACCESS_KEY_ID and BUCKET_SECRET_ACCESS_KEY, or neither "
@@ -110,7 +110,7 @@ def _bucket(env: Mapping[str, str]) -> BucketSettings | None:
         )
     expiry = _number(env, "BUCKET_URL_EXPIRY", DEFAULT_URL_EXPIRY, minimum=1.0)
     if expiry > MAX_URL_EXPIRY:
-        raise UserInputError(
+        raise InputError(
             f"{expiry:g} seconds is longer than presigned URLs can live",
             where="BUCKET_URL_EXPIRY",
             fix=f"give at most {MAX_URL_EXPIRY} (7 days)",
@@ -134,7 +134,7 @@ def _number(env: Mapping[str, str], name: str, default: float, minimum: float = 
     except ValueError:
         value = float("nan")
     if not (math.isfinite(value) and value >= minimum):
-        raise UserInputError(
+        raise InputError(
             f"{text!r} is not a number of at least {minimum:g}",
             where=name,
             fix=f"give a number such as {default:g}, or leave it unset",

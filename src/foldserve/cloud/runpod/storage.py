@@ -12,15 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from foldserve.cloud.runpod.settings import BucketSettings
-from foldserve.errors import FoldserveError
+from foldserve.errors import StorageError
+from foldserve.jobs.output import UrlFor
 from foldserve.remote import first_line
-from foldserve.service.job_output import UrlFor
 
 _CONTENT_TYPES = {".json": "application/json", ".pdb": "text/plain", ".cif": "text/plain"}
-
-
-class StorageError(FoldserveError):
-    """A result file that could not be put in the bucket (the worker's settings, not the job)."""
 
 
 class Bucket:
@@ -61,7 +57,7 @@ class Bucket:
 
     def upload(self, path: Path, key: str) -> str:
         from boto3.exceptions import Boto3Error
-        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import BotoCoreError, RemoteError
 
         bucket = self.settings.name
         content_type = _CONTENT_TYPES.get(path.suffix, "application/octet-stream")
@@ -74,7 +70,7 @@ class Bucket:
                 Params={"Bucket": bucket, "Key": key},
                 ExpiresIn=self.settings.url_expiry,
             )
-        except (Boto3Error, BotoCoreError, ClientError) as exc:
+        except (Boto3Error, BotoCoreError, RemoteError) as exc:
             raise StorageError(
                 f"could not upload {path.name} to bucket {bucket} ({first_line(exc)}); check "
                 "the endpoint's BUCKET_* settings"

@@ -1,0 +1,3 @@
+from foldserve.cli import main
+
+main()

@@ -1,0 +1,411 @@
+"""``foldserve submit``, ``status``, ``fetch`` and ``cancel``: fold on a remote endpoint.
+
+One code path for RunPod (``--endpoint-id``) and a self-hosted ``foldserve serve`` (``--url``).
+API keys come from the environment or the configuration file, never from a flag (``ps`` would
+show it).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
+from foldserve.cli.batch import check_batch_flags, submit_batch
+from foldserve.cli.options import (
+    TEST_WEIGHTS_WARNING,
+    ModelsOption,
+    MsaFormatOption,
+    NumRecyclesOption,
+    NumSeedsOption,
+    QueryOption,
+    RankByOption,
+    SeedOption,
+    ToleranceOption,
+    predict_options,
+)
+from foldserve.client import records
+from foldserve.client.client import Client, check_job_id, save_best_model
+from foldserve.client.records import JobRecord
+from foldserve.client.request import JobRequest, build_request
+from foldserve.config import Endpoint, resolve_endpoint
+from foldserve.errors import InputError, JobFailed
+from foldserve.jobs.schema import MAX_POLICY_MS, JobState, JobStatus
+
+err = Console(stderr=True)
+
+UrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--url",
+        help="Self-hosted endpoint (foldserve serve), e.g. http://gpu-box:8000; "
+        "key from FOLDSERVE_API_KEY or the config file.",
+    ),
+]
+EndpointIdOption = Annotated[
+    str | None,
+    typer.Option(
+        "--endpoint-id", help="RunPod endpoint id; key from RUNPOD_API_KEY or the config file."
+    ),
+]
+ProfileOption = Annotated[
+    str | None,
+    typer.Option(
+        "--profile",
+        help="Endpoint profile from ~/.config/foldserve/config.toml ($FOLDSERVE_CONFIG).",
+    ),
+]
+JobArgument = Annotated[str, typer.Argument(help="Job id, as printed by foldserve submit.")]
+
+
+def submit_command(
+    msa_path: Annotated[
+        str | None, typer.Option("--msa", help="MSA file in any supported format.")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Where the best model goes (PDB).")
+    ] = None,
+    endpoint_id: EndpointIdOption = None,
+    url: UrlOption = None,
+    profile: ProfileOption = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Directory for all outputs (default: OUTPUT without .pdb + _prediction). "
+            "With --msa-dir: OUT/NAME/ per MSA and OUT/NAME.pdb for its best model."
+        ),
+    ] = None,
+    msa_dir: Annotated[
+        Path | None,
+        typer.Option(help="Submit every MSA file in this folder (needs --out-dir)."),
+    ] = None,
+    concurrency: Annotated[
+        int, typer.Option(help="With --msa-dir: jobs followed at the same time.")
+    ] = 4,
+    models: ModelsOption = "1,2,3,4,5",
+    num_recycles: NumRecyclesOption = 3,
+    recycle_early_stop_tolerance: ToleranceOption = None,
+    seed: SeedOption = 0,
+    num_seeds: NumSeedsOption = 1,
+    rank_by: RankByOption = "plddt",
+    msa_format: MsaFormatOption = "auto",
+    query: QueryOption = None,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Execution timeout on the endpoint, in seconds.")
+    ] = 3600.0,
+    no_wait: Annotated[
+        bool, typer.Option("--no-wait", help="Print the job id and return at once.")
+    ] = False,
+) -> None:
+    """Predict structures on a RunPod or self-hosted endpoint; the MSA is checked here first."""
+    if (msa_path is None) == (msa_dir is None):
+        raise InputError(
+            "give one of --msa and --msa-dir", where="--msa", fix="--msa FILE or --msa-dir DIR"
+        )
+    if not 0 < timeout <= MAX_POLICY_MS / 1000:
+        raise InputError(
+            f"{timeout:g} s is not a usable execution timeout",
+            where="--timeout",
+            fix="give more than 0 and at most 604800 seconds (7 days)",
+        )
+    options = predict_options(
+        models, num_recycles, recycle_early_stop_tolerance, seed, num_seeds, rank_by
+    )
+    endpoint = resolve_endpoint(url, endpoint_id, profile)
+    if msa_dir is not None:
+        check_batch_flags(output, out_dir, no_wait, concurrency, msa_format, query)
+        assert out_dir is not None
+        submit_batch(endpoint, msa_dir, out_dir, options, timeout, concurrency)
+        return
+    assert msa_path is not None
+    if output is None and not no_wait:
+        raise InputError(
+            "--output is needed", where="--output", fix="add --output OUT.pdb for the best model"
+        )
+    with err.status(f"Reading {msa_path} …", spinner="dots"):
+        request = build_request(
+            msa_path, options, execution_timeout_s=timeout, msa_format=msa_format, query=query
+        )
+    _submit_one(endpoint, request, msa_path, output, out_dir, no_wait=no_wait)
+
+
+def _submit_one(
+    endpoint: Endpoint,
+    request: JobRequest,
+    msa_path: str,
+    output: Path | None,
+    out_dir: Path | None,
+    *,
+    no_wait: bool,
+) -> None:
+    directory = out_dir or (output.with_name(output.stem + "_prediction") if output else None)
+    for warning in request.warnings:
+        err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
+    with Client(endpoint=endpoint) as client:
+        with err.status(f"Submitting to {endpoint.base_url} …", spinner="dots"):
+            job_id = client.submit_request(request)
+        msa = None if msa_path == "-" else msa_path  # standard input has no path to keep
+        record = JobRecord.new(job_id, endpoint, msa=msa, output=output, out_dir=directory)
+        records.save(record)
+        err.print(
+            f"job {job_id} submitted to {endpoint.base_url}; "
+            f"follow it with: foldserve status {job_id}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        if no_wait:
+            sys.stdout.write(job_id + "\n")
+            return
+        assert output is not None and directory is not None
+        state = _follow(client, record, offer_cancel=True)
+        _save_results(client, state, directory, output)
+
+
+def _follow(client: Client, record: JobRecord, *, offer_cancel: bool) -> JobState:
+    """Wait for the job with a live status line; the final state, saved in the record.
+
+    Ctrl-C stops following. With ``offer_cancel`` and a terminal it asks whether to cancel the
+    remote job; otherwise the job keeps running and the commands to follow it are printed.
+    """
+    since = datetime.fromisoformat(record.submitted_at).timestamp()
+    try:
+        with err.status(f"job {record.id}: waiting …", spinner="dots") as line:
+            logged: tuple[Any, ...] = ()
+
+            def show(state: JobState) -> None:
+                nonlocal logged
+                text = f"job {record.id}: {describe(state, time.time() - since)}"
+                line.update(text)
+                progress = state.progress or {}
+                step = (state.status, progress.get("stage"), progress.get("model"))
+                if not err.is_terminal and step != logged:
+                    err.print(
+                        text, highlight=False, soft_wrap=True
+                    )  # a log gets a line per step, no spinner
+                    logged = step
+
+            state = client.wait(record.id, on_update=show)
+    except KeyboardInterrupt:
+        err.print(f"stopped following job {record.id}", highlight=False, soft_wrap=True)
+        if (
+            offer_cancel
+            and sys.stdin.isatty()
+            and typer.confirm(f"Cancel job {record.id} on the endpoint?", default=False, err=True)
+        ):
+            status = client.cancel(record.id)
+            records.update_status(record, status.value)
+            err.print(f"job {record.id}: {status.value}", highlight=False, soft_wrap=True)
+        else:
+            err.print(
+                f"job {record.id} keeps running. follow: foldserve status {record.id}   "
+                f"results: foldserve fetch {record.id}   stop: foldserve cancel {record.id}",
+                highlight=False,
+                soft_wrap=True,
+            )
+        raise typer.Exit(130) from None
+    records.update_status(record, state.status.value)
+    if state.status is not JobStatus.COMPLETED:
+        raise JobFailed(state)
+    return state
+
+
+def describe(state: JobState, waited_s: float) -> str:
+    """One status line: queued for, stage, model, run i/n, recycle r/N, pLDDT."""
+    if state.status is JobStatus.IN_QUEUE:
+        return f"queued for {_duration(state.delay_time_s or waited_s)}"
+    parts = [] if state.delay_time_s is None else [f"queued {_duration(state.delay_time_s)}"]
+    progress = state.progress or {}
+    if state.status is JobStatus.IN_PROGRESS:
+        parts.insert(0, str(progress.get("stage", "starting")))
+    else:
+        parts.insert(0, state.status.value)
+    parts += describe_progress(progress)
+    if state.execution_time_s is not None:
+        parts.append(f"running {_duration(state.execution_time_s)}")
+    return " · ".join(parts)
+
+
+def describe_progress(progress: dict[str, Any]) -> list[str]:
+    """A prediction's progress as short parts: model and seed, run i/n, recycle r/N, scores."""
+    parts = []
+    if "model" in progress:
+        seed = f" seed {progress['seed']}" if "seed" in progress else ""
+        parts.append(f"{progress['model']}{seed}")
+    if "run" in progress and "runs" in progress:
+        parts.append(f"run {progress['run']}/{progress['runs']}")
+    if "recycle" in progress:
+        parts.append(f"recycle {progress['recycle']}/{progress.get('num_recycles', '?')}")
+    if isinstance(progress.get("mean_plddt"), int | float):
+        parts.append(f"pLDDT {progress['mean_plddt']:.1f}")
+    if isinstance(progress.get("ptm"), int | float):
+        parts.append(f"pTM {progress['ptm']:.2f}")
+    return parts
+
+
+def _duration(seconds: float) -> str:
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+
+
+def _save_results(client: Client, state: JobState, directory: Path, output: Path | None) -> None:
+    """Download a COMPLETED job into ``directory``, copy its best model, print the ranking."""
+    result: dict[str, Any] = state.output
+    with err.status(f"Downloading results to {directory} …", spinner="dots"):
+        files = client.download(result, directory)
+    best = save_best_model(files, output) if output is not None else None
+    for warning in result.get("warnings", []):
+        err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
+    if result.get("test_weights"):
+        err.print(Panel(TEST_WEIGHTS_WARNING, title="warning", border_style="bold red"))
+    print_ranking(result)
+    where = f"best model: {best}   " if best else ""
+    err.print(f"{where}all outputs: {directory}/", highlight=False, soft_wrap=True)
+    if result.get("test_weights"):
+        err.print("[bold red]made with random TEST WEIGHTS: not a protein structure[/bold red]")
+
+
+def print_ranking(result: dict[str, Any]) -> None:
+    """The ranking table of a job's output, as ``foldserve predict`` prints it."""
+    table = Table(title="ranking", title_justify="left")
+    columns = ("rank", "model", "seed", "mean pLDDT", "pTM", "max PAE", "recycles")
+    for column in columns:
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for run in result.get("ranking", []):
+        table.add_row(
+            str(run.get("rank", "")),
+            str(run.get("model", "")),
+            str(run.get("seed", "")),
+            _number(run.get("mean_plddt"), ".1f"),
+            _number(run.get("ptm"), ".3f"),
+            _number(run.get("max_pae"), ".1f"),
+            str(run.get("recycles", "")),
+        )
+    err.print(table)
+
+
+def _number(value: Any, spec: str) -> str:
+    return format(value, spec) if isinstance(value, int | float) else ""
+
+
+def _job_endpoint(
+    job_id: str, url: str | None, endpoint_id: str | None, profile: str | None
+) -> tuple[JobRecord | None, Endpoint]:
+    """The job's record (None when there is none) and its endpoint; flags override the record."""
+    check_job_id(job_id)
+    if url is None and endpoint_id is None and profile is None:
+        record = records.load(job_id)
+        return record, record.endpoint()
+    return records.find(job_id), resolve_endpoint(url, endpoint_id, profile)
+
+
+def status_command(
+    job_id: JobArgument,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    url: UrlOption = None,
+    endpoint_id: EndpointIdOption = None,
+    profile: ProfileOption = None,
+) -> None:
+    """Show a job's status: queued, running (stage, model, recycle), finished."""
+    record, endpoint = _job_endpoint(job_id, url, endpoint_id, profile)
+    with Client(endpoint=endpoint) as client:
+        state = client.status(job_id)
+    if record is not None:
+        records.update_status(record, state.status.value)
+    if as_json:
+        sys.stdout.write(json.dumps(state_json(state)) + "\n")
+        return
+    since = datetime.fromisoformat(record.submitted_at).timestamp() if record else time.time()
+    if state.status is JobStatus.COMPLETED:
+        ranking = state.output.get("ranking", []) if isinstance(state.output, dict) else []
+        best = (
+            f"; best {ranking[0]['model']} pLDDT {ranking[0]['mean_plddt']:.1f}" if ranking else ""
+        )
+        took = f" in {_duration(state.execution_time_s)}" if state.execution_time_s else ""
+        line = f"COMPLETED{took}{best}; get the files with: foldserve fetch {job_id}"
+    elif state.status.finished:
+        line = f"{state.status.value}: {state.error or 'no reason given'}"
+    else:
+        line = f"{state.status.value} · {describe(state, time.time() - since)}"
+    sys.stdout.write(f"job {job_id}: {line}\n")
+
+
+def state_json(state: JobState) -> dict[str, Any]:
+    """A job's state for ``status --json``: file names instead of file contents."""
+    summary: dict[str, Any] = {
+        "id": state.id,
+        "status": state.status.value,
+        "delay_time_s": state.delay_time_s,
+        "execution_time_s": state.execution_time_s,
+    }
+    if state.error is not None:
+        summary["error"] = state.error
+    if state.progress is not None:
+        summary["progress"] = state.progress
+    if state.status is JobStatus.COMPLETED and isinstance(state.output, dict):
+        summary["ranking"] = state.output.get("ranking", [])
+        summary["files"] = sorted(state.output.get("files", {}))
+        summary["warnings"] = state.output.get("warnings", [])
+        summary["test_weights"] = state.output.get("test_weights")
+    return summary
+
+
+def fetch_command(
+    job_id: JobArgument,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(help="Directory for all outputs (default: as given at submission)."),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Where the best model goes (default: as submitted)."),
+    ] = None,
+    url: UrlOption = None,
+    endpoint_id: EndpointIdOption = None,
+    profile: ProfileOption = None,
+) -> None:
+    """Download a job's results (waiting for it to finish first)."""
+    record, endpoint = _job_endpoint(job_id, url, endpoint_id, profile)
+    if record is None:
+        record = JobRecord.new(job_id, endpoint, msa=None, output=output, out_dir=out_dir)
+    best = output or (Path(record.output) if record.output else None)
+    directory = (
+        out_dir
+        or (output.with_name(output.stem + "_prediction") if output else None)
+        or (Path(record.out_dir) if record.out_dir else None)
+        or Path(f"{job_id}_prediction")
+    )
+    with Client(endpoint=endpoint) as client:
+        state = _follow(client, record, offer_cancel=False)
+        _save_results(client, state, directory, best)
+
+
+def cancel_command(
+    job_id: JobArgument,
+    url: UrlOption = None,
+    endpoint_id: EndpointIdOption = None,
+    profile: ProfileOption = None,
+) -> None:
+    """Cancel a queued or running job."""
+    record, endpoint = _job_endpoint(job_id, url, endpoint_id, profile)
+    with Client(endpoint=endpoint) as client:
+        status = client.cancel(job_id)
+    if record is not None:
+        records.update_status(record, status.value)
+    if status is JobStatus.CANCELLED:
+        err.print(f"job {job_id}: CANCELLED", highlight=False, soft_wrap=True)
+    else:
+        err.print(
+            f"job {job_id} had already finished: {status.value}", highlight=False, soft_wrap=True
+        )

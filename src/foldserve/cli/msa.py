@@ -1,0 +1,198 @@
+"""``foldserve msa inspect | convert | filter``."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from foldserve import msa
+from foldserve.errors import InputError
+from foldserve.msa.stats import MsaReport
+
+app = typer.Typer(
+    help="Inspect, convert and filter MSAs (A3M, Stockholm, FASTA, A2M, Clustal).",
+    no_args_is_help=True,
+)
+out = Console()
+err = Console(stderr=True)
+
+InputPath = Annotated[str, typer.Argument(help="MSA file (gzip/bzip2/xz fine), or - for stdin.")]
+FormatOption = Annotated[
+    str, typer.Option("--format", "-f", help="Input format: auto, a3m, fasta, a2m, sto, clustal.")
+]
+QueryOption = Annotated[
+    str | None, typer.Option("--query", "-q", help="Name of the query row (default: the first).")
+]
+
+SPARK = " ▁▂▃▄▅▆▇█"
+
+
+def _read(path: str, fmt: str, query: str | None) -> msa.Msa:
+    with err.status(f"Reading {path} …", spinner="dots"):
+        return msa.read(path, format=fmt, query=query)
+
+
+def _sparkline(values: list[float], width: int = 80) -> str:
+    if len(values) > width:
+        edges = [round(i * len(values) / width) for i in range(width + 1)]
+        values = [min(values[a:b]) for a, b in itertools.pairwise(edges)]
+    return "".join(SPARK[min(len(SPARK) - 1, round(v * (len(SPARK) - 1)))] for v in values)
+
+
+def _print_report(report: MsaReport) -> None:
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column()
+    cover = report.coverage
+    table.add_row("file", report.source)
+    table.add_row("format", report.format)
+    table.add_row("query", f"{report.query_name} ({report.query_length} residues)")
+    table.add_row("depth", f"{report.depth} rows (query included)")
+    table.add_row("unique", f"{report.unique} rows")
+    sampled = "" if report.neff_rows == report.depth else f" (estimated on {report.neff_rows} rows)"
+    table.add_row("Neff (80% id)", f"{report.neff:.1f}{sampled}")
+    table.add_row(
+        "coverage",
+        f"min {cover.min:.0%}  mean {cover.mean:.0%}  max {cover.max:.0%}  "
+        f"({cover.low_positions} positions below 30%)",
+    )
+    table.add_row("per position", _sparkline(cover.per_position))
+    out.print(table)
+    for warning in report.warnings:
+        err.print(f"[yellow]warning:[/yellow] {warning}")
+
+
+@app.command("inspect")
+def inspect_command(
+    path: InputPath,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    fmt: FormatOption = "auto",
+    query: QueryOption = None,
+) -> None:
+    """Format, query, depth, unique rows, Neff, coverage and warnings of an MSA."""
+    alignment = _read(path, fmt, query)
+    with err.status("Computing Neff …", spinner="dots"):
+        report = msa.inspect(alignment)
+    if as_json:
+        sys.stdout.write(json.dumps(report.to_json()) + "\n")
+    else:
+        _print_report(report)
+
+
+def _warn_all(alignment: msa.Msa) -> None:
+    for warning in alignment.warnings:
+        err.print(f"[yellow]warning:[/yellow] {warning}")
+
+
+ToOption = Annotated[
+    str | None,
+    typer.Option("--to", "-t", help="Output format: a3m, fasta or sto (default: from OUT's name)."),
+]
+NoInsertions = Annotated[
+    bool,
+    typer.Option("--no-insertions", help="Write query columns only (drop inserted residues)."),
+]
+
+
+def _require_format_for_stdout(destination: str, to: str | None) -> None:
+    """Standard output has no file name to take the format from."""
+    if destination == "-" and to is None:
+        raise InputError(
+            "writing to stdout needs a format",
+            where="--to",
+            fix="add --to a3m, --to fasta or --to sto",
+        )
+
+
+@app.command("convert")
+def convert_command(
+    source: InputPath,
+    destination: Annotated[str, typer.Argument(help="Output file, or - for stdout.")],
+    to: ToOption = None,
+    fmt: FormatOption = "auto",
+    query: QueryOption = None,
+    no_insertions: NoInsertions = False,
+) -> None:
+    """Convert an MSA to A3M, aligned FASTA or Stockholm."""
+    _require_format_for_stdout(destination, to)
+    alignment = _read(source, fmt, query)
+    _warn_all(alignment)
+    written = msa.write(alignment, destination, format=to, keep_insertions=not no_insertions)
+    if destination != "-":
+        err.print(
+            f"wrote {len(alignment)} rows x {alignment.query_length} columns "
+            f"as {written} to {destination}"
+        )
+
+
+def _fraction(value: float | None, option: str) -> float | None:
+    """Accept 0.9 or 90 (hhfilter's percent) for identities and coverages."""
+    if value is None:
+        return None
+    if 1.0 < value <= 100.0:
+        value /= 100.0
+    if not 0.0 <= value <= 1.0:
+        raise InputError(
+            f"{value} is not a fraction or a percentage",
+            where=option,
+            fix="give a value between 0 and 1, or a percentage up to 100",
+        )
+    return value
+
+
+@app.command("filter")
+def filter_command(
+    source: InputPath,
+    destination: Annotated[str, typer.Argument(help="Output file, or - for stdout.")],
+    max_seq_id: Annotated[
+        float | None,
+        typer.Option(
+            help="Drop rows more identical than this to a row kept before them (0.9 or 90)."
+        ),
+    ] = None,
+    min_coverage: Annotated[
+        float | None,
+        typer.Option(help="Drop rows covering less of the query than this (0.5 or 50)."),
+    ] = None,
+    min_query_id: Annotated[
+        float | None,
+        typer.Option(help="Drop rows less identical than this to the query (0.3 or 30)."),
+    ] = None,
+    max_seqs: Annotated[
+        int | None, typer.Option(help="Keep at most this many rows, the most diverse, query first.")
+    ] = None,
+    keep_duplicates: Annotated[
+        bool, typer.Option("--keep-duplicates", help="Do not remove identical rows.")
+    ] = False,
+    to: ToOption = None,
+    fmt: FormatOption = "auto",
+    query: QueryOption = None,
+) -> None:
+    """Remove duplicates and redundant, partial or distant rows (like hhfilter)."""
+    if max_seqs is not None and max_seqs < 1:
+        raise InputError(
+            f"{max_seqs} rows would drop the query", where="--max-seqs", fix="give at least 1"
+        )
+    settings = msa.FilterSettings(
+        remove_duplicates=not keep_duplicates,
+        max_seq_id=_fraction(max_seq_id, "--max-seq-id"),
+        min_coverage=_fraction(min_coverage, "--min-coverage"),
+        min_query_id=_fraction(min_query_id, "--min-query-id"),
+        max_seqs=max_seqs,
+    )
+    _require_format_for_stdout(destination, to)
+    alignment = _read(source, fmt, query)
+    _warn_all(alignment)
+    with err.status("Filtering …", spinner="dots"):
+        filtered, report = msa.filter_msa(alignment, settings)
+    msa.write(filtered, destination, format=to)
+    for step, count in report.steps:
+        err.print(f"  {count:>8}  {step}")
+    if destination != "-":
+        err.print(f"wrote {len(filtered)} of {len(alignment)} rows to {destination}")

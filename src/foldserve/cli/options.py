@@ -1,0 +1,65 @@
+"""Prediction flags shared by ``foldserve predict`` and ``foldserve submit``."""
+
+from __future__ import annotations
+
+from typing import Annotated, cast
+
+import typer
+
+from foldserve.errors import InputError
+from foldserve.fold.results import PredictOptions, RankBy
+
+ModelsOption = Annotated[str, typer.Option(help="AlphaFold2 pTM models to run.")]
+NumRecyclesOption = Annotated[int, typer.Option(help="Recycling iterations.")]
+ToleranceOption = Annotated[
+    float | None, typer.Option(help="Stop recycling once CA positions move less (Å).")
+]
+SeedOption = Annotated[int, typer.Option(help="First random seed.")]
+NumSeedsOption = Annotated[int, typer.Option(help="Seeds per model.")]
+RankByOption = Annotated[str, typer.Option(help="Rank models by plddt or ptm.")]
+MsaFormatOption = Annotated[str, typer.Option("--format", "-f", help="MSA format or auto.")]
+QueryOption = Annotated[str | None, typer.Option(help="Name of the query row.")]
+
+TEST_WEIGHTS_WARNING = (
+    "[bold]These are random TEST WEIGHTS, not AlphaFold's parameters.[/bold]\n"
+    "The models below exercise the real network but are not protein structures.\n"
+    "Install the real weights with `foldserve weights fetch`."
+)
+
+
+def parse_models(text: str) -> tuple[int, ...]:
+    """``"1,2,3"`` → ``(1, 2, 3)``; a clear error for anything else."""
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise InputError(
+            f"cannot read model list {text!r}", where="--models", fix="write e.g. --models 1,2,3"
+        ) from None
+
+
+def predict_options(
+    models: str,
+    num_recycles: int,
+    recycle_early_stop_tolerance: float | None,
+    seed: int,
+    num_seeds: int,
+    rank_by: str,
+    *,
+    templates: bool = False,
+) -> PredictOptions:
+    """The options the flags ask for; errors name the flag the user typed."""
+    model_numbers = parse_models(models)
+    try:
+        return PredictOptions(
+            models=model_numbers,
+            num_recycles=num_recycles,
+            recycle_early_stop_tolerance=recycle_early_stop_tolerance,
+            seed=seed,
+            num_seeds=num_seeds,
+            rank_by=cast(RankBy, rank_by),
+            templates=templates,
+        )
+    except InputError as exc:
+        # The options name JSON fields; on the command line the flag is what the user typed.
+        flag = f"--{(exc.where or '').replace('_', '-')}"
+        raise InputError(exc.problem, where=flag, fix=exc.fix) from None

@@ -1,0 +1,162 @@
+"""``foldserve pipeline run`` and ``foldserve runs list|compare``."""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from foldserve.cli.client import describe_progress
+from foldserve.cli.options import parse_models
+from foldserve.errors import InputError
+from foldserve.pipeline import tracking
+from foldserve.pipeline.config import PipelineConfig, load_toml
+from foldserve.pipeline.run import run_pipeline
+
+err = Console(stderr=True)
+out = Console()
+
+pipeline_app = typer.Typer(
+    help="Multi-step runs: MSA check, predict, compare, report.", no_args_is_help=True
+)
+runs_app = typer.Typer(help="The record of pipeline runs (MLflow).", no_args_is_help=True)
+
+TrackingOption = Annotated[
+    str | None,
+    typer.Option(help="MLflow tracking URI (default: SQLite under the output directory)."),
+]
+LABELS = {"ran": "[green]done[/green]", "cached": "[dim]cached[/dim]"}
+
+
+@pipeline_app.command("run")
+def run_command(
+    msa: Annotated[Path | None, typer.Option(help="MSA file in any supported format.")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Output directory.")] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="TOML file describing the run (flags override it).")
+    ] = None,
+    models: Annotated[str | None, typer.Option(help="AlphaFold2 models, e.g. 1,2,3.")] = None,
+    num_recycles: Annotated[int | None, typer.Option(help="Recycling iterations.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    reference: Annotated[
+        Path | None, typer.Option(help="Experimental structure to compare with.")
+    ] = None,
+    reference_chain: Annotated[str | None, typer.Option(help="Chain of the reference.")] = None,
+    params_dir: Annotated[
+        Path | None, typer.Option(help="Weights directory for in-process predictions.")
+    ] = None,
+    endpoint_id: Annotated[
+        str | None, typer.Option(help="Predict on this RunPod endpoint.")
+    ] = None,
+    url: Annotated[str | None, typer.Option(help="Predict on this foldserve endpoint.")] = None,
+    tracking_uri: TrackingOption = None,
+) -> None:
+    """Run MSA check, predictions, comparison and report; finished steps are skipped."""
+    flags: dict[str, Any] = {
+        "msa": msa,
+        "out": out_dir,
+        "models": parse_models(models) if models else None,
+        "num_recycles": num_recycles,
+        "seed": seed,
+        "reference": reference,
+        "reference_chain": reference_chain,
+        "params_dir": params_dir,
+        "endpoint_id": endpoint_id,
+        "url": url,
+        "tracking_uri": tracking_uri,
+    }
+    if config is not None:
+        settings = load_toml(config, flags)
+    else:
+        if msa is None or out_dir is None:
+            raise InputError(
+                "no MSA or output directory", where="--msa/--out", fix="give both, or --config"
+            )
+        settings = PipelineConfig(**{k: v for k, v in flags.items() if v is not None})
+
+    def show(step: str, status: str) -> None:
+        if status == "start":
+            err.print(f"  {step} …", highlight=False)
+        else:
+            err.print(f"  {step}: {LABELS[status]}", highlight=False)
+
+    def progress(payload: dict[str, Any]) -> None:
+        parts = [str(payload.get("stage", "")), *describe_progress(payload)]
+        err.print("    " + " · ".join(parts), highlight=False, soft_wrap=True)
+
+    result = run_pipeline(settings, on_step=show, on_progress=progress)
+    with err.status("Recording the run in MLflow …", spinner="dots"):
+        run_id = tracking.log_run(result, settings.tracking_uri)
+    uri = settings.tracking_uri or tracking.default_uri(settings.out)
+    err.print(f"report: {result.output('report', 'report')}", highlight=False, soft_wrap=True)
+    err.print(f"MLflow run {run_id} in {uri}", highlight=False, soft_wrap=True)
+
+
+def _uri(directory: Path, tracking_uri: str | None) -> str:
+    return tracking_uri or tracking.default_uri(directory)
+
+
+DirArgument = Annotated[
+    Path, typer.Option("--dir", help="Pipeline output directory holding the default store.")
+]
+
+
+def _when(milliseconds: int) -> str:
+    moment = datetime.datetime.fromtimestamp(milliseconds / 1000)
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
+def _number(value: float | None, digits: int) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+@runs_app.command("list")
+def list_command(directory: DirArgument = Path("."), tracking_uri: TrackingOption = None) -> None:
+    """Every recorded pipeline run, newest first."""
+    uri = _uri(directory, tracking_uri)
+    runs = tracking.list_runs(uri)
+    table = Table(title=uri, title_justify="left")
+    for column in ("run", "name", "started", "models", "test wts", "pLDDT", "pTM", "TM ref"):
+        table.add_column(column, no_wrap=column in ("run", "started"))
+    for run in runs:
+        table.add_row(
+            run.run_id[:8],
+            run.name,
+            _when(run.start_time),
+            run.params.get("models", ""),
+            run.params.get("test_weights", ""),
+            _number(run.metrics.get("mean_plddt"), 1),
+            _number(run.metrics.get("ptm"), 3),
+            _number(run.metrics.get("tm_score_to_reference"), 3),
+        )
+    out.print(table)
+    if not runs:
+        err.print("no runs recorded yet: `foldserve pipeline run` records one")
+
+
+@runs_app.command("compare")
+def compare_runs_command(
+    run_ids: Annotated[list[str], typer.Argument(help="Run ids or unique prefixes.")],
+    directory: DirArgument = Path("."),
+    tracking_uri: TrackingOption = None,
+) -> None:
+    """Parameters and metrics of runs side by side; differing rows are highlighted."""
+    runs = tracking.find_runs(_uri(directory, tracking_uri), run_ids)
+    table = Table(title_justify="left")
+    table.add_column("", no_wrap=True)
+    for run in runs:
+        table.add_column(f"{run.run_id[:8]}\n{run.name}", justify="right")
+    for kind, values in (
+        ("param", [r.params for r in runs]),
+        ("metric", [r.metrics for r in runs]),
+    ):
+        for name in sorted({key for v in values for key in v}):
+            cells = [v.get(name) for v in values]
+            text = ["" if c is None else (f"{c:.4g}" if isinstance(c, float) else c) for c in cells]
+            style = "bold" if len(set(text)) > 1 else None
+            table.add_row(f"{kind} {name}", *text, style=style)
+    out.print(table)

@@ -1,0 +1,264 @@
+"""HTTP to one endpoint: the key sent only where it belongs, transient failures retried.
+
+Transient failures (connection errors, 5xx, 429 with ``Retry-After``) are retried with
+exponential backoff and jitter. A request that must not be repeated (``POST /run``) is retried
+only when it certainly did not reach the server (no connection, 429, 503), so a job is never
+submitted twice. The API key goes only to the endpoint's own origin, never to a bucket that
+serves result files. Refusals become the typed errors of :mod:`foldserve.errors`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import time
+from collections.abc import Callable, Iterable
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import httpx
+
+from foldserve._version import __version__
+from foldserve.config import Endpoint, missing_key_fix
+from foldserve.errors import (
+    IntegrityError,
+    JobNotFound,
+    KeyRefused,
+    Refused,
+    RemoteError,
+    Unavailable,
+)
+from foldserve.remote import first_line
+
+RETRY_FIRST_S = 0.5
+RETRY_MAX_S = 15.0
+RETRY_AFTER_MAX_S = 300.0
+CONNECT_TIMEOUT_S = 10.0
+
+T = TypeVar("T")
+
+
+class _Retry(Exception):
+    """A transient failure of one attempt: worth trying again after ``after`` seconds."""
+
+    def __init__(self, reason: str, after: float | None = None) -> None:
+        self.reason = reason
+        self.after = after
+        super().__init__(reason)
+
+
+class Transport:
+    """One ``httpx.Client`` speaking to ``endpoint``, with explicit timeouts and retries."""
+
+    def __init__(self, endpoint: Endpoint, *, timeout: float, max_retries: int) -> None:
+        self.endpoint = endpoint
+        self.max_retries = max_retries
+        self._origin = _origin(httpx.URL(endpoint.base_url))
+        self._random = random.Random()
+        self._http = httpx.Client(
+            timeout=httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT_S)),
+            headers={"User-Agent": f"foldserve/{__version__}"},
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _auth_headers(self, url: httpx.URL) -> dict[str, str]:
+        """The key goes only to the endpoint's own origin, never to a bucket's URL."""
+        key = self.endpoint.api_key
+        return {"Authorization": f"Bearer {key}"} if key and _origin(url) == self._origin else {}
+
+    def call(
+        self,
+        method: str,
+        route: str,
+        *,
+        content: bytes | None = None,
+        job_id: str | None = None,
+        unsent_only: bool = False,
+    ) -> Any:
+        """``METHOD {base}/{route}``: the JSON answer, or the typed error of a refusal.
+
+        ``job_id`` names the job a 404 is about; ``unsent_only`` marks a request that must not
+        reach the server twice.
+        """
+        url = httpx.URL(f"{self.endpoint.base_url}/{route}")
+        headers = self._auth_headers(url)
+        if content is not None:
+            headers["Content-Type"] = "application/json"
+
+        def attempt() -> httpx.Response:
+            answer = self._http.request(method, url, content=content, headers=headers)
+            self._raise_if_transient(answer, unsent_only=unsent_only)
+            return answer
+
+        answer = self._retrying(attempt, unsent_only=unsent_only)
+        if answer.is_success:
+            try:
+                return answer.json()
+            except ValueError:
+                raise RemoteError(
+                    f"{url} answered with something that is not JSON",
+                    fix="check the URL points at a foldserve or RunPod endpoint (.../v2/ID)",
+                ) from None
+        self._refused(answer, route, job_id)
+
+    def fetch(self, url: str, target: Path, expected: Any) -> None:
+        """Download ``url`` into ``target`` (see :func:`write_checked`), retrying transient
+        failures; the key goes along only to the endpoint's own origin."""
+        parsed = httpx.URL(url)
+        if parsed.scheme not in ("http", "https"):
+            raise RemoteError(f"{target.name}: cannot fetch a {parsed.scheme or 'relative'} URL")
+
+        def attempt() -> None:
+            headers = self._auth_headers(parsed)
+            with self._http.stream("GET", parsed, headers=headers, follow_redirects=True) as answer:
+                self._raise_if_transient(answer, unsent_only=False)
+                if answer.status_code != 200:
+                    answer.read()
+                    raise RemoteError(
+                        f"{target.name}: download failed (HTTP {answer.status_code}: "
+                        f"{_message(answer)})",
+                        fix="result URLs expire: run foldserve fetch JOB again for fresh ones",
+                    )
+                write_checked(target, answer.iter_bytes(), expected)
+
+        self._retrying(attempt, unsent_only=False)
+
+    def _refused(self, answer: httpx.Response, route: str, job_id: str | None) -> NoReturn:
+        code, message = answer.status_code, _message(answer)
+        base = self.endpoint.base_url
+        if code in (401, 403):
+            fix = (
+                missing_key_fix(self.endpoint.kind)
+                if self.endpoint.api_key is None
+                else "check the API key; " + missing_key_fix(self.endpoint.kind)
+            )
+            raise KeyRefused(
+                f"{base} refused the key (HTTP {code}: {message})", status_code=code, fix=fix
+            )
+        if code == 404 and job_id is not None:
+            raise JobNotFound(
+                f"job {job_id} is not known to {base} ({message})",
+                status_code=code,
+                fix="check the id and the endpoint; finished jobs are kept only for a while "
+                "(RunPod: 30 minutes)",
+            )
+        if code == 404:
+            raise Refused(
+                f"{base}/{route} not found ({message})",
+                status_code=code,
+                fix="check --url (it ends in /v2/ENDPOINT_ID) or --endpoint-id",
+            )
+        if code == 413:
+            raise Refused(
+                f"the endpoint refused the request as too large ({message})",
+                status_code=code,
+                fix="reduce the MSA first: foldserve msa filter --max-seqs 5632",
+            )
+        if 400 <= code < 500:
+            raise Refused(f"the endpoint refused the request: {message}", status_code=code)
+        raise Unavailable(f"{base}/{route} failed (HTTP {code}: {message})")
+
+    def _raise_if_transient(self, answer: httpx.Response, *, unsent_only: bool) -> None:
+        """Raise :class:`_Retry` for answers worth retrying.
+
+        429 and 503 say the request was not processed; other 5xx only allow retrying requests
+        that are safe to repeat.
+        """
+        code = answer.status_code
+        if code in (429, 503) or (code >= 500 and not unsent_only):
+            answer.read()
+            raise _Retry(f"HTTP {code}: {_message(answer)}", _retry_after(answer))
+
+    def _retrying(self, attempt: Callable[[], T], *, unsent_only: bool) -> T:
+        """Run ``attempt`` until it succeeds, retrying transient failures with backoff.
+
+        With ``unsent_only`` a failure after the request may have reached the server (a read
+        timeout, a dropped connection) is not retried: repeating ``POST /run`` would submit the
+        job twice.
+        """
+        number = 0
+        while True:
+            try:
+                return attempt()
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                failure = _Retry(f"cannot connect ({first_line(exc)})")
+            except httpx.TransportError as exc:
+                if unsent_only:
+                    raise Unavailable(
+                        f"{self.endpoint.base_url}: no answer to the submission "
+                        f"({first_line(exc)}); it was not resent, so the job may or may not "
+                        "exist",
+                        fix="check the endpoint before submitting again",
+                    ) from None
+                failure = _Retry(first_line(exc))
+            except _Retry as exc:
+                failure = exc
+            if number >= self.max_retries:
+                raise Unavailable(
+                    f"{self.endpoint.base_url}: {failure.reason} ({number + 1} attempts)",
+                    fix="check the endpoint is up and reachable, then try again",
+                )
+            backoff = min(RETRY_MAX_S, RETRY_FIRST_S * 2**number)
+            time.sleep(
+                failure.after
+                if failure.after is not None
+                else backoff * self._random.uniform(0.5, 1.0)
+            )
+            number += 1
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    default_port = {"http": 80, "https": 443}.get(url.scheme)
+    return (url.scheme, url.host, url.port or default_port)
+
+
+def _message(answer: httpx.Response) -> str:
+    """The server's one-line reason: ``{"error": ...}`` (RunPod, foldserve) or the text."""
+    try:
+        body = answer.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        for key in ("error", "detail", "message"):
+            if isinstance(body.get(key), str):
+                return str(body[key])
+    lines = answer.text.strip().splitlines()
+    return lines[0][:200] if lines else answer.reason_phrase or "no message"
+
+
+def _retry_after(answer: httpx.Response) -> float | None:
+    """``Retry-After`` in seconds (a number or an HTTP date), capped; None when absent."""
+    value = answer.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError):
+            return None
+    return min(max(seconds, 0.0), RETRY_AFTER_MAX_S)
+
+
+def write_checked(target: Path, chunks: Iterable[bytes], expected: Any) -> None:
+    """Write ``chunks`` to ``target`` via ``target.partial``, checking the SHA-256 first."""
+    partial = target.with_name(target.name + ".partial")
+    digest = hashlib.sha256()
+    try:
+        with partial.open("wb") as out:
+            for chunk in chunks:
+                digest.update(chunk)
+                out.write(chunk)
+        if isinstance(expected, str) and digest.hexdigest() != expected.lower():
+            raise IntegrityError(
+                f"{target.name}: SHA-256 {digest.hexdigest()} does not match the job's {expected}",
+                fix="fetch the results again; if it persists the endpoint's storage is damaged",
+            )
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)

@@ -1,0 +1,126 @@
+"""The fold job's output JSON (DESIGN.md, "Fold job output") from a written prediction.
+
+Files go inline while the serialised output stays under the inline limit, the most wanted first
+(the best model, then the scores); the rest are referenced by URL when the caller can serve
+them (the self-hosted endpoint's results route, or a bucket's presigned URL), and otherwise
+left out with a warning that lists them; the best model (``ranked_0``) is never left out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from foldserve._version import __version__
+from foldserve.fold.features import msa_sizes
+from foldserve.fold.outputs import ENGINE, run_scores
+from foldserve.fold.results import Prediction
+from foldserve.jobs.schema import OutputKind
+
+DEFAULT_INLINE_LIMIT = 2 << 20
+
+#: ``url_for(name, path)``: where a file that does not fit inline can be fetched, or None.
+UrlFor = Callable[[str, Path], str | None]
+
+_KIND_PATTERNS: dict[OutputKind, re.Pattern[str]] = {
+    "pdb": re.compile(r"ranked_\d+\.pdb"),
+    "cif": re.compile(r"ranked_\d+\.cif"),
+    "scores": re.compile(r"(ranking_debug|scores|timings)\.json|confidence_.+\.json"),
+    "pae": re.compile(r"pae_.+\.json"),
+    "msa": re.compile(r"msa\.a3m"),
+}
+
+
+def _priority(name: str) -> tuple[int, int, str]:
+    """Best model first, then the small score files, then the rest by rank."""
+    rank = re.search(r"ranked_(\d+)", name)
+    if name == "ranked_0.pdb":
+        return (0, 0, name)
+    if name in ("ranking_debug.json", "scores.json", "timings.json"):
+        return (1, 0, name)
+    if rank:
+        return (2, int(rank.group(1)), name)
+    if name.startswith("confidence_"):
+        return (3, 0, name)
+    return (4, 0, name)
+
+
+def select_files(files: dict[str, Path], outputs: list[OutputKind]) -> dict[str, Path]:
+    """The files the job asked for, in the order they should be inlined."""
+    wanted = {
+        name: path
+        for name, path in files.items()
+        if any(_KIND_PATTERNS[kind].fullmatch(name) for kind in outputs)
+    }
+    return dict(sorted(wanted.items(), key=lambda item: _priority(item[0])))
+
+
+def build_output(
+    prediction: Prediction,
+    files: dict[str, Path],
+    outputs: list[OutputKind],
+    *,
+    timings: dict[str, float],
+    inline_limit: int = DEFAULT_INLINE_LIMIT,
+    url_for: UrlFor | None = None,
+) -> dict[str, Any]:
+    """The output object: summary, ranking, and each requested file inline or as a URL."""
+    msa = prediction.msa
+    clusters, extra = msa_sizes(len(msa))
+    output: dict[str, Any] = {
+        "foldserve_version": __version__,
+        "engine": ENGINE,
+        "test_weights": prediction.test_weights,
+        "query": {
+            "name": msa.query_name,
+            "length": msa.query_length,
+            "sequence": msa.query_sequence,
+        },
+        "msa": {"depth": len(msa), "used": min(len(msa), clusters + extra)},
+        "ranking": [run_scores(rank, run) for rank, run in enumerate(prediction.ranked)],
+        "files": {},
+        "timings": {key: round(value, 3) for key, value in timings.items()},
+    }
+    size = _json_size(output)
+    left_out: list[str] = []
+    selected = select_files(files, outputs)
+    best = next((name for name in selected if name.startswith("ranked_0.")), None)
+    for name, path in selected.items():
+        data = path.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        inline = {"data": data.decode("utf-8"), "sha256": digest}
+        entry_size = _json_size({name: inline})
+        fits = size + entry_size <= inline_limit
+        url = None if fits or url_for is None else url_for(name, path)
+        # Without a place for large files, the best model still comes back, over the limit.
+        if fits or (url is None and name == best):
+            output["files"][name] = inline
+            size += entry_size
+            continue
+        if url is None:
+            left_out.append(name)
+            continue
+        reference = {"url": url, "sha256": digest, "bytes": len(data)}
+        output["files"][name] = reference
+        size += _json_size({name: reference})
+    if left_out:
+        output["left_out"] = left_out
+        output["warnings"] = [
+            f"{len(left_out)} file(s) left out: the output would exceed the "
+            f"{inline_limit / (1 << 20):g} MB inline limit and no storage for larger results "
+            f"is configured ({', '.join(left_out)})"
+        ]
+    return output
+
+
+def output_size(output: dict[str, Any]) -> int:
+    """Bytes of ``output`` serialised as compact JSON."""
+    return _json_size(output)
+
+
+def _json_size(value: Any) -> int:
+    return len(json.dumps(value, separators=(",", ":")).encode("utf-8"))

@@ -1,0 +1,1 @@
+"""The self-hosted endpoint (``foldserve serve``): routes, auth, the SQLite store, workers."""

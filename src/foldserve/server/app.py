@@ -1,0 +1,260 @@
+"""The self-hosted endpoint's HTTP API: RunPod's serverless routes under ``/v2/{endpoint_id}``.
+
+Request bodies are read as a stream and refused past their limit (10 MB for ``/run``, 20 MB
+for ``/runsync``, as on RunPod), also when a gzip body would inflate past it. The MSA is parsed
+at submission, so a bad file is refused with its line before it waits in the queue. Errors are
+JSON ``{"error": "<where>: <what>. Fix: <how>", "field": "<where>"}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+
+from foldserve._version import __version__
+from foldserve.errors import InputError, MsaError, NotFound, TooLarge, Unauthorized
+from foldserve.jobs.ids import checked_file_name, checked_job_id
+from foldserve.jobs.payload import inflate, unpack_msa
+from foldserve.jobs.schema import (
+    RUN_BODY_LIMIT,
+    RUNSYNC_BODY_LIMIT,
+    JobStatus,
+    RunRequest,
+    parse_run_request,
+)
+from foldserve.server import layout
+from foldserve.server.status import status_body
+from foldserve.server.store import Job, JobStore
+
+#: How long ``/runsync`` waits by default, and at most (RunPod's figures).
+RUNSYNC_WAIT_MS = 90_000
+RUNSYNC_MAX_WAIT_MS = 300_000
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    endpoint_id: str
+    data_dir: Path
+    api_keys: tuple[str, ...]  # empty: no authentication (loopback only; checked by the CLI)
+
+
+def create_app(store: JobStore, settings: ApiSettings) -> FastAPI:
+    app = FastAPI(title="foldserve", version=__version__, docs_url=None, redoc_url=None)
+    _install_error_handlers(app)
+
+    def authorise(request: Request) -> None:
+        if not settings.api_keys:
+            return
+        header = request.headers.get("authorization", "")
+        scheme, _, key = header.partition(" ")
+        given = key.strip().encode() if scheme.lower() == "bearer" else b""
+        # Compare with every key, in constant time, so timing tells nothing about any key.
+        matched = False
+        for known in settings.api_keys:
+            matched |= hmac.compare_digest(given, known.encode())
+        if not matched:
+            raise Unauthorized(
+                "missing or wrong API key",
+                where="Authorization",
+                fix="send 'Authorization: Bearer <key>' with a key the server was given "
+                "(FOLDSERVE_API_KEY or [serve] api_keys in its config file)",
+            )
+
+    def endpoint(endpoint_id: str) -> None:
+        if endpoint_id != settings.endpoint_id:
+            raise NotFound(
+                f"no endpoint {endpoint_id[:64]!r} here",
+                where="endpoint_id",
+                fix=f"this server serves /v2/{settings.endpoint_id}",
+            )
+
+    router = APIRouter(
+        prefix="/v2/{endpoint_id}", dependencies=[Depends(authorise), Depends(endpoint)]
+    )
+
+    def job_or_404(job_id: str) -> Job:
+        job = store.get(checked_job_id(job_id))
+        if job is None:
+            raise NotFound(
+                f"no job {job_id}",
+                where="id",
+                fix="check the id; results are deleted after the server's retention period",
+            )
+        return job
+
+    async def submit(request: Request, limit: int) -> Job:
+        run = parse_run_request(await _json_body(request, limit))
+        if run.input.msa_url is None:
+            # Parse now: a bad MSA is refused with its line, before it waits in the queue.
+            await run_in_threadpool(unpack_msa, run.input)
+        return await run_in_threadpool(_enqueue, store, run)
+
+    @router.post("/run")
+    async def run(request: Request) -> dict[str, Any]:
+        job = await submit(request, RUN_BODY_LIMIT)
+        return {"id": job.id, "status": job.status.value}
+
+    @router.post("/runsync")
+    async def runsync(
+        request: Request,
+        wait: Annotated[int, Query(ge=0, le=RUNSYNC_MAX_WAIT_MS)] = RUNSYNC_WAIT_MS,
+    ) -> dict[str, Any]:
+        job = await submit(request, RUNSYNC_BODY_LIMIT)
+        loop = asyncio.get_running_loop()
+        until = loop.time() + wait / 1000
+        while not job.status.finished and loop.time() < until:
+            await asyncio.sleep(0.1)
+            job = await run_in_threadpool(job_or_404, job.id)
+        return status_body(job, str(request.base_url))
+
+    @router.get("/status/{job_id}")
+    def status(job_id: str, request: Request) -> dict[str, Any]:
+        return status_body(job_or_404(job_id), str(request.base_url))
+
+    @router.get("/stream/{job_id}")
+    def stream(job_id: str) -> dict[str, Any]:
+        job = job_or_404(job_id)
+        events = store.events(job.id)
+        return {"status": job.status.value, "stream": [{"output": event} for event in events]}
+
+    @router.post("/cancel/{job_id}")
+    def cancel(job_id: str) -> dict[str, Any]:
+        job_or_404(job_id)
+        job = store.cancel(job_id)
+        assert job is not None
+        return {"id": job.id, "status": job.status.value}
+
+    @router.post("/retry/{job_id}")
+    def retry(job_id: str) -> dict[str, Any]:
+        current = job_or_404(job_id)
+        job = store.retry(job_id)
+        if job is None:
+            raise InputError(
+                f"job {job_id} is {current.status.value}",
+                where="id",
+                fix="only FAILED or TIMED_OUT jobs can be retried",
+            )
+        return {"id": job.id, "status": job.status.value}
+
+    @router.post("/purge-queue")
+    def purge_queue() -> dict[str, Any]:
+        return {"removed": store.purge_queue(), "status": "completed"}
+
+    @router.get("/health")
+    def health() -> dict[str, Any]:
+        workers = store.workers()
+        states = [w.state for w in workers]
+        return {
+            "jobs": store.counts(),
+            "workers": {
+                "idle": states.count("idle"),
+                "running": states.count("running"),
+                "initializing": states.count("starting"),
+            },
+        }
+
+    @router.get("/results/{job_id}/{file_name}")
+    def result_file(job_id: str, file_name: str) -> FileResponse:
+        job = job_or_404(job_id)
+        name = checked_file_name(file_name)
+        path = layout.results_dir(settings.data_dir, job.id) / name
+        listed = (job.output or {}).get("files", {})
+        if job.status != JobStatus.COMPLETED or name not in listed or not path.is_file():
+            raise NotFound(
+                f"job {job.id} has no file {name}", where="file", fix="see the job's output files"
+            )
+        return FileResponse(path, media_type=_media_type(name), filename=name)
+
+    app.include_router(router)
+    return app
+
+
+def _enqueue(store: JobStore, run: RunRequest) -> Job:
+    return store.submit(
+        run.input.model_dump(exclude_none=True, exclude_unset=True), run.policy, run.webhook
+    )
+
+
+async def _json_body(request: Request, limit: int) -> Any:
+    """The request's JSON, read no further than ``limit`` bytes (inflated, for gzip)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise _too_large(limit)
+    data = bytes(body)
+    if request.headers.get("content-encoding", "").lower() == "gzip":
+        data = inflate(data, limit=limit, where="body")
+    try:
+        return json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        position = (
+            f" (line {exc.lineno}, column {exc.colno})"
+            if isinstance(exc, json.JSONDecodeError)
+            else ""
+        )
+        raise InputError(
+            f"not valid JSON{position}",
+            where="body",
+            fix='send {"input": {...}} as described in DESIGN.md',
+        ) from None
+
+
+def _too_large(limit: int) -> TooLarge:
+    return TooLarge(
+        f"request body over the {limit // 1_000_000} MB limit",
+        where="body",
+        fix="send the MSA gzip-compressed as msa_gz_b64, or reduce it with "
+        "`foldserve msa filter --max-seqs 5632`; foldserve submit does both",
+    )
+
+
+_STATUS_CODES: tuple[tuple[type[InputError], int], ...] = (
+    (TooLarge, 413),
+    (Unauthorized, 401),
+    (NotFound, 404),
+    (InputError, 400),
+)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    async def user_error(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, InputError)
+        code = next(c for kind, c in _STATUS_CODES if isinstance(exc, kind))
+        headers = {"WWW-Authenticate": "Bearer"} if code == 401 else None
+        # An MSA error's "where" is file:line; the field is the file part.
+        field = exc.source if isinstance(exc, MsaError) else exc.where
+        body = {"error": exc.one_line(), "field": field}
+        return JSONResponse(body, status_code=code, headers=headers)
+
+    async def bad_request(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error.get("loc", ()))
+        return JSONResponse(
+            {"error": f"{where}: {error.get('msg')}", "field": where}, status_code=400
+        )
+
+    app.add_exception_handler(InputError, user_error)
+    app.add_exception_handler(RequestValidationError, bad_request)
+
+
+def _media_type(name: str) -> str:
+    suffix = Path(name).suffix
+    return {
+        ".json": "application/json",
+        ".pdb": "chemical/x-pdb",
+        ".cif": "chemical/x-mmcif",
+    }.get(suffix, "text/plain")

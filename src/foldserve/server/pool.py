@@ -1,0 +1,230 @@
+"""Worker processes of the self-hosted endpoint, and the supervisor that keeps them honest.
+
+One thread in the server process starts the workers, restarts any that die (the job a dead
+worker held is retried once, then failed with the reason), enforces execution timeouts and
+ttls, kills a worker whose job was cancelled or timed out but which has not stopped within the
+grace period, delivers webhooks, and deletes results past their retention.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import IO
+
+import httpx
+
+from foldserve.server import layout
+from foldserve.server.status import status_body
+from foldserve.server.store import JobStore
+from foldserve.server.worker import EXIT_NO_MODEL, WorkerSettings
+
+TICK_SECONDS = 0.25
+EXPIRE_EVERY_SECONDS = 60.0
+#: A worker that dies this soon after starting, repeatedly, is restarted ever more slowly.
+QUICK_DEATH_SECONDS = 30.0
+MAX_RESTART_DELAY = 60.0
+
+log = logging.getLogger("foldserve.pool")
+
+
+@dataclass
+class _Slot:
+    name: str
+    gpu: str | None
+    process: subprocess.Popen[bytes] | None = None
+    started: float = 0.0
+    quick_deaths: int = 0
+    restart_at: float = 0.0
+    log: IO[bytes] | None = field(default=None, repr=False)
+
+
+class WorkerPool:
+    """``count`` worker processes, supervised from one thread."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        settings: WorkerSettings,
+        count: int,
+        *,
+        stop_grace: float = 30.0,
+        retention: float = 24 * 3600.0,
+        public_url: str = "",
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.stop_grace = stop_grace
+        self.retention = retention
+        self.public_url = public_url
+        gpus = _gpu_ids(count)
+        self._slots = [_Slot(name=f"worker-{i}", gpu=gpus[i]) for i in range(count)]
+        self._stopping = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._loop, args=(self._tick,), name="supervisor"),
+            # Webhooks have their own thread: a slow receiver must not delay timeouts and kills.
+            threading.Thread(target=self._loop, args=(self._send_webhooks,), name="webhooks"),
+        ]
+        self._last_expiry = 0.0
+        # Check often enough that results never outlive their retention by more than a quarter.
+        self._expire_every = min(EXPIRE_EVERY_SECONDS, retention / 4)
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.daemon = True
+            thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop every worker; jobs they were running go back to the queue, retry unspent."""
+        self._stopping.set()
+        for thread in self._threads:
+            thread.join(timeout=timeout + 5)
+        for slot in self._slots:
+            if slot.process and slot.process.poll() is None:
+                slot.process.terminate()
+        deadline = time.monotonic() + timeout
+        for slot in self._slots:
+            if slot.process is None:
+                continue
+            try:
+                slot.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                slot.process.kill()
+                slot.process.wait()
+            self._release(slot, "the server stopped while it ran", count_attempt=False)
+
+    def pids(self) -> dict[str, int]:
+        return {
+            s.name: s.process.pid for s in self._slots if s.process and s.process.poll() is None
+        }
+
+    # -- supervision ---------------------------------------------------------------------------
+
+    def _loop(self, step: Callable[[], None]) -> None:
+        while not self._stopping.is_set():
+            try:
+                step()
+            except Exception:  # the supervisor must outlive any one bad tick
+                log.exception("%s failed", step.__name__)
+            self._stopping.wait(TICK_SECONDS)
+
+    def _tick(self) -> None:
+        """One round of supervision: deaths, deadlines, stragglers, expiry."""
+        now = time.time()
+        for slot in self._slots:
+            self._watch(slot, now)
+        self.store.enforce_deadlines(now)
+        self._kill_stragglers(now)
+        if now - self._last_expiry > self._expire_every:
+            self._last_expiry = now
+            self._expire(now)
+
+    def _watch(self, slot: _Slot, now: float) -> None:
+        process = slot.process
+        if process is None:
+            if now >= slot.restart_at:
+                self._spawn(slot)
+            return
+        code = process.poll()
+        if code is None:
+            return
+        reason = f"its worker died ({_describe_exit(code)})"
+        log.warning("%s %s", slot.name, reason)
+        self._release(slot, reason, count_attempt=True)
+        slot.process = None
+        lived = now - slot.started
+        slot.quick_deaths = slot.quick_deaths + 1 if lived < QUICK_DEATH_SECONDS else 0
+        delay = 0.0 if slot.quick_deaths <= 1 else min(2.0**slot.quick_deaths, MAX_RESTART_DELAY)
+        if code == EXIT_NO_MODEL:
+            delay = MAX_RESTART_DELAY
+        slot.restart_at = now + delay
+
+    def _spawn(self, slot: _Slot) -> None:
+        log_path = layout.log_file(self.settings.data_dir, slot.name)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        if slot.log is None:
+            slot.log = open(log_path, "ab")  # noqa: SIM115 - kept open across restarts
+        env = dict(os.environ)
+        if slot.gpu is not None:
+            env["CUDA_VISIBLE_DEVICES"] = slot.gpu
+        slot.process = subprocess.Popen(
+            self.settings.command(slot.name),
+            stdin=subprocess.DEVNULL,
+            stdout=slot.log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        slot.started = time.time()
+        self.store.register_worker(slot.name, slot.process.pid)
+        log.info("%s started (pid %d)", slot.name, slot.process.pid)
+
+    def _release(self, slot: _Slot, reason: str, *, count_attempt: bool) -> None:
+        job_id = self.store.running_job_of(slot.name)
+        if job_id is not None:
+            self.store.requeue_or_fail(job_id, reason, count_attempt=count_attempt)
+
+    def _kill_stragglers(self, now: float) -> None:
+        """Kill workers still busy with a job that was cancelled or timed out too long ago."""
+        busy = {w.name: w.job_id for w in self.store.workers() if w.job_id}
+        for slot in self._slots:
+            job_id = busy.get(slot.name)
+            if not job_id or slot.process is None or slot.process.poll() is not None:
+                continue
+            stopped_at = self.store.stopped_while_running(slot.name, job_id)
+            if stopped_at is not None and now - stopped_at > self.stop_grace:
+                log.warning("%s did not stop job %s in time: killing it", slot.name, job_id)
+                slot.process.send_signal(signal.SIGKILL)
+
+    def _send_webhooks(self) -> None:
+        for job in self.store.webhooks_due():
+            assert job.webhook is not None
+            body = status_body(job, self.public_url)
+            state = "failed"
+            for _ in range(3):
+                try:
+                    httpx.post(job.webhook, json=body, timeout=5.0).raise_for_status()
+                    state = "sent"
+                    break
+                except httpx.HTTPError as exc:
+                    log.warning("webhook for %s failed: %s", job.id, exc)
+            self.store.set_webhook_state(job.id, state)
+
+    def _expire(self, now: float) -> None:
+        for job_id in self.store.expire(now - self.retention):
+            shutil.rmtree(layout.results_dir(self.settings.data_dir, job_id), ignore_errors=True)
+
+
+def _gpu_ids(count: int) -> list[str | None]:
+    """Worker i gets the i-th visible GPU when there are GPUs; otherwise the default device."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        ids = [part for part in visible.split(",") if part.strip()]
+    elif shutil.which("nvidia-smi"):
+        found = subprocess.run(
+            ["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        ids = found.stdout.split() if found.returncode == 0 else []
+    else:
+        ids = []
+    if not ids:
+        return [None] * count
+    return [ids[i % len(ids)] for i in range(count)]
+
+
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"

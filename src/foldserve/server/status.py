@@ -1,0 +1,48 @@
+"""The status object of a job, as ``/status``, ``/runsync`` and webhooks return it."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from foldserve.jobs.schema import JobStatus
+from foldserve.server.store import Job
+
+
+def status_body(job: Job, base_url: str, now: float | None = None) -> dict[str, Any]:
+    """RunPod's status object; while running, ``output`` is the latest progress.
+
+    File URLs are stored relative to the server (``/v2/…/results/…``) and made absolute here
+    against ``base_url``, the address the caller used.
+    """
+    now = time.time() if now is None else now
+    body: dict[str, Any] = {
+        "id": job.id,
+        "status": job.status.value,
+        "delayTime": job.delay_ms(now),
+        "executionTime": job.execution_ms(now),
+    }
+    if job.retried:
+        body["retries"] = job.retried
+    if job.status == JobStatus.COMPLETED and job.output is not None:
+        body["output"] = _absolute_urls(job.output, base_url.rstrip("/"))
+    elif job.status == JobStatus.IN_PROGRESS and job.progress is not None:
+        body["output"] = job.progress
+    if job.error and job.status != JobStatus.COMPLETED:
+        body["error"] = job.error
+    return body
+
+
+def _absolute_urls(output: dict[str, Any], base_url: str) -> dict[str, Any]:
+    files = output.get("files", {})
+    if not any(str(entry.get("url", "")).startswith("/") for entry in files.values()):
+        return output
+    absolute = {
+        name: (
+            {**entry, "url": base_url + entry["url"]}
+            if str(entry.get("url", "")).startswith("/")
+            else entry
+        )
+        for name, entry in files.items()
+    }
+    return {**output, "files": absolute}
