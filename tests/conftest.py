@@ -28,6 +28,15 @@ def data(relative: str) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def _job_records_kept_out_of_home(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Every job a client submits is recorded (``Client.submit``), also from a CLI process a
+    test starts: into the test session's folder, never the home of whoever runs the tests."""
+    monkeypatch.setenv("FOLDSERVE_STATE_DIR", str(tmp_path_factory.getbasetemp() / "state"))
+
+
 TEST_WEIGHT_BLOCKS = 2
 WEIGHTS_CACHE = Path(
     os.environ.get("FOLDSERVE_TEST_WEIGHTS_CACHE")

@@ -100,19 +100,27 @@ class Server:
 
 @contextmanager
 def running_server(
-    data_dir: Path, params: Path, *extra: str, workers: int = 1, wait: bool = True
+    data_dir: Path,
+    params: Path,
+    *extra: str,
+    workers: int = 1,
+    wait: bool = True,
+    env: dict[str, str] | None = None,
 ) -> Iterator[Server]:
-    """Start ``foldserve serve``; stop it (SIGTERM) on the way out unless already dead."""
+    """Start ``foldserve serve`` (with ``env`` added to its environment); stop it (SIGTERM) on
+    the way out unless already dead."""
     port = free_port()
     log = data_dir.parent / f"{data_dir.name}-server-{port}.log"
-    env = {**os.environ, "FOLDSERVE_API_KEY": API_KEY}
+    environment = {**os.environ, "FOLDSERVE_API_KEY": API_KEY, **(env or {})}
     command = [
         sys.executable, "-m", "foldserve.cli", "serve",
         "--port", str(port), "--data-dir", str(data_dir), "--params-dir", str(params),
         "--workers", str(workers), *extra,
     ]  # fmt: skip
     with log.open("ab") as output:
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env)
+        process = subprocess.Popen(
+            command, stdout=output, stderr=subprocess.STDOUT, env=environment
+        )
     server = Server(process, f"http://127.0.0.1:{port}/v2/local", data_dir, log)
     try:
         if wait:

@@ -10,7 +10,10 @@ import pytest
 
 from foldserve import msa
 from foldserve.errors import MsaError
+from tests.cli_runner import foldserve
 from tests.conftest import data
+
+pytestmark = pytest.mark.timeout(60)
 
 CASES = [
     # (file, line or None, words the problem must contain, words the fix must contain)
@@ -48,19 +51,32 @@ def test_api_error_names_file_line_problem_and_fix(
 )
 def test_cli_prints_one_line_and_exits_2(relative: str) -> None:
     path = data(relative)
-    result = subprocess.run(
-        [sys.executable, "-m", "foldserve.cli", "msa", "inspect", str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 2
+    result = foldserve("msa", "inspect", str(path))
+    assert result.exit_code == 2
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith(f"error: {path}")
     assert "Fix:" in lines[0]
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.timeout(120)
+def test_installed_console_script_prints_one_line_and_exits_2() -> None:
+    """The ``foldserve`` script pip installed, in its own process: no traceback reaches a user."""
+    path = data("edge_cases/easel_fasta.bad.1_bad_char.fa")
+    script = Path(sys.executable).with_name("foldserve")
+    result = subprocess.run(
+        [str(script), "msa", "inspect", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=100,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith(f"error: {path}:1: invalid character '1'")
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
 
 
 def test_query_all_gaps(tmp_path: Path) -> None:

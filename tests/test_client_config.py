@@ -163,6 +163,43 @@ def test_misspelt_setting_is_an_error_not_ignored(isolated: Path) -> None:
         load_config()
 
 
+@pytest.mark.parametrize(
+    ("text", "line", "problem"),
+    [
+        ('colour = "blue"\n', 1, "unknown setting 'colour'"),
+        (
+            '[profiles.lab]\nurl = "http://a:1"\n\n[profiles.pod]\nendpoint_id = "a/b"\n',
+            5,
+            "profiles.pod.endpoint_id: 'a/b' is not a RunPod endpoint id",
+        ),
+        ('[profiles.lab]\nurl = "gpu-box:8000"\n', 2, "profiles.lab.url: 'gpu-box:8000' is not"),
+        ('profiles.lab.url = "http://a:1"\nprofiles.lab.colour = "x"\n', 2, "'colour' in ["),
+        ('profiles.lab = "http://a:1"\n', 1, "profiles.lab must be a table"),
+        ('[profiles.lab]\nurl = ""\n', 2, "profiles.lab.url must be a non-empty string"),
+        ('[serve]\napi_keys = "one-key"\n', 2, "serve.api_keys must be a list"),
+        ("default_profile = 7\n", 1, "default_profile must be a string"),
+    ],
+)
+def test_wrong_values_name_the_key_and_its_line(
+    isolated: Path, text: str, line: int, problem: str
+) -> None:
+    write_config(isolated, text)
+    with pytest.raises(InputError) as caught:
+        load_config()
+    assert problem in caught.value.problem
+    assert caught.value.where == f"{isolated}:{line}"
+    assert caught.value.fix
+    assert "\n" not in caught.value.one_line()
+
+
+def test_a_wrong_value_never_shows_a_key(isolated: Path) -> None:
+    write_config(isolated, f'[profiles.lab]\napi_key = "{LAB_KEY}"\nurl = 8000\n')
+    with pytest.raises(InputError, match=r"profiles\.lab\.url must be a string") as caught:
+        load_config()
+    assert caught.value.where == f"{isolated}:3"
+    assert LAB_KEY not in caught.value.one_line()
+
+
 def test_default_profile_must_exist(isolated: Path) -> None:
     write_config(isolated, 'default_profile = "gone"\n')
     with pytest.raises(InputError, match="'gone' is not defined") as caught:

@@ -3,7 +3,8 @@
 The server answers each route from a script (503, 429 with Retry-After, a dropped connection,
 then success), and records what it received, so the tests can check what a user relies on: a
 transient failure is retried, a job is never submitted twice, a damaged file is caught, and the
-API key goes nowhere but the endpoint itself.
+API key goes nowhere but the endpoint itself. The client sleeps on a :class:`FakeTime`, which
+records each wait and moves its clock by it: the tests check the waits asked for, in no time.
 """
 
 from __future__ import annotations
@@ -30,8 +31,7 @@ from typing import Any
 import pytest
 
 from foldserve.cli import exit_code_for
-from foldserve.client import client as client_module
-from foldserve.client.client import Client, save_best_model
+from foldserve.client.client import POLL_FIRST_S, POLL_MAX_S, WAIT_OUTAGE_S, Client, save_best_model
 from foldserve.client.request import build_request
 from foldserve.errors import (
     IntegrityError,
@@ -41,9 +41,11 @@ from foldserve.errors import (
     MsaError,
     Refused,
     Unavailable,
+    WaitTimedOut,
 )
-from foldserve.jobs.schema import JobStatus
+from foldserve.jobs.schema import JobOutput, JobProgress, JobStatus
 from foldserve.msa.reading import read
+from foldserve.retry import RetryPolicy
 from tests.conftest import data
 
 KEY = "test-key-d41d8cd98f00b204"
@@ -99,6 +101,7 @@ class FakeEndpoint:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go out at once, not 40 ms apart
 
             def do_GET(self) -> None:
                 fake.handle(self)
@@ -147,6 +150,34 @@ class FakeEndpoint:
         self.server.server_close()
 
 
+class FakeTime:
+    """A clock that moves only when slept on, and the list of every sleep asked for."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    def clock(self) -> float:
+        return self.now
+
+    def policy(self, max_retries: int) -> RetryPolicy:
+        return RetryPolicy(max_retries=max_retries, sleep=self.sleep, clock=self.clock)
+
+
+def backoff_range(retry: int) -> tuple[float, float]:
+    """The bounds of the default policy's wait before retry ``retry`` (jitter: half to full)."""
+    full = min(15.0, 0.5 * 2**retry)
+    return full / 2, full
+
+
+def within(value: float, bounds: tuple[float, float]) -> bool:
+    return bounds[0] <= value <= bounds[1]
+
+
 @pytest.fixture(autouse=True)
 def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in ("RUNPOD_API_KEY", "FOLDSERVE_API_KEY"):
@@ -171,8 +202,13 @@ def bucket() -> Iterator[FakeEndpoint]:
 
 
 @pytest.fixture
-def client(endpoint: FakeEndpoint) -> Iterator[Client]:
-    with Client(url=endpoint.base, api_key=KEY, timeout=5.0, max_retries=3) as made:
+def fake_time() -> FakeTime:
+    return FakeTime()
+
+
+@pytest.fixture
+def client(endpoint: FakeEndpoint, fake_time: FakeTime) -> Iterator[Client]:
+    with Client(url=endpoint.base, api_key=KEY, timeout=5.0, retry=fake_time.policy(3)) as made:
         yield made
 
 
@@ -189,14 +225,25 @@ def sha(text: str | bytes) -> str:
 
 
 def output_with(files: dict[str, Any]) -> dict[str, Any]:
-    ranking = [{"rank": 0, "model": "model_3_ptm", "seed": 0, "mean_plddt": 91.2, "ptm": 0.83}]
-    return {"test_weights": False, "ranking": ranking, "files": files}
+    """A job output's JSON, as an endpoint sends it, with these ``files``."""
+    ranking = [
+        {"rank": 0, "model": "model_3_ptm", "seed": 0, "mean_plddt": 91.2, "ptm": 0.83,
+         "max_pae": 12.5, "recycles": 3}
+    ]  # fmt: skip
+    return {
+        "foldserve_version": "0.1.0", "engine": "alphafold2_ptm", "test_weights": False,
+        "query": {"name": "query", "length": 1, "sequence": "M"},
+        "msa": {"depth": 1, "used": 1}, "ranking": ranking, "files": files,
+        "timings": {"predict": 1.0, "total": 1.5},
+    }  # fmt: skip
 
 
 # --- retries ---------------------------------------------------------------------------------
 
 
-def test_status_retries_503_then_succeeds(endpoint: FakeEndpoint, client: Client) -> None:
+def test_status_retries_503_then_succeeds(
+    endpoint: FakeEndpoint, client: Client, fake_time: FakeTime
+) -> None:
     endpoint.on(
         "GET",
         "status/job-1",
@@ -206,21 +253,37 @@ def test_status_retries_503_then_succeeds(endpoint: FakeEndpoint, client: Client
     )
     state = client.status("job-1")
     assert state.status is JobStatus.IN_PROGRESS
-    assert state.progress == {"stage": "predict", "model": "model_1_ptm"}
+    assert state.progress == JobProgress(stage="predict", model="model_1_ptm")
     assert endpoint.answered[("GET", "/v2/test/status/job-1")] == [503, 502, 200]
+    assert len(fake_time.sleeps) == 2  # an exponential backoff before each retry
+    assert all(within(s, backoff_range(n)) for n, s in enumerate(fake_time.sleeps))
 
 
-def test_429_waits_as_long_as_retry_after_says(endpoint: FakeEndpoint, client: Client) -> None:
+def test_429_waits_as_long_as_retry_after_says(
+    endpoint: FakeEndpoint, client: Client, fake_time: FakeTime
+) -> None:
     endpoint.on(
         "GET",
         "status/job-1",
         reply(429, {"error": "slow down"}, {"Retry-After": "1"}),
         status("IN_QUEUE"),
     )
-    started = time.monotonic()
+    started = fake_time.clock()
     assert client.status("job-1").status is JobStatus.IN_QUEUE
-    assert time.monotonic() - started >= 1.0
+    assert fake_time.clock() - started >= 1.0
+    assert fake_time.sleeps == [1.0]  # the server's wait, not the backoff's
     assert len(endpoint.requests("GET", "status/job-1")) == 2
+
+
+def test_retry_after_is_capped(endpoint: FakeEndpoint, client: Client, fake_time: FakeTime) -> None:
+    endpoint.on(
+        "GET",
+        "status/job-1",
+        reply(503, {"error": "maintenance"}, {"Retry-After": "86400"}),
+        status("IN_QUEUE"),
+    )
+    assert client.status("job-1").status is JobStatus.IN_QUEUE
+    assert fake_time.sleeps == [300.0]
 
 
 def test_status_survives_a_dropped_connection(endpoint: FakeEndpoint, client: Client) -> None:
@@ -235,31 +298,37 @@ def test_stream_and_cancel_are_retried(endpoint: FakeEndpoint, client: Client) -
         "GET", "stream/job-1", drop(), reply(200, {"status": "IN_PROGRESS", "stream": events})
     )
     endpoint.on("POST", "cancel/job-1", reply(503, {}), status("CANCELLED"))
-    assert client.stream("job-1") == [{"stage": "parse"}, {"stage": "predict", "recycle": 0}]
+    events = [event.to_wire() for event in client.stream("job-1")]
+    assert events == [{"stage": "parse"}, {"stage": "predict", "recycle": 0}]
     assert client.cancel("job-1") is JobStatus.CANCELLED
     assert endpoint.answered[("POST", "/v2/test/cancel/job-1")] == [503, 200]
 
 
-def test_gives_up_after_max_retries_with_one_line(endpoint: FakeEndpoint, client: Client) -> None:
+def test_gives_up_after_max_retries_with_one_line(
+    endpoint: FakeEndpoint, client: Client, fake_time: FakeTime
+) -> None:
     endpoint.on("GET", "status/job-1", reply(500, {"error": "database is locked"}))
     with pytest.raises(Unavailable) as caught:
         client.status("job-1")
     assert len(endpoint.requests("GET", "status/job-1")) == 4  # 1 + max_retries
+    assert len(fake_time.sleeps) == 3  # none after the last attempt
+    assert all(within(s, backoff_range(n)) for n, s in enumerate(fake_time.sleeps))
     message = caught.value.one_line()
     assert "database is locked" in message and "4 attempts" in message
     assert "\n" not in message
 
 
-def test_nothing_listening_is_retried_then_reported() -> None:
+def test_nothing_listening_is_retried_then_reported(fake_time: FakeTime) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     with (
-        Client(url=f"http://127.0.0.1:{port}", max_retries=2) as client,
+        Client(url=f"http://127.0.0.1:{port}", retry=fake_time.policy(2)) as client,
         pytest.raises(Unavailable, match="cannot connect") as caught,
     ):
         client.status("job-1")
     assert "3 attempts" in caught.value.one_line()
+    assert len(fake_time.sleeps) == 2
     assert exit_code_for(caught.value) == 1
 
 
@@ -267,7 +336,7 @@ def test_nothing_listening_is_retried_then_reported() -> None:
 
 
 def test_submit_retries_503_and_429_and_creates_one_job(
-    endpoint: FakeEndpoint, client: Client
+    endpoint: FakeEndpoint, client: Client, fake_time: FakeTime
 ) -> None:
     endpoint.on(
         "POST",
@@ -278,6 +347,8 @@ def test_submit_retries_503_and_429_and_creates_one_job(
     )
     assert client.submit(data(SMALL_MSA)) == "job-1"
     assert endpoint.answered[("POST", "/v2/test/run")] == [503, 429, 200]
+    backoff, retry_after = fake_time.sleeps
+    assert within(backoff, backoff_range(0)) and retry_after == 0.0
 
 
 @pytest.mark.parametrize(
@@ -286,26 +357,35 @@ def test_submit_retries_503_and_429_and_creates_one_job(
     ids=["dropped", "500", "504"],
 )
 def test_submit_is_not_repeated_when_it_may_have_arrived(
-    endpoint: FakeEndpoint, client: Client, failure: Action
+    endpoint: FakeEndpoint, client: Client, fake_time: FakeTime, failure: Action
 ) -> None:
     endpoint.on("POST", "run", failure, reply(200, queued()))
     with pytest.raises(Unavailable):
         client.submit(data(SMALL_MSA))
     assert len(endpoint.requests("POST", "run")) == 1
+    assert fake_time.sleeps == []
 
 
-def test_submit_read_timeout_is_not_repeated(endpoint: FakeEndpoint) -> None:
+def test_submit_read_timeout_is_not_repeated(endpoint: FakeEndpoint, fake_time: FakeTime) -> None:
+    answered = threading.Event()
+
     def slow(handler: BaseHTTPRequestHandler) -> int:
-        time.sleep(1.5)
+        answered.wait(timeout=30)  # past the client's read timeout: it must give up first
         return reply(200, queued())(handler)
 
     endpoint.on("POST", "run", slow)
-    with (
-        Client(url=endpoint.base, api_key=KEY, timeout=0.5, max_retries=3) as client,
-        pytest.raises(Unavailable, match="not resent"),
-    ):
-        client.submit(data(SMALL_MSA))
+    try:
+        with (
+            Client(
+                url=endpoint.base, api_key=KEY, timeout=0.3, retry=fake_time.policy(3)
+            ) as client,
+            pytest.raises(Unavailable, match="not resent"),
+        ):
+            client.submit(data(SMALL_MSA))
+    finally:
+        answered.set()
     assert len(endpoint.requests("POST", "run")) == 1
+    assert fake_time.sleeps == []
 
 
 def test_what_is_uploaded(endpoint: FakeEndpoint, client: Client) -> None:
@@ -391,13 +471,10 @@ def test_wait_follows_progress_until_finished(endpoint: FakeEndpoint, client: Cl
     final = client.wait("job-1", on_update=lambda state: seen.append(state.status))
     assert seen == [JobStatus.IN_QUEUE, JobStatus.IN_PROGRESS, JobStatus.COMPLETED]
     assert (final.delay_time_s, final.execution_time_s) == (0.8, 4.2)
-    assert final.progress is None and final.output["ranking"][0]["model"] == "model_3_ptm"
+    assert final.progress is None and final.completed_output().ranking[0].model == "model_3_ptm"
 
 
-def test_wait_rides_out_an_endpoint_restart(
-    endpoint: FakeEndpoint, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(client_module, "POLL_MAX_S", 0.05)
+def test_wait_rides_out_an_endpoint_restart(endpoint: FakeEndpoint, fake_time: FakeTime) -> None:
     endpoint.on(
         "GET",
         "status/job-1",
@@ -407,9 +484,49 @@ def test_wait_rides_out_an_endpoint_restart(
         drop(),
         status("COMPLETED", output=output_with({})),
     )
-    with Client(url=endpoint.base, max_retries=0) as client:
+    with Client(url=endpoint.base, retry=fake_time.policy(0)) as client:
         assert client.wait("job-1").status is JobStatus.COMPLETED
     assert len(endpoint.requests("GET", "status/job-1")) == 5
+    poll, *outage = fake_time.sleeps  # one poll while it runs, then one wait per failure
+    assert within(poll, (0.75 * POLL_FIRST_S, 1.25 * POLL_FIRST_S))
+    assert len(outage) == 3
+    assert all(within(s, (0.75 * POLL_MAX_S, 1.25 * POLL_MAX_S)) for s in outage)
+
+
+def test_wait_gives_up_on_an_outage_after_its_limit(
+    endpoint: FakeEndpoint, fake_time: FakeTime
+) -> None:
+    endpoint.on("GET", "status/job-1", reply(503, {"error": "down for good"}))
+    with (
+        Client(url=endpoint.base, retry=fake_time.policy(0)) as client,
+        pytest.raises(Unavailable, match="down for good"),
+    ):
+        client.wait("job-1")
+    slept = fake_time.sleeps
+    assert sum(slept[:-1]) <= WAIT_OUTAGE_S < sum(slept)
+    assert len(endpoint.requests("GET", "status/job-1")) == len(slept) + 1
+
+
+def test_wait_times_out_with_the_job_still_running(
+    endpoint: FakeEndpoint, client: Client, fake_time: FakeTime
+) -> None:
+    endpoint.on("GET", "status/job-1", status("IN_PROGRESS", output={"stage": "predict"}))
+    with pytest.raises(WaitTimedOut, match="still IN_PROGRESS after 60 s"):
+        client.wait("job-1", timeout=60)
+    slept = fake_time.sleeps
+    assert sum(slept) == pytest.approx(60.0)  # the last pause is cut to the deadline
+    assert within(slept[0], (0.75 * POLL_FIRST_S, 1.25 * POLL_FIRST_S))
+    assert max(slept) <= 1.25 * POLL_MAX_S  # polls slow down, up to a limit
+    assert slept[-2] > 4 * slept[0]
+
+
+def test_backoff_grows_to_its_cap() -> None:
+    policy = RetryPolicy(first_s=0.5, max_s=15.0, jitter=lambda low, high: high)
+    assert [policy.backoff(n) for n in range(7)] == [0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 15.0]
+    half = RetryPolicy(jitter=lambda low, high: low)
+    assert half.backoff(0) == 0.25
+    with pytest.raises(ValueError, match=r"first_s=2\.0, max_s=1\.0"):
+        RetryPolicy(first_s=2.0, max_s=1.0)
 
 
 def test_result_of_a_failed_job_raises_with_its_error(
@@ -450,7 +567,7 @@ def test_download_inline_and_urls_and_the_key_stays_home(
             },
         }
     )
-    files = client.download(output, tmp_path / "out")
+    files = client.download(JobOutput.model_validate(output), tmp_path / "out")
     assert files["ranked_0.pdb"].read_text() == PDB
     assert files["scores.json"].read_bytes() == scores
     assert files["pae.json"].read_bytes() == pae
@@ -470,13 +587,15 @@ def test_a_damaged_file_is_caught_and_not_kept(
     where: str, bucket: FakeEndpoint, client: Client, tmp_path: Path
 ) -> None:
     wrong = sha("something else")
+    entry: dict[str, Any]
     if where == "inline":
         entry = {"data": PDB, "sha256": wrong}
     else:
         bucket.on("GET", "/files/ranked_0.pdb", reply(200, PDB.encode()))
-        entry = {"url": f"{bucket.origin}/files/ranked_0.pdb", "sha256": wrong}
+        entry = {"url": f"{bucket.origin}/files/ranked_0.pdb", "sha256": wrong, "bytes": 80}
+    output = JobOutput.model_validate(output_with({"ranked_0.pdb": entry}))
     with pytest.raises(IntegrityError, match=r"ranked_0\.pdb: SHA-256"):
-        client.download(output_with({"ranked_0.pdb": entry}), tmp_path)
+        client.download(output, tmp_path)
     assert list(tmp_path.iterdir()) == []  # neither the file nor a .partial
 
 
@@ -484,7 +603,7 @@ def test_a_damaged_file_is_caught_and_not_kept(
 def test_file_names_from_the_server_cannot_escape(
     name: str, client: Client, tmp_path: Path
 ) -> None:
-    output = output_with({name: {"data": PDB, "sha256": sha(PDB)}})
+    output = JobOutput.model_validate(output_with({name: {"data": PDB, "sha256": sha(PDB)}}))
     with pytest.raises(Exception, match="not a plain name"):
         client.download(output, tmp_path / "out")
     assert not (tmp_path / "escape.pdb").exists()

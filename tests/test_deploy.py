@@ -4,9 +4,6 @@ on 127.0.0.1 that records every request."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,6 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.cli_runner import Ran, foldserve
+
+pytestmark = pytest.mark.timeout(60)
 
 API_KEY = "rpa_TESTKEY0123456789abcdef"
 IMAGE = "ghcr.io/example/foldserve:0.1.0"
@@ -99,24 +100,14 @@ def rest() -> Iterator[RestStandin]:
     server.server_close()
 
 
-def deploy(
-    rest: RestStandin, tmp_path: Path, *args: str, key: str | None = API_KEY
-) -> subprocess.CompletedProcess[str]:
+def deploy(rest: RestStandin, tmp_path: Path, *args: str, key: str | None = API_KEY) -> Ran:
+    """``foldserve deploy runpod --image IMAGE ARGS`` against the stand-in; no key with None."""
     env = {
-        **os.environ,
         "FOLDSERVE_RUNPOD_REST_URL": rest.url,
         "FOLDSERVE_CONFIG": str(tmp_path / "no-config.toml"),
+        "RUNPOD_API_KEY": key,
     }
-    env.pop("RUNPOD_API_KEY", None)
-    if key is not None:
-        env["RUNPOD_API_KEY"] = key
-    return subprocess.run(
-        [sys.executable, "-m", "foldserve.cli", "deploy", "runpod", "--image", IMAGE, *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
+    return foldserve("deploy", "runpod", "--image", IMAGE, *args, env=env)
 
 
 def test_deploy_creates_the_volume_the_template_and_the_endpoint(
@@ -130,7 +121,7 @@ def test_deploy_creates_the_volume_the_template_and_the_endpoint(
         *("--min-workers", "1", "--max-workers", "5", "--idle-timeout", "120"),
         *("--env", "BUCKET_NAME=results", "--env", "BUCKET_ENDPOINT_URL=https://s3.example"),
     )
-    assert result.returncode == 0, result.stderr
+    assert result.exit_code == 0, result.stderr
     assert [(r.method, r.path) for r in rest.requests] == [
         ("POST", "/v1/networkvolumes"),
         ("POST", "/v1/templates"),
@@ -171,7 +162,7 @@ def test_dry_run_sends_nothing_and_shows_no_key_or_secret(
         *("--env", "BUCKET_ACCESS_KEY_ID={{ RUNPOD_SECRET_bucket_key }}"),
         *("--execution-timeout", "7200"),
     )
-    assert result.returncode == 0, result.stderr
+    assert result.exit_code == 0, result.stderr
     assert rest.requests == []
     text = result.stdout
     for route in ("networkvolumes", "templates", "endpoints"):
@@ -188,7 +179,7 @@ def test_an_existing_volume_is_read_not_created_and_sets_the_data_centre(
     rest: RestStandin, tmp_path: Path
 ) -> None:
     result = deploy(rest, tmp_path, "--volume-id", "vol-old")
-    assert result.returncode == 0, result.stderr
+    assert result.exit_code == 0, result.stderr
     assert [(r.method, r.path) for r in rest.requests] == [
         ("GET", "/v1/networkvolumes/vol-old"),
         ("POST", "/v1/templates"),
@@ -201,7 +192,7 @@ def test_an_existing_volume_is_read_not_created_and_sets_the_data_centre(
 
 def test_a_refused_key_is_one_line_and_creates_nothing(rest: RestStandin, tmp_path: Path) -> None:
     result = deploy(rest, tmp_path, key="rpa_wrong")
-    assert result.returncode == 1
+    assert result.exit_code == 1
     assert len(rest.requests) == 1
     assert "RunPod refused the API key (HTTP 401)" in result.stderr
     assert "rpa_wrong" not in result.stderr + result.stdout
@@ -211,7 +202,7 @@ def test_a_refused_key_is_one_line_and_creates_nothing(rest: RestStandin, tmp_pa
 def test_a_failure_midway_says_what_was_created(rest: RestStandin, tmp_path: Path) -> None:
     rest.fail["/v1/endpoints"] = (400, {"error": "no NVIDIA B300 in US-GA-1"})
     result = deploy(rest, tmp_path, "--gpu", "NVIDIA B300")
-    assert result.returncode == 1
+    assert result.exit_code == 1
     stderr = " ".join(result.stderr.split())
     assert "POST /endpoints: HTTP 400: no NVIDIA B300 in US-GA-1" in stderr
     assert "network volume vol-123 (reuse it with --volume-id vol-123)" in stderr
@@ -223,12 +214,12 @@ def test_no_key_and_bad_options_are_refused_before_any_request(
     rest: RestStandin, tmp_path: Path
 ) -> None:
     no_key = deploy(rest, tmp_path, key=None)
-    assert no_key.returncode == 2
+    assert no_key.exit_code == 2
     assert "RUNPOD_API_KEY: no RunPod API key" in no_key.stderr
     workers = deploy(rest, tmp_path, "--min-workers", "4", "--max-workers", "2")
-    assert workers.returncode == 2
+    assert workers.exit_code == 2
     assert "--min-workers: 4 is not between 0 and --max-workers (2)" in workers.stderr
     env = deploy(rest, tmp_path, "--env", "PARAM_DIR=/elsewhere")
-    assert env.returncode == 2
+    assert env.exit_code == 2
     assert "--env: PARAM_DIR is set by the deployment" in env.stderr
     assert rest.requests == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 from foldserve.errors import Cancelled, InputError, TooLarge
+from foldserve.fold.features import raw_features
 from foldserve.fold.network import evoformer_blocks
 from foldserve.fold.predictor import Predictor
 from foldserve.fold.results import PredictOptions, ProgressEvent
@@ -66,6 +68,24 @@ def colabfold_ca(param_dir: Path, a3m: Path, out: Path, model: int, recycles: in
             if line.startswith("ATOM") and line[12:16] == " CA "
         ]
     )
+
+
+@pytest.mark.parametrize("relative", [SMALL, DEEP])
+def test_features_equal_colabfolds(relative: str) -> None:
+    """Our parsed MSA gives the arrays ColabFold's ``build_monomer_feature`` builds from the
+    A3M text (which ``fold/features.py`` says), array for array."""
+    from colabfold.batch import build_monomer_feature, mk_mock_template
+
+    msa = read(data(relative))
+    sequence = msa.query_sequence
+    ours = raw_features(msa)
+    theirs = build_monomer_feature(sequence, data(relative).read_text(), mk_mock_template(sequence))
+    # Species, read from row names, only pair the chains of a complex: a monomer uses none.
+    compared = set(theirs) - {"msa_species_identifiers"}
+    assert compared <= set(ours)
+    assert ours["msa"].shape == (len(msa), msa.query_length)
+    for key in sorted(compared):
+        np.testing.assert_array_equal(ours[key], theirs[key], err_msg=key)
 
 
 @pytest.fixture(scope="module")
@@ -202,3 +222,53 @@ def test_missing_weights_say_how_to_get_them(tmp_path: Path) -> None:
     with pytest.raises(InputError) as missing:
         Predictor(tmp_path)
     assert "foldserve weights fetch" in missing.value.one_line()
+
+
+@pytest.mark.parametrize("precision", ["fp16", "float16", "BFLOAT16", ""])
+def test_an_unknown_precision_is_refused_not_ignored(test_params: Path, precision: str) -> None:
+    with pytest.raises(InputError) as refused:
+        Predictor(test_params, precision=precision)  # type: ignore[arg-type]
+    assert refused.value.where == "precision"
+    assert refused.value.fix == "use auto, bfloat16 or float32"
+    assert repr(precision) in refused.value.problem
+
+
+def test_predict_to_dir_writes_the_directory_and_the_best_model(
+    predictor: Predictor, tmp_path: Path
+) -> None:
+    out, best = tmp_path / "run", tmp_path / "models" / "best.pdb"
+    prediction = predictor.predict_to_dir(
+        read(data(SMALL)), out, PredictOptions(models=(1, 2), num_recycles=0), best_model=best
+    )
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted(
+        [
+            *(
+                f"{kind}_{run.name}.{ext}"
+                for run in prediction.ranked
+                for kind, ext in (("unrelaxed", "pdb"), ("pae", "json"), ("confidence", "json"))
+            ),
+            *(f"ranked_{rank}.{ext}" for rank in (0, 1) for ext in ("pdb", "cif")),
+            "ranking_debug.json",
+            "timings.json",
+            "scores.json",
+            "msa.a3m",
+        ]
+    )  # and no temporary file left beside them
+    assert best.read_bytes() == (out / "ranked_0.pdb").read_bytes()
+    assert list(best.parent.iterdir()) == [best]
+    ranking = json.loads((out / "ranking_debug.json").read_text())
+    assert ranking["order"][0] == prediction.best.name
+
+
+def test_predict_to_dir_cancelled_writes_nothing(predictor: Predictor, tmp_path: Path) -> None:
+    best = tmp_path / "best.pdb"
+    with pytest.raises(Cancelled):
+        predictor.predict_to_dir(
+            read(data(SMALL)),
+            tmp_path / "run",
+            PredictOptions(models=(1,), num_recycles=0),
+            best_model=best,
+            cancel=lambda: True,
+        )
+    assert list(tmp_path.iterdir()) == []

@@ -14,6 +14,8 @@ import pytest
 from foldserve import msa
 from tests.conftest import data
 
+pytestmark = pytest.mark.timeout(60)
+
 CLEAN = b">query desc\nMKV-LA\n>hit1\nMKVaLA\n>hit2\nM-VLLA\n"
 
 

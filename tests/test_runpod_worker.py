@@ -23,9 +23,10 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from foldserve.cloud.runpod.progress import ThrottledProgress
-from foldserve.cloud.runpod.settings import WorkerSettings
+from foldserve.cloud.runpod.settings import RunpodSettings
 from foldserve.errors import InputError
 from foldserve.fold.weights import MODEL_NUMBERS, SOURCE_RECORD, model_param_file
+from foldserve.jobs.progress import JobProgress
 from tests.conftest import data
 from tests.runpod_standin import (
     JobRecord,
@@ -324,12 +325,23 @@ def test_workers_starting_together_on_an_empty_volume_download_once(
 # The pieces without a worker around them.
 
 
-def test_settings_name_the_variable_at_fault() -> None:
-    assert WorkerSettings.from_env({}).param_dir == Path("/runpod-volume")
-    settings = WorkerSettings.from_env(
+def test_settings_name_the_variable_at_fault(monkeypatch: pytest.MonkeyPatch) -> None:
+    def from_env(env: dict[str, str]) -> RunpodSettings:
+        """The settings a worker whose environment holds ``env`` (and nothing else) reads."""
+        with monkeypatch.context() as patch:
+            for info in RunpodSettings.model_fields.values():
+                patch.delenv(str(info.alias), raising=False)
+            for name, value in env.items():
+                patch.setenv(name, value)
+            return RunpodSettings()
+
+    assert from_env({}).param_dir == Path("/runpod-volume")
+    settings = from_env(
         {"BUCKET_NAME": "b", "BUCKET_ACCESS_KEY_ID": "id", "BUCKET_SECRET_ACCESS_KEY": "s3cr3t"}
     )
     assert settings.bucket is not None and "s3cr3t" not in repr(settings)
+    assert settings.bucket.secret_access_key == "s3cr3t"
+    assert from_env({"FOLDSERVE_INLINE_LIMIT_MB": "0.5"}).inline_limit == 1 << 19
     cases = {
         "FOLDSERVE_INLINE_LIMIT_MB": "lots",
         "FOLDSERVE_PRECISION": "half",
@@ -338,28 +350,28 @@ def test_settings_name_the_variable_at_fault() -> None:
     }
     for name, value in cases.items():
         with pytest.raises(InputError) as caught:
-            WorkerSettings.from_env({name: value, "BUCKET_NAME": "b"})
+            from_env({name: value, "BUCKET_NAME": "b"})
         assert caught.value.where == name
     with pytest.raises(InputError, match="BUCKET_SECRET_ACCESS_KEY"):
-        WorkerSettings.from_env({"BUCKET_NAME": "b", "BUCKET_ACCESS_KEY_ID": "id"})
+        from_env({"BUCKET_NAME": "b", "BUCKET_ACCESS_KEY_ID": "id"})
 
 
 def test_progress_sends_new_stages_at_once_and_throttles_the_rest() -> None:
-    sent: list[dict[str, Any]] = []
+    sent: list[JobProgress] = []
     now = [0.0]
     progress = ThrottledProgress(sent.append, interval=2.0, clock=lambda: now[0])
-    payloads: list[dict[str, Any]] = [
-        {"stage": "predict", "model": "model_1_ptm", "recycle": 0},
-        {"stage": "predict", "model": "model_1_ptm", "recycle": 1},
-        {"stage": "predict", "model": "model_2_ptm", "recycle": 0},
-        {"stage": "predict", "model": "model_2_ptm", "recycle": 1},
-        {"stage": "predict", "model": "model_2_ptm", "recycle": 2},
-        {"stage": "write"},
+    updates = [
+        JobProgress(stage="predict", model="model_1_ptm", recycle=0),
+        JobProgress(stage="predict", model="model_1_ptm", recycle=1),
+        JobProgress(stage="predict", model="model_2_ptm", recycle=0),
+        JobProgress(stage="predict", model="model_2_ptm", recycle=1),
+        JobProgress(stage="predict", model="model_2_ptm", recycle=2),
+        JobProgress(stage="write"),
     ]
-    for tick, payload in enumerate(payloads):  # one every 1.5 s
+    for tick, update in enumerate(updates):  # one every 1.5 s
         now[0] = tick * 1.5
-        progress(payload)
-    assert [(p["stage"], p.get("model"), p.get("recycle")) for p in sent] == [
+        progress(update)
+    assert [(p.stage, p.model, p.recycle) for p in sent] == [
         ("predict", "model_1_ptm", 0),
         ("predict", "model_2_ptm", 0),
         ("predict", "model_2_ptm", 2),

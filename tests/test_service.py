@@ -18,6 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from foldserve.client.client import Client
+from foldserve.errors import InputError
+from foldserve.server.settings import WORKER_VARIABLE, ServeSettings, WorkerLaunch
 from tests.conftest import data
 from tests.serving import API_KEY, SMALL_MSA, Server, running_server, small_job
 
@@ -27,10 +30,16 @@ LONG = {"num_recycles": 48}
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, test_params: Path) -> Iterator[Server]:
-    """One server for the tests that leave it healthy; 0.1 MB inline limit, 3 s stop grace."""
+    """One server for the tests that leave it healthy: a 0.1 MB inline limit by flag, which
+    beats the environment's 5 MB (else no file would go by URL), and a 3 s stop grace from the
+    environment."""
     data_dir = tmp_path_factory.mktemp("serve") / "data"
     with running_server(
-        data_dir, test_params, "--inline-limit", "0.1", "--stop-grace", "3"
+        data_dir,
+        test_params,
+        "--inline-limit",
+        "0.1",
+        env={"FOLDSERVE_STOP_GRACE": "3", "FOLDSERVE_INLINE_LIMIT_MB": "5"},
     ) as running:
         yield running
 
@@ -57,6 +66,17 @@ def test_job_runs_and_large_files_come_by_url(server: Server) -> None:
     assert stages[0] == "parse" and "predict" in stages and stages[-1] == "write"
     recycles = [e["output"].get("recycle") for e in stream["stream"] if "recycle" in e["output"]]
     assert recycles == [0, 1, 0, 1]
+    # Each chunk is handed out once, as on RunPod: a finished job then streams nothing.
+    again = server.request("GET", f"/stream/{job_id}").json()
+    assert again == {"status": "COMPLETED", "stream": []}
+    # foldserve's own client still reads every event, since a cursor, consuming nothing.
+    with Client(url=server.root, api_key=API_KEY) as client:
+        events, cursor = client.stream(job_id, since=0)
+        assert [event.to_wire() for event in events] == [e["output"] for e in stream["stream"]]
+        assert cursor == len(events)
+        assert client.stream(job_id, since=cursor - 1) == (events[-1:], cursor)
+        assert client.stream(job_id, since=cursor) == ([], cursor)
+        assert client.stream(job_id) == []
 
 
 def test_cancel_queued_and_running_jobs(server: Server) -> None:
@@ -202,10 +222,17 @@ def test_killed_worker_is_restarted_and_its_job_retried_once(
         assert server.worker_pid() != first
 
         doomed = server.submit(small_job(data(SMALL_MSA), **LONG))
-        for _ in range(2):
-            server.wait_for(doomed, lambda b: (b.get("output") or {}).get("stage") == "predict")
+        for retries in (0, 1):
+            # Predicting in its first run, then in its second (once the supervisor requeued it
+            # and the restarted worker took it): only then is worker-0's pid the one running it.
+            server.wait_for(
+                doomed,
+                lambda b, retries=retries: (
+                    b.get("retries", 0) == retries
+                    and (b.get("output") or {}).get("stage") == "predict"
+                ),
+            )
             os.kill(server.worker_pid(), signal.SIGKILL)
-            time.sleep(1.0)
         body = server.wait_finished(doomed)
         assert body["status"] == "FAILED"
         assert body["error"] == (
@@ -283,3 +310,27 @@ def test_a_crashing_job_fails_with_the_reason_and_only_restarts_its_worker(
         after = server.submit(small_job(data(SMALL_MSA), models=[1]))
         assert server.wait_finished(after)["status"] == "COMPLETED"
         assert server.worker_pid() != first
+
+
+@pytest.mark.timeout(30)
+def test_settings_name_the_flag_or_variable_and_reach_workers_whole(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("FOLDSERVE_WORKERS", "3")
+    monkeypatch.setenv("FOLDSERVE_PRECISION", "half")
+    with pytest.raises(InputError) as caught:
+        ServeSettings.load({"data_dir": tmp_path}, {"data_dir": "--data-dir"})
+    assert caught.value.where == "FOLDSERVE_PRECISION" and "'half'" in caught.value.problem
+    with pytest.raises(InputError) as caught:
+        ServeSettings.load({"precision": "fp16"}, {"precision": "--precision"})
+    assert caught.value.where == "--precision"
+    assert caught.value.fix == "use auto, bfloat16 or float32"
+    monkeypatch.delenv("FOLDSERVE_PRECISION")
+    settings = ServeSettings.load({"data_dir": tmp_path, "workers": 2}, {})
+    assert settings.workers == 2  # the flag beats FOLDSERVE_WORKERS
+    assert ServeSettings.load({"data_dir": tmp_path}, {}).workers == 3
+    # A worker reads the server's settings back as they were, whatever its own environment.
+    launch = WorkerLaunch(name="worker-0", server_pid=os.getpid(), settings=settings)
+    monkeypatch.setenv(WORKER_VARIABLE, launch.model_dump_json())
+    monkeypatch.setenv("FOLDSERVE_WORKERS", "5")
+    assert WorkerLaunch.model_validate_json(os.environ[WORKER_VARIABLE]) == launch

@@ -12,6 +12,8 @@ from foldserve.msa.filtering import FilterSettings, filter_msa
 from foldserve.msa.stats import inspect, neff
 from tests.conftest import data
 
+pytestmark = pytest.mark.timeout(60)
+
 
 def identity(a: str, b: str) -> float:
     """The documented definition: identical residues over columns where both have one."""

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,8 +12,12 @@ import pytest
 from foldserve import Client
 from foldserve.fold.results import PredictOptions
 from foldserve.jobs.schema import JobStatus
+from tests.cli_runner import Ran, foldserve
 from tests.conftest import data
 from tests.serving import API_KEY, SMALL_MSA, Server, running_server
+
+# A server start, a few one-model predictions with test weights: a minute at most when idle.
+pytestmark = pytest.mark.timeout(180)
 
 
 @pytest.fixture(scope="module")
@@ -27,20 +28,15 @@ def server(tmp_path_factory: pytest.TempPathFactory, test_params: Path) -> Itera
         yield running
 
 
-def foldserve(*args: str, state: Path, key: str = API_KEY) -> subprocess.CompletedProcess[str]:
+def shell(*args: str, state: Path, key: str = API_KEY) -> Ran:
+    """``foldserve ARGS`` as a shell runs it: the key in the environment, job records under
+    ``state``."""
     env = {
-        **os.environ,
         "FOLDSERVE_API_KEY": key,
         "FOLDSERVE_STATE_DIR": str(state),
         "FOLDSERVE_CONFIG": str(state / "no-config.toml"),
     }
-    return subprocess.run(
-        [sys.executable, "-m", "foldserve.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+    return foldserve(*args, env=env)
 
 
 def test_submit_writes_the_prediction_and_later_shells_find_the_job(
@@ -48,11 +44,11 @@ def test_submit_writes_the_prediction_and_later_shells_find_the_job(
 ) -> None:
     state = tmp_path / "state"
     output = tmp_path / "q60262.pdb"
-    submitted = foldserve(
+    submitted = shell(
         "submit", "--url", server.root, "--msa", str(data(SMALL_MSA)), "--output", str(output),
         "--models", "1,2", "--num-recycles", "1", state=state,
     )  # fmt: skip
-    assert submitted.returncode == 0, submitted.stderr
+    assert submitted.exit_code == 0, submitted.stderr
     assert "Traceback" not in submitted.stderr
     out_dir = tmp_path / "q60262_prediction"
     pdb = output.read_text()
@@ -68,13 +64,13 @@ def test_submit_writes_the_prediction_and_later_shells_find_the_job(
     assert job_id in submitted.stderr
     assert API_KEY not in record.read_text()  # keys are never kept on disk
 
-    status = foldserve("status", job_id, "--json", state=state)
-    assert status.returncode == 0, status.stderr
+    status = shell("status", job_id, "--json", state=state)
+    assert status.exit_code == 0, status.stderr
     assert json.loads(status.stdout)["status"] == "COMPLETED"
 
     again = tmp_path / "again"
-    fetched = foldserve("fetch", job_id, "--out-dir", str(again), state=state)
-    assert fetched.returncode == 0, fetched.stderr
+    fetched = shell("fetch", job_id, "--out-dir", str(again), state=state)
+    assert fetched.exit_code == 0, fetched.stderr
     for name in ("ranked_0.pdb", "ranked_1.cif", "scores.json"):
         assert (again / name).read_bytes() == (out_dir / name).read_bytes(), name
 
@@ -83,32 +79,50 @@ def test_bad_msa_is_refused_before_upload_and_wrong_key_is_one_line(
     server: Server, tmp_path: Path
 ) -> None:
     bad = data("edge_cases/easel_fasta.bad.1_bad_char.fa")
-    result = foldserve(
+    result = shell(
         "submit", "--url", server.root, "--msa", str(bad), "--output", str(tmp_path / "x.pdb"),
         state=tmp_path,
     )  # fmt: skip
-    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.exit_code == 2 and "Traceback" not in result.stderr
     assert str(bad) in result.stderr
     assert server.request("GET", "/health").json()["jobs"]["inQueue"] == 0
 
-    wrong = foldserve(
+    wrong = shell(
         "submit", "--url", server.root, "--msa", str(data(SMALL_MSA)), "--output",
         str(tmp_path / "y.pdb"), state=tmp_path, key="not-the-key",
     )  # fmt: skip
-    assert wrong.returncode == 2
+    assert wrong.exit_code == 2
     lines = [line for line in wrong.stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and "API key" in lines[0] and "not-the-key" not in wrong.stderr
 
 
-def test_python_client_submit_wait_result(server: Server, tmp_path: Path) -> None:
+def test_python_client_submit_wait_result_and_the_cli_follows_the_job(
+    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state_dir = tmp_path / "state"
+    monkeypatch.setenv("FOLDSERVE_STATE_DIR", str(state_dir))
+    monkeypatch.setenv("FOLDSERVE_CONFIG", str(tmp_path / "no-config.toml"))
+    monkeypatch.setenv("FOLDSERVE_API_KEY", API_KEY)  # a later shell's key; records keep none
     with Client(url=server.root, api_key=API_KEY) as client:
         job_id = client.submit(data(SMALL_MSA), PredictOptions(models=(1,), num_recycles=0))
+        # No --url: `foldserve status` finds the endpoint in the record the client wrote.
+        early = foldserve("status", job_id, "--json")
+        assert early.exit_code == 0, early.stderr
+        assert json.loads(early.stdout)["id"] == job_id
         state = client.wait(job_id)
         assert state.status == JobStatus.COMPLETED
-        files = client.download(client.result(job_id), tmp_path)
+        files = client.download(client.result(job_id), tmp_path / "files")
     pdb = files["ranked_0.pdb"].read_bytes()
-    expected = state.output["files"]["ranked_0.pdb"]["sha256"]
+    expected = state.completed_output().files["ranked_0.pdb"].sha256
     assert hashlib.sha256(pdb).hexdigest() == expected
+
+    later = foldserve("status", job_id)
+    assert later.exit_code == 0, later.stderr
+    assert later.stdout.startswith(f"job {job_id}: COMPLETED")
+    record = json.loads((state_dir / "jobs" / f"{job_id}.json").read_text())
+    assert record["base_url"] == server.base and record["status"] == "COMPLETED"
+    assert record["msa"] == str(data(SMALL_MSA).absolute())
+    assert API_KEY not in json.dumps(record)
 
 
 def test_batch_submits_each_msa_and_skips_finished_ones_on_rerun(
@@ -121,10 +135,10 @@ def test_batch_submits_each_msa_and_skips_finished_ones_on_rerun(
     out = tmp_path / "out"
     args = ("submit", "--url", server.root, "--msa-dir", str(msa_dir), "--out-dir", str(out),
             "--models", "1", "--num-recycles", "0", "--concurrency", "2")  # fmt: skip
-    first = foldserve(*args, state=tmp_path / "state")
-    assert first.returncode == 0, first.stderr
+    first = shell(*args, state=tmp_path / "state")
+    assert first.exit_code == 0, first.stderr
     assert (out / "one.pdb").is_file() and (out / "two" / "ranked_0.pdb").is_file()
     completed = server.request("GET", "/health").json()["jobs"]["completed"]
-    rerun = foldserve(*args, state=tmp_path / "state")
-    assert rerun.returncode == 0, rerun.stderr
+    rerun = shell(*args, state=tmp_path / "state")
+    assert rerun.exit_code == 0, rerun.stderr
     assert server.request("GET", "/health").json()["jobs"]["completed"] == completed

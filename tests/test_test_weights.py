@@ -9,8 +9,8 @@ import numpy as np
 
 from foldserve.fold import weights
 from foldserve.fold.network import evoformer_blocks
+from tests.cli_runner import foldserve
 from tests.conftest import TEST_WEIGHT_BLOCKS
-from tests.test_cli import foldserve
 
 TRIANGLE = (
     "alphafold/alphafold_iteration/evoformer/evoformer_iteration/triangle_multiplication_outgoing"
@@ -64,8 +64,8 @@ def test_marked_as_test_weights_and_reported_by_check(test_params: Path) -> None
 def test_make_test_command_is_deterministic(tmp_path: Path) -> None:
     for name in ("a", "b"):
         result = foldserve("weights", "make-test", "--out", str(tmp_path / name), "--blocks", "1")
-        assert result.returncode == 0, result.stderr.decode()
-        assert "random" in result.stderr.decode()
+        assert result.exit_code == 0, result.stderr
+        assert "random" in result.stderr
     first = weights.model_param_file(tmp_path / "a", 4).read_bytes()
     assert first == weights.model_param_file(tmp_path / "b", 4).read_bytes()
     with (
@@ -75,4 +75,4 @@ def test_make_test_command_is_deterministic(tmp_path: Path) -> None:
         key = m3.files[0]
         assert not np.array_equal(m3[key], m4[key])  # five different models
     bad = foldserve("weights", "make-test", "--out", str(tmp_path / "c"), "--blocks", "0")
-    assert bad.returncode == 2 and "--blocks" in bad.stderr.decode()
+    assert bad.exit_code == 2 and "--blocks" in bad.stderr

@@ -29,6 +29,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 from typer.testing import CliRunner
 
+from foldserve.cli import exit_code_for
 from foldserve.cli.weights import app as weights_app
 from foldserve.errors import InputError, WeightsError
 from foldserve.fold.weights import (
@@ -543,5 +544,7 @@ def test_cli_check_warns_of_test_weights(tmp_path: Path) -> None:
 )
 def test_cli_errors_are_user_input_errors(args: list[str], expected: str, tmp_path: Path) -> None:
     result = runner.invoke(weights_app, ["fetch", "--params-dir", str(tmp_path), *args])
-    assert isinstance(result.exception, InputError)
+    # A bad flag is an InputError, weights that cannot be fetched a WeightsError: both exit 2.
+    assert isinstance(result.exception, InputError | WeightsError)
+    assert exit_code_for(result.exception) == 2
     assert expected in result.exception.one_line()

@@ -11,6 +11,8 @@ from foldserve import msa
 from foldserve.errors import InputError
 from tests.conftest import data
 
+pytestmark = pytest.mark.timeout(60)
+
 SOURCES = [
     "msa/a3m/colabfold_4OT_uniref_env.a3m",
     "msa/a3m/biotite_1a00_A_uniref90_openproteinset.a3m",

@@ -18,10 +18,24 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails
 
 from foldserve.errors import InputError
 
@@ -33,7 +47,6 @@ KEY_VARIABLES: dict[EndpointKind, str] = {"runpod": "RUNPOD_API_KEY", "url": "FO
 SERVER_KEY_VARIABLE = "FOLDSERVE_API_KEY"
 DEFAULT_ENDPOINT_ID = "local"
 _ENDPOINT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
-_PROFILE_KEYS = {"url", "endpoint_id", "api_key"}
 
 
 @dataclass(frozen=True)
@@ -51,27 +64,94 @@ class Endpoint:
     profile: str | None = None
 
 
-@dataclass(frozen=True)
-class Profile:
-    name: str
-    url: str | None
-    endpoint_id: str | None
-    api_key: str | None = field(repr=False)
-    line: int | None = None
+NonEmpty = Annotated[str, StringConstraints(min_length=1)]
+
+
+class _Invalid(ValueError):
+    """A value a validator refuses, with the fix to show beside it."""
+
+    def __init__(self, problem: str, fix: str | None = None) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.fix = fix
+
+
+class _Table(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Profile(_Table):
+    """``[profiles.NAME]``: one endpoint, and perhaps its key."""
+
+    url: NonEmpty | None = None
+    endpoint_id: NonEmpty | None = None
+    api_key: NonEmpty | None = Field(default=None, repr=False)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: str | None) -> str | None:
+        return url if url is None else _checked(url_base, url)
+
+    @field_validator("endpoint_id")
+    @classmethod
+    def _endpoint_id(cls, endpoint_id: str | None) -> str | None:
+        return endpoint_id if endpoint_id is None else _checked(runpod_base, endpoint_id)
+
+    @model_validator(mode="after")
+    def _one_endpoint(self) -> Profile:
+        if (self.url is None) == (self.endpoint_id is None):
+            raise _Invalid(
+                "needs exactly one of url and endpoint_id",
+                'give url = "http://host:8000/v2/local" or endpoint_id = "<RunPod id>"',
+            )
+        return self
 
     def endpoint(self) -> tuple[str, EndpointKind]:
+        """The base URL and kind; checked when the file was read, so this cannot fail."""
         if self.endpoint_id is not None:
-            return runpod_base(self.endpoint_id, where=f"profile {self.name}"), "runpod"
+            return runpod_base(self.endpoint_id), "runpod"
         assert self.url is not None
-        return url_base(self.url, where=f"profile {self.name}"), "url"
+        return url_base(self.url), "url"
 
 
-@dataclass(frozen=True)
-class Config:
-    path: Path
+class Serve(_Table):
+    """``[serve]``: settings of ``foldserve serve``."""
+
+    api_keys: tuple[NonEmpty, ...] = Field(default=(), repr=False)
+
+
+class Config(_Table):
+    """The configuration file; :attr:`path` is where it was read from (or would be)."""
+
+    profiles: dict[str, Profile] = Field(default_factory=dict)
+    # After profiles, so that its check sees them.
     default_profile: str | None = None
-    profiles: dict[str, Profile] = field(default_factory=dict)
-    serve_api_keys: tuple[str, ...] = field(default=(), repr=False)
+    serve: Serve = Field(default_factory=Serve)
+    _path: Path = PrivateAttr(default_factory=lambda: config_path())
+
+    @field_validator("default_profile")
+    @classmethod
+    def _defined(cls, name: str | None, info: ValidationInfo) -> str | None:
+        profiles = info.data.get("profiles")
+        if name is not None and profiles is not None and name not in profiles:
+            raise _Invalid(
+                f"{name!r} is not defined",
+                f"add [profiles.{name}] or name one of: {', '.join(profiles) or '(none yet)'}",
+            )
+        return name
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+
+def _checked(check: Callable[[str], str], value: str) -> str:
+    """``value`` if ``check`` (:func:`url_base`, :func:`runpod_base`) accepts it."""
+    try:
+        check(value)
+    except InputError as exc:
+        raise _Invalid(exc.problem, exc.fix) from None
+    return value
 
 
 def config_path() -> Path:
@@ -98,7 +178,7 @@ def load_config(path: Path | None = None) -> Config:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        return Config(path=path)
+        return _located(Config(), path)
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(
             f"cannot read the configuration file ({exc})",
@@ -113,77 +193,85 @@ def load_config(path: Path | None = None) -> Config:
         raise InputError(
             f"not valid TOML: {reason}",
             where=f"{path}:{line.group(1)}" if line else str(path),
-            fix='write key = "value" pairs under [profiles.NAME] and [serve] tables',
+            fix=_FIXES[""],
         ) from None
-    return _parse_config(path, text, raw)
+    try:
+        return _located(Config.model_validate(raw), path)
+    except ValidationError as exc:
+        raise _one_line(exc.errors()[0], path, text) from None
 
 
-def _parse_config(path: Path, text: str, raw: dict[str, Any]) -> Config:
-    def bad(problem: str, line: int | None, fix: str) -> InputError:
-        return InputError(problem, where=f"{path}:{line}" if line else str(path), fix=fix)
-
-    unknown = sorted(set(raw) - {"default_profile", "profiles", "serve"})
-    if unknown:
-        raise bad(
-            f"unknown setting {unknown[0]!r}",
-            _line_of(text, rf"^[ \t]*\[?[ \t]*{re.escape(unknown[0])}\b"),
-            "use default_profile, [profiles.NAME] and [serve]",
-        )
-    tables = raw.get("profiles", {})
-    if not isinstance(tables, dict):
-        raise bad(
-            "profiles must be tables", _line_of(text, r"^[ \t]*profiles\b"), "[profiles.NAME]"
-        )
-    profiles = {}
-    for name, table in tables.items():
-        line = _line_of(text, rf"^[ \t]*\[[ \t]*profiles\.\"?{re.escape(name)}\"?[ \t]*\]")
-        if not isinstance(table, dict):
-            raise bad(f"profile {name!r} is not a table", line, f"write [profiles.{name}]")
-        extra = sorted(set(table) - _PROFILE_KEYS)
-        if extra:
-            raise bad(
-                f"profile {name!r} has unknown setting {extra[0]!r}",
-                line,
-                "a profile holds url or endpoint_id, and api_key",
-            )
-        values = {key: table.get(key) for key in _PROFILE_KEYS}
-        for key, value in values.items():
-            if value is not None and not (isinstance(value, str) and value):
-                raise bad(f"profile {name!r}: {key} must be a non-empty string", line, "quote it")
-        if (values["url"] is None) == (values["endpoint_id"] is None):
-            raise bad(
-                f"profile {name!r} needs exactly one of url and endpoint_id",
-                line,
-                'give url = "http://host:8000/v2/local" or endpoint_id = "<RunPod id>"',
-            )
-        profile = Profile(name, values["url"], values["endpoint_id"], values["api_key"], line)
-        profile.endpoint()  # checks the URL or the endpoint id now, not at first use
-        profiles[name] = profile
-    default = raw.get("default_profile")
-    default_line = _line_of(text, r"^[ \t]*default_profile\b")
-    if default is not None and not isinstance(default, str):
-        raise bad("default_profile must be a string", default_line, "name a profile")
-    if default is not None and default not in profiles:
-        raise bad(
-            f"default_profile {default!r} is not defined",
-            default_line,
-            f"add [profiles.{default}] or name one of: {', '.join(profiles) or '(none yet)'}",
-        )
-    serve = raw.get("serve", {})
-    keys = serve.get("api_keys", []) if isinstance(serve, dict) else None
-    if not isinstance(keys, list) or not all(isinstance(k, str) and k for k in keys):
-        raise bad(
-            "[serve] api_keys must be a list of non-empty strings",
-            _line_of(text, r"^[ \t]*api_keys\b") or _line_of(text, r"^[ \t]*\[[ \t]*serve[ \t]*\]"),
-            'write api_keys = ["a-long-random-key"]',
-        )
-    return Config(path, default, profiles, tuple(keys))
+def _located(config: Config, path: Path) -> Config:
+    config._path = path
+    return config
 
 
-def _line_of(text: str, pattern: str) -> int | None:
-    """The first line matching ``pattern``: tomllib reports lines only for syntax errors."""
-    found = re.search(pattern, text, flags=re.MULTILINE)
-    return text.count("\n", 0, found.start()) + 1 if found else None
+#: The fix shown for a wrong value, by the top-level setting it is under.
+_FIXES = {
+    "": 'write default_profile = "NAME", [profiles.NAME] tables and a [serve] table',
+    "profiles": "a [profiles.NAME] table holds url or endpoint_id, and api_key",
+    "default_profile": 'name a profile: default_profile = "NAME"',
+    "serve": 'write api_keys = ["a-long-random-key"] under [serve]',
+}
+#: What a value must be, by pydantic's error type.
+_KINDS = {
+    "string_type": "string",
+    "string_too_short": "non-empty string",
+    "dict_type": "table",
+    "model_type": "table",
+    "tuple_type": "list",
+}
+
+
+def _one_line(error: ErrorDetails, path: Path, text: str) -> InputError:
+    """Pydantic's first complaint as one line: the setting's dotted key, what is wrong with
+    it, ``file:line`` where the file spells it out, and a fix."""
+    keys = [part for part in error["loc"] if isinstance(part, str)]
+    name = ".".join(keys)
+    refused = error.get("ctx", {}).get("error")
+    fix = _FIXES[keys[0] if keys and keys[0] in _FIXES else ""]
+    if isinstance(refused, _Invalid):
+        problem, fix = f"{name}: {refused.problem}", refused.fix or fix
+    elif error["type"] == "extra_forbidden":
+        table = ".".join(keys[:-1])
+        problem = f"unknown setting {keys[-1]!r}" + (f" in [{table}]" if table else "")
+    elif error["type"] in _KINDS and isinstance(error["loc"][-1], int):
+        problem = f"{name} must be a list of {_KINDS[error['type']]}s"
+    elif error["type"] in _KINDS:
+        problem = f"{name} must be a {_KINDS[error['type']]}"
+    else:
+        problem = f"{name}: {error['msg']}"
+    line = _line_of(text, tuple(keys))
+    return InputError(problem, where=f"{path}:{line}" if line else str(path), fix=fix)
+
+
+_HEADER = re.compile(r"^\s*\[\[?([^\]]+)\]")
+_KEY = re.compile(
+    r"""^\s*((?:[\w-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[\w-]+|"[^"]*"|'[^']*'))*)\s*="""
+)
+_KEY_PART = re.compile(r"""([\w-]+)|"([^"]*)"|'([^']*)'""")
+
+
+def _line_of(text: str, keys: tuple[str, ...]) -> int | None:
+    """The line that spells out the deepest part of ``keys``: a ``[table]`` header or a
+    ``key = value`` under one (tomllib reports lines only for syntax errors)."""
+    best, depth = None, 0
+    table: tuple[str, ...] = ()
+    for number, line in enumerate(text.splitlines(), 1):
+        if header := _HEADER.match(line):
+            table = _key_parts(header.group(1))
+            found = table
+        elif key := _KEY.match(line):
+            found = table + _key_parts(key.group(1))
+        else:
+            continue
+        if keys[: len(found)] == found and len(found) > depth:
+            best, depth = number, len(found)
+    return best
+
+
+def _key_parts(key: str) -> tuple[str, ...]:
+    return tuple("".join(groups) for groups in _KEY_PART.findall(key))
 
 
 def runpod_base(endpoint_id: str, *, where: str = "--endpoint-id") -> str:
@@ -237,17 +325,16 @@ def resolve_endpoint(
             fix="give --url for a self-hosted endpoint or --endpoint-id for RunPod, not both",
         )
     config = load_config()
-    named = _profile(config, profile) if profile is not None else None
+    if profile is not None:
+        _profile(config, profile)  # an unknown name is an error, even beside --url
     kind: EndpointKind
     if endpoint_id is not None:
         base, kind = runpod_base(endpoint_id), "runpod"
     elif url is not None:
         base, kind = url_base(url), "url"
     else:
-        named = named or (
-            _profile(config, config.default_profile) if config.default_profile else None
-        )
-        if named is None:
+        profile = profile or config.default_profile
+        if profile is None:
             raise InputError(
                 "no endpoint given",
                 where="--endpoint-id",
@@ -256,8 +343,8 @@ def resolve_endpoint(
                     f"or set default_profile in {config.path}"
                 ),
             )
-        base, kind = named.endpoint()
-    return endpoint_at(base, kind, profile=named.name if named else None, api_key=api_key)
+        base, kind = _profile(config, profile).endpoint()
+    return endpoint_at(base, kind, profile=profile, api_key=api_key)
 
 
 def endpoint_at(
@@ -273,8 +360,10 @@ def endpoint_at(
     named = config.profiles.get(profile) if profile is not None else None
     key = api_key or (named.api_key if named else None) or os.environ.get(KEY_VARIABLES[kind])
     if not key:
-        matching = sorted(config.profiles.values(), key=lambda p: p.name != config.default_profile)
-        key = next((p.api_key for p in matching if p.endpoint() == (base_url, kind)), None)
+        matching = sorted(
+            config.profiles.items(), key=lambda item: item[0] != config.default_profile
+        )
+        key = next((p.api_key for _, p in matching if p.endpoint() == (base_url, kind)), None)
     return Endpoint(base_url, key or None, kind, label=profile or base_url, profile=profile)
 
 
@@ -293,7 +382,7 @@ def _profile(config: Config, name: str) -> Profile:
 def server_api_keys() -> tuple[str, ...]:
     """The keys a self-hosted server accepts: ``$FOLDSERVE_API_KEY`` and ``[serve] api_keys``."""
     from_env = os.environ.get(SERVER_KEY_VARIABLE)
-    keys = ([from_env] if from_env else []) + list(load_config().serve_api_keys)
+    keys = ([from_env] if from_env else []) + list(load_config().serve.api_keys)
     return tuple(dict.fromkeys(keys))
 
 

@@ -102,7 +102,8 @@ class LazyGroup(TyperGroup):
             single.command(cmd_name)(getattr(module, spec.function))
             command = typer.main.get_command(single)
         else:
-            command = typer.main.get_command(getattr(module, _APP_NAMES.get(cmd_name, "app")))
+            # A group even with one command (Typer would run that command in its place).
+            command = typer.main.get_group(getattr(module, _APP_NAMES.get(cmd_name, "app")))
         command.name = cmd_name
         return command
 

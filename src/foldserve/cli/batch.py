@@ -12,7 +12,13 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from foldserve.client.batch import BatchEvent, BatchItem, batch_items, run_batch
+from foldserve.client.batch import (
+    BatchEvent,
+    BatchItem,
+    batch_items,
+    check_concurrency,
+    run_batch,
+)
 from foldserve.client.client import Client
 from foldserve.config import Endpoint
 from foldserve.errors import InputError
@@ -20,7 +26,6 @@ from foldserve.fold.results import PredictOptions
 from foldserve.jobs.schema import JobStatus
 
 err = Console(stderr=True)
-MAX_CONCURRENCY = 64
 
 
 def check_batch_flags(
@@ -46,10 +51,7 @@ def check_batch_flags(
             "--format and --query are not used with --msa-dir",
             "leave them out: each file's format is recognised and its first row is the query",
         )
-    if not 1 <= concurrency <= MAX_CONCURRENCY:
-        raise refuse(
-            "--concurrency", f"{concurrency} is out of range", f"give 1 to {MAX_CONCURRENCY}"
-        )
+    check_concurrency(concurrency, where="--concurrency")
 
 
 def submit_batch(
@@ -99,8 +101,7 @@ def submit_batch(
                 bar.console.print(
                     _finished_line(event.item, event), highlight=False, soft_wrap=True
                 )
-                output = event.state.output if event.state else None
-                if isinstance(output, dict) and output.get("test_weights"):
+                if event.output is not None and event.output.test_weights:
                     if not warned_test_weights:
                         bar.console.print(
                             "[bold red]made with random TEST WEIGHTS: not protein structures"
@@ -145,6 +146,6 @@ def _finished_line(item: BatchItem, event: BatchEvent) -> str:
         return f"{item.name}: already done ({item.best})"
     if event.kind == "failed":
         return f"[red]✗[/red] {item.name}: {event.message}"
-    ranking = event.state.output.get("ranking", []) if event.state else []
-    score = f"  pLDDT {ranking[0]['mean_plddt']:.1f}" if ranking else ""
+    ranking = event.output.ranking if event.output else ()
+    score = f"  pLDDT {ranking[0].mean_plddt:.1f}" if ranking else ""
     return f"[green]✓[/green] {item.name}: {item.best}{score}"

@@ -35,10 +35,10 @@ from foldserve.cli.options import (
 from foldserve.client import records
 from foldserve.client.client import Client, check_job_id, save_best_model
 from foldserve.client.records import JobRecord
-from foldserve.client.request import JobRequest, build_request
+from foldserve.client.request import JobRequest, build_request, policy_milliseconds
 from foldserve.config import Endpoint, resolve_endpoint
-from foldserve.errors import InputError, JobFailed
-from foldserve.jobs.schema import MAX_POLICY_MS, JobState, JobStatus
+from foldserve.errors import InputError
+from foldserve.jobs.schema import JobOutput, JobProgress, JobState, JobStatus
 
 err = Console(stderr=True)
 
@@ -110,12 +110,7 @@ def submit_command(
         raise InputError(
             "give one of --msa and --msa-dir", where="--msa", fix="--msa FILE or --msa-dir DIR"
         )
-    if not 0 < timeout <= MAX_POLICY_MS / 1000:
-        raise InputError(
-            f"{timeout:g} s is not a usable execution timeout",
-            where="--timeout",
-            fix="give more than 0 and at most 604800 seconds (7 days)",
-        )
+    policy_milliseconds(timeout, where="--timeout")  # refused before the MSA is read
     options = predict_options(
         models, num_recycles, recycle_early_stop_tolerance, seed, num_seeds, rank_by
     )
@@ -134,13 +129,12 @@ def submit_command(
         request = build_request(
             msa_path, options, execution_timeout_s=timeout, msa_format=msa_format, query=query
         )
-    _submit_one(endpoint, request, msa_path, output, out_dir, no_wait=no_wait)
+    _submit_one(endpoint, request, output, out_dir, no_wait=no_wait)
 
 
 def _submit_one(
     endpoint: Endpoint,
     request: JobRequest,
-    msa_path: str,
     output: Path | None,
     out_dir: Path | None,
     *,
@@ -151,10 +145,8 @@ def _submit_one(
         err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
     with Client(endpoint=endpoint) as client:
         with err.status(f"Submitting to {endpoint.base_url} …", spinner="dots"):
-            job_id = client.submit_request(request)
-        msa = None if msa_path == "-" else msa_path  # standard input has no path to keep
-        record = JobRecord.new(job_id, endpoint, msa=msa, output=output, out_dir=directory)
-        records.save(record)
+            job_id = client.submit_request(request, output=output, out_dir=directory)
+        record = records.load(job_id)  # written by the client
         err.print(
             f"job {job_id} submitted to {endpoint.base_url}; "
             f"follow it with: foldserve status {job_id}",
@@ -165,12 +157,13 @@ def _submit_one(
             sys.stdout.write(job_id + "\n")
             return
         assert output is not None and directory is not None
-        state = _follow(client, record, offer_cancel=True)
-        _save_results(client, state, directory, output)
+        result = _follow(client, record, offer_cancel=True)
+        _save_results(client, result, directory, output)
 
 
-def _follow(client: Client, record: JobRecord, *, offer_cancel: bool) -> JobState:
-    """Wait for the job with a live status line; the final state, saved in the record.
+def _follow(client: Client, record: JobRecord, *, offer_cancel: bool) -> JobOutput:
+    """Wait for the job with a live status line; its output once COMPLETED (the final status
+    saved in the record), else :class:`~foldserve.errors.JobFailed`.
 
     Ctrl-C stops following. With ``offer_cancel`` and a terminal it asks whether to cancel the
     remote job; otherwise the job keeps running and the commands to follow it are printed.
@@ -178,14 +171,18 @@ def _follow(client: Client, record: JobRecord, *, offer_cancel: bool) -> JobStat
     since = datetime.fromisoformat(record.submitted_at).timestamp()
     try:
         with err.status(f"job {record.id}: waiting …", spinner="dots") as line:
-            logged: tuple[Any, ...] = ()
+            logged: tuple[JobStatus, str | None, str | None] | None = None
 
             def show(state: JobState) -> None:
                 nonlocal logged
                 text = f"job {record.id}: {describe(state, time.time() - since)}"
                 line.update(text)
-                progress = state.progress or {}
-                step = (state.status, progress.get("stage"), progress.get("model"))
+                progress = state.progress
+                step = (
+                    state.status,
+                    progress.stage if progress else None,
+                    progress.model if progress else None,
+                )
                 if not err.is_terminal and step != logged:
                     err.print(
                         text, highlight=False, soft_wrap=True
@@ -212,9 +209,7 @@ def _follow(client: Client, record: JobRecord, *, offer_cancel: bool) -> JobStat
             )
         raise typer.Exit(130) from None
     records.update_status(record, state.status.value)
-    if state.status is not JobStatus.COMPLETED:
-        raise JobFailed(state)
-    return state
+    return state.completed_output()
 
 
 def describe(state: JobState, waited_s: float) -> str:
@@ -222,31 +217,33 @@ def describe(state: JobState, waited_s: float) -> str:
     if state.status is JobStatus.IN_QUEUE:
         return f"queued for {_duration(state.delay_time_s or waited_s)}"
     parts = [] if state.delay_time_s is None else [f"queued {_duration(state.delay_time_s)}"]
-    progress = state.progress or {}
+    progress = state.progress
     if state.status is JobStatus.IN_PROGRESS:
-        parts.insert(0, str(progress.get("stage", "starting")))
+        parts.insert(0, progress.stage if progress else "starting")
     else:
         parts.insert(0, state.status.value)
-    parts += describe_progress(progress)
+    if progress is not None:
+        parts += describe_progress(progress)
     if state.execution_time_s is not None:
         parts.append(f"running {_duration(state.execution_time_s)}")
     return " · ".join(parts)
 
 
-def describe_progress(progress: dict[str, Any]) -> list[str]:
+def describe_progress(progress: JobProgress) -> list[str]:
     """A prediction's progress as short parts: model and seed, run i/n, recycle r/N, scores."""
     parts = []
-    if "model" in progress:
-        seed = f" seed {progress['seed']}" if "seed" in progress else ""
-        parts.append(f"{progress['model']}{seed}")
-    if "run" in progress and "runs" in progress:
-        parts.append(f"run {progress['run']}/{progress['runs']}")
-    if "recycle" in progress:
-        parts.append(f"recycle {progress['recycle']}/{progress.get('num_recycles', '?')}")
-    if isinstance(progress.get("mean_plddt"), int | float):
-        parts.append(f"pLDDT {progress['mean_plddt']:.1f}")
-    if isinstance(progress.get("ptm"), int | float):
-        parts.append(f"pTM {progress['ptm']:.2f}")
+    if progress.model is not None:
+        seed = "" if progress.seed is None else f" seed {progress.seed}"
+        parts.append(f"{progress.model}{seed}")
+    if progress.run is not None and progress.runs is not None:
+        parts.append(f"run {progress.run}/{progress.runs}")
+    if progress.recycle is not None:
+        total = "?" if progress.num_recycles is None else progress.num_recycles
+        parts.append(f"recycle {progress.recycle}/{total}")
+    if progress.mean_plddt is not None:
+        parts.append(f"pLDDT {progress.mean_plddt:.1f}")
+    if progress.ptm is not None:
+        parts.append(f"pTM {progress.ptm:.2f}")
     return parts
 
 
@@ -259,44 +256,39 @@ def _duration(seconds: float) -> str:
     return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
 
 
-def _save_results(client: Client, state: JobState, directory: Path, output: Path | None) -> None:
+def _save_results(client: Client, result: JobOutput, directory: Path, output: Path | None) -> None:
     """Download a COMPLETED job into ``directory``, copy its best model, print the ranking."""
-    result: dict[str, Any] = state.output
     with err.status(f"Downloading results to {directory} …", spinner="dots"):
         files = client.download(result, directory)
     best = save_best_model(files, output) if output is not None else None
-    for warning in result.get("warnings", []):
+    for warning in result.warnings:
         err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
-    if result.get("test_weights"):
+    if result.test_weights:
         err.print(Panel(TEST_WEIGHTS_WARNING, title="warning", border_style="bold red"))
     print_ranking(result)
     where = f"best model: {best}   " if best else ""
     err.print(f"{where}all outputs: {directory}/", highlight=False, soft_wrap=True)
-    if result.get("test_weights"):
+    if result.test_weights:
         err.print("[bold red]made with random TEST WEIGHTS: not a protein structure[/bold red]")
 
 
-def print_ranking(result: dict[str, Any]) -> None:
+def print_ranking(result: JobOutput) -> None:
     """The ranking table of a job's output, as ``foldserve predict`` prints it."""
     table = Table(title="ranking", title_justify="left")
     columns = ("rank", "model", "seed", "mean pLDDT", "pTM", "max PAE", "recycles")
     for column in columns:
         table.add_column(column, justify="left" if column == "model" else "right")
-    for run in result.get("ranking", []):
+    for run in result.ranking:
         table.add_row(
-            str(run.get("rank", "")),
-            str(run.get("model", "")),
-            str(run.get("seed", "")),
-            _number(run.get("mean_plddt"), ".1f"),
-            _number(run.get("ptm"), ".3f"),
-            _number(run.get("max_pae"), ".1f"),
-            str(run.get("recycles", "")),
+            str(run.rank),
+            run.model,
+            str(run.seed),
+            f"{run.mean_plddt:.1f}",
+            f"{run.ptm:.3f}",
+            f"{run.max_pae:.1f}",
+            str(run.recycles),
         )
     err.print(table)
-
-
-def _number(value: Any, spec: str) -> str:
-    return format(value, spec) if isinstance(value, int | float) else ""
 
 
 def _job_endpoint(
@@ -328,10 +320,8 @@ def status_command(
         return
     since = datetime.fromisoformat(record.submitted_at).timestamp() if record else time.time()
     if state.status is JobStatus.COMPLETED:
-        ranking = state.output.get("ranking", []) if isinstance(state.output, dict) else []
-        best = (
-            f"; best {ranking[0]['model']} pLDDT {ranking[0]['mean_plddt']:.1f}" if ranking else ""
-        )
+        ranking = state.completed_output().ranking
+        best = f"; best {ranking[0].model} pLDDT {ranking[0].mean_plddt:.1f}" if ranking else ""
         took = f" in {_duration(state.execution_time_s)}" if state.execution_time_s else ""
         line = f"COMPLETED{took}{best}; get the files with: foldserve fetch {job_id}"
     elif state.status.finished:
@@ -352,12 +342,13 @@ def state_json(state: JobState) -> dict[str, Any]:
     if state.error is not None:
         summary["error"] = state.error
     if state.progress is not None:
-        summary["progress"] = state.progress
-    if state.status is JobStatus.COMPLETED and isinstance(state.output, dict):
-        summary["ranking"] = state.output.get("ranking", [])
-        summary["files"] = sorted(state.output.get("files", {}))
-        summary["warnings"] = state.output.get("warnings", [])
-        summary["test_weights"] = state.output.get("test_weights")
+        summary["progress"] = state.progress.to_wire()
+    if state.status is JobStatus.COMPLETED:
+        output = state.completed_output()
+        summary["ranking"] = [entry.to_wire() for entry in output.ranking]
+        summary["files"] = sorted(output.files)
+        summary["warnings"] = list(output.warnings)
+        summary["test_weights"] = output.test_weights
     return summary
 
 
@@ -387,8 +378,8 @@ def fetch_command(
         or Path(f"{job_id}_prediction")
     )
     with Client(endpoint=endpoint) as client:
-        state = _follow(client, record, offer_cancel=False)
-        _save_results(client, state, directory, best)
+        result = _follow(client, record, offer_cancel=False)
+        _save_results(client, result, directory, best)
 
 
 def cancel_command(

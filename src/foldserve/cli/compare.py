@@ -9,15 +9,13 @@ from typing import Annotated, cast
 
 import typer
 from rich import box
-from rich.console import Console
 from rich.table import Table
 
+from foldserve.cli.console import out
 from foldserve.errors import InputError
 from foldserve.pipeline import prediction_dir
 from foldserve.structure.compare import Align, Comparison, compare, compare_all
 from foldserve.structure.reading import Chain, read_chain
-
-out = Console()
 
 Paths = Annotated[
     list[Path],
@@ -111,7 +109,7 @@ def compare_command(
         if as_json:
             sys.stdout.write(json.dumps(result.to_json()) + "\n")
         else:
-            out.print(comparison_table([result]))
+            out().print(comparison_table([result]))
         return
     pairs: list[tuple[Chain, Chain]] = [(a, b), (a, ref), (b, ref)]
     _print([compare(x, y, align=how, superpose=not in_place) for x, y in pairs], as_json)
@@ -121,4 +119,4 @@ def _print(comparisons: list[Comparison], as_json: bool, title: str | None = Non
     if as_json:
         sys.stdout.write(json.dumps({"comparisons": [c.to_json() for c in comparisons]}) + "\n")
     else:
-        out.print(comparison_table(comparisons, title))
+        out().print(comparison_table(comparisons, title))

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from foldserve.cli.console import err, out
 from foldserve.cloud.runpod.deploy import (
     DEFAULT_DATACENTER,
     DEFAULT_EXECUTION_TIMEOUT,
@@ -27,9 +27,6 @@ from foldserve.config import missing_key_fix
 from foldserve.errors import InputError
 
 app = typer.Typer(help="Deploy foldserve's worker to serverless GPUs.", no_args_is_help=True)
-
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _parse_env(pairs: list[str]) -> dict[str, str]:
@@ -108,23 +105,24 @@ def runpod_command(
         env=_parse_env(env or []),
     )
     base_url = rest_url()
+    stdout = out(highlight=False, soft_wrap=True)
     if dry:
-        out.print(dry_run(options, base_url), markup=False)
+        stdout.print(dry_run(options, base_url), markup=False)
         return
     key = api_key(profile)
     if not key:
         raise InputError("no RunPod API key", where="RUNPOD_API_KEY", fix=missing_key_fix("runpod"))
-    with RunpodRest(base_url, key) as api, err.status("Creating the endpoint on RunPod …"):
+    with RunpodRest(base_url, key) as api, err().status("Creating the endpoint on RunPod …"):
         done = deploy(options, api)
     volume_note = "new" if done.volume_created else "existing"
-    out.print(f"network volume  {done.volume_id}  ({volume_note}, {done.datacenter})")
-    out.print(f"template        {done.template_id}  ({options.image})")
-    out.print(f"endpoint        {done.endpoint_id}")
-    out.print()
-    out.print("The first worker downloads the AlphaFold2 weights (5.3 GB) into the volume; its")
-    out.print("first job waits for that. Submit a prediction with:")
-    out.print()
-    out.print(
+    stdout.print(f"network volume  {done.volume_id}  ({volume_note}, {done.datacenter})")
+    stdout.print(f"template        {done.template_id}  ({options.image})")
+    stdout.print(f"endpoint        {done.endpoint_id}")
+    stdout.print()
+    stdout.print("The first worker downloads the AlphaFold2 weights (5.3 GB) into the volume; its")
+    stdout.print("first job waits for that. Submit a prediction with:")
+    stdout.print()
+    stdout.print(
         f"  foldserve submit --endpoint-id {done.endpoint_id} "
         "--msa your_msa.a3m --output your_structure.pdb",
         markup=False,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 import typer
@@ -12,9 +11,15 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def _group() -> None:
+    """The job contract: JSON Schema of job input and output."""
+    # A callback keeps `jobs` a group: Typer runs an app of one command as that command.
+
+
 @app.command("schema")
 def schema_command() -> None:
-    """Print the JSON Schema of the /run body and of the job output."""
-    from foldserve.jobs.schema import job_schema
+    """Print the JSON Schema of the /run body, the job output and a progress event."""
+    from foldserve.jobs.schema import job_schema_text
 
-    sys.stdout.write(json.dumps(job_schema(), indent=2) + "\n")
+    sys.stdout.write(job_schema_text())

@@ -8,10 +8,10 @@ import sys
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from foldserve import msa
+from foldserve.cli.console import err, out
 from foldserve.errors import InputError
 from foldserve.msa.stats import MsaReport
 
@@ -19,8 +19,6 @@ app = typer.Typer(
     help="Inspect, convert and filter MSAs (A3M, Stockholm, FASTA, A2M, Clustal).",
     no_args_is_help=True,
 )
-out = Console()
-err = Console(stderr=True)
 
 InputPath = Annotated[str, typer.Argument(help="MSA file (gzip/bzip2/xz fine), or - for stdin.")]
 FormatOption = Annotated[
@@ -34,7 +32,7 @@ SPARK = " ▁▂▃▄▅▆▇█"
 
 
 def _read(path: str, fmt: str, query: str | None) -> msa.Msa:
-    with err.status(f"Reading {path} …", spinner="dots"):
+    with err().status(f"Reading {path} …", spinner="dots"):
         return msa.read(path, format=fmt, query=query)
 
 
@@ -63,9 +61,9 @@ def _print_report(report: MsaReport) -> None:
         f"({cover.low_positions} positions below 30%)",
     )
     table.add_row("per position", _sparkline(cover.per_position))
-    out.print(table)
+    out().print(table)
     for warning in report.warnings:
-        err.print(f"[yellow]warning:[/yellow] {warning}")
+        err().print(f"[yellow]warning:[/yellow] {warning}")
 
 
 @app.command("inspect")
@@ -77,7 +75,7 @@ def inspect_command(
 ) -> None:
     """Format, query, depth, unique rows, Neff, coverage and warnings of an MSA."""
     alignment = _read(path, fmt, query)
-    with err.status("Computing Neff …", spinner="dots"):
+    with err().status("Computing Neff …", spinner="dots"):
         report = msa.inspect(alignment)
     if as_json:
         sys.stdout.write(json.dumps(report.to_json()) + "\n")
@@ -87,7 +85,7 @@ def inspect_command(
 
 def _warn_all(alignment: msa.Msa) -> None:
     for warning in alignment.warnings:
-        err.print(f"[yellow]warning:[/yellow] {warning}")
+        err().print(f"[yellow]warning:[/yellow] {warning}")
 
 
 ToOption = Annotated[
@@ -125,7 +123,7 @@ def convert_command(
     _warn_all(alignment)
     written = msa.write(alignment, destination, format=to, keep_insertions=not no_insertions)
     if destination != "-":
-        err.print(
+        err().print(
             f"wrote {len(alignment)} rows x {alignment.query_length} columns "
             f"as {written} to {destination}"
         )
@@ -189,10 +187,10 @@ def filter_command(
     _require_format_for_stdout(destination, to)
     alignment = _read(source, fmt, query)
     _warn_all(alignment)
-    with err.status("Filtering …", spinner="dots"):
+    with err().status("Filtering …", spinner="dots"):
         filtered, report = msa.filter_msa(alignment, settings)
     msa.write(filtered, destination, format=to)
     for step, count in report.steps:
-        err.print(f"  {count:>8}  {step}")
+        err().print(f"  {count:>8}  {step}")
     if destination != "-":
-        err.print(f"wrote {len(filtered)} of {len(alignment)} rows to {destination}")
+        err().print(f"wrote {len(filtered)} of {len(alignment)} rows to {destination}")

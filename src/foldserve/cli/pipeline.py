@@ -13,6 +13,7 @@ from rich.table import Table
 from foldserve.cli.client import describe_progress
 from foldserve.cli.options import parse_models
 from foldserve.errors import InputError
+from foldserve.jobs.progress import JobProgress
 from foldserve.pipeline import tracking
 from foldserve.pipeline.config import PipelineConfig, load_toml
 from foldserve.pipeline.run import run_pipeline
@@ -84,8 +85,8 @@ def run_command(
         else:
             err.print(f"  {step}: {LABELS[status]}", highlight=False)
 
-    def progress(payload: dict[str, Any]) -> None:
-        parts = [str(payload.get("stage", "")), *describe_progress(payload)]
+    def progress(event: JobProgress) -> None:
+        parts = [event.stage, *describe_progress(event)]
         err.print("    " + " · ".join(parts), highlight=False, soft_wrap=True)
 
     result = run_pipeline(settings, on_step=show, on_progress=progress)

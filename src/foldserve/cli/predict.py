@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, cast
 
@@ -24,10 +25,8 @@ from foldserve.cli.options import (
     ToleranceOption,
     predict_options,
 )
-from foldserve.errors import InputError
-from foldserve.fold.outputs import write_prediction
 from foldserve.fold.predictor import Precision, Predictor
-from foldserve.fold.results import Prediction, PredictOptions, ProgressEvent
+from foldserve.fold.results import Prediction, PredictOptions, ProgressCallback, ProgressEvent
 from foldserve.msa.model import Msa
 from foldserve.msa.reading import read
 
@@ -63,12 +62,6 @@ def predict_command(
     ] = "auto",
 ) -> None:
     """Predict structures from an MSA with AlphaFold2, in this process."""
-    if precision not in ("auto", "bfloat16", "float32"):
-        raise InputError(
-            f"unknown precision {precision!r}",
-            where="--precision",
-            fix="use auto, bfloat16 or float32",
-        )
     options = predict_options(
         models,
         num_recycles,
@@ -82,20 +75,24 @@ def predict_command(
     for warning in alignment.warnings:
         err.print(f"[yellow]warning:[/yellow] {msa_path}: {warning}", highlight=False)
     with err.status("Loading AlphaFold2 …", spinner="dots"):
+        # An unknown precision is the Predictor's InputError (where="precision").
         predictor = Predictor(params_dir, precision=cast(Precision, precision))
         predictor.check_fits(alignment)
     if predictor.test_weights:
         err.print(Panel(TEST_WEIGHTS_WARNING, title="warning", border_style="bold red"))
-    prediction = run_with_progress(predictor, alignment, options)
     directory = out_dir or output.with_name(output.stem + "_prediction")
-    write_prediction(prediction, directory)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(directory / "ranked_0.pdb", output)
+    with progress_bar(predictor, alignment, options) as show:
+        prediction = predictor.predict_to_dir(
+            alignment, directory, options, best_model=output, progress=show
+        )
     print_summary(prediction, output, directory)
 
 
-def run_with_progress(predictor: Predictor, alignment: Msa, options: PredictOptions) -> Prediction:
-    """Run ``predictor.predict`` under a Rich progress bar: model, recycle, elapsed time."""
+@contextmanager
+def progress_bar(
+    predictor: Predictor, alignment: Msa, options: PredictOptions
+) -> Iterator[ProgressCallback]:
+    """A Rich progress bar (model, recycle, elapsed time) and the callback that moves it."""
     steps = len(options.models) * options.num_seeds * (options.num_recycles + 1)
     with Progress(
         TextColumn("{task.description}"),
@@ -123,7 +120,7 @@ def run_with_progress(predictor: Predictor, alignment: Msa, options: PredictOpti
             elif event.stage == "done":
                 bar.update(task, completed=steps, description="done")
 
-        return predictor.predict(alignment, options, progress=show)
+        yield show
 
 
 def print_summary(prediction: Prediction, output: Path, directory: Path) -> None:

@@ -6,12 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from foldserve.cli.console import err
 from foldserve.pipeline import prediction_dir
 from foldserve.pipeline.report import write_report
-
-err = Console(stderr=True)
 
 
 def report_command(
@@ -35,7 +33,8 @@ def report_command(
 ) -> None:
     """Write a self-contained HTML report: 3D models, pLDDT, PAE, MSA depth, comparisons."""
     prediction = prediction_dir.load(directory)
-    with err.status("Writing the report …", spinner="dots"):
+    stderr = err(highlight=False)
+    with stderr.status("Writing the report …", spinner="dots"):
         report = write_report(
             prediction,
             output,
@@ -43,6 +42,6 @@ def report_command(
             reference_chain=reference_chain,
             figures_dir=figures,
         )
-    err.print(f"wrote {report.html}", highlight=False)
+    stderr.print(f"wrote {report.html}")
     for path in report.figures.values():
-        err.print(f"  plot {path}", highlight=False)
+        stderr.print(f"  plot {path}")

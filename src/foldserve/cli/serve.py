@@ -2,93 +2,89 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Annotated, cast
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
 from foldserve.config import server_api_keys
-from foldserve.errors import InputError
-from foldserve.fold.predictor import Precision
-from foldserve.jobs.ids import JOB_ID
-from foldserve.server.serve import ServeSettings, check_auth, serve
+from foldserve.server.auth import required_keys
+from foldserve.server.serve import serve
+from foldserve.server.settings import ServeSettings
 
 err = Console(stderr=True)
 
 
-def default_data_dir() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
-    return Path(base) / "foldserve" / "server"
+def _setting(field: str, help: str, default: str | None = None) -> Any:
+    """An option that sets ``field``, None unless given: then the environment or the model's
+    default applies, so no default is written twice."""
+    shown = default if default is not None else ServeSettings.model_fields[field].default
+    env = ServeSettings.env_name(field)
+    return typer.Option(help=f"{help} (default {shown}; env {env})", show_default=False)
 
 
 def serve_command(
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    host: Annotated[str | None, _setting("host", "Address to listen on")] = None,
+    port: Annotated[int | None, _setting("port", "Port to listen on")] = None,
     data_dir: Annotated[
         Path | None,
-        typer.Option(help="Job store, results and logs (default ~/.local/share/foldserve/server)."),
+        _setting("data_dir", "Job store, results and logs", "~/.local/share/foldserve/server"),
     ] = None,
-    workers: Annotated[int, typer.Option(help="Worker processes, one per GPU.")] = 1,
-    endpoint_id: Annotated[str, typer.Option(help="Serve under /v2/ENDPOINT_ID.")] = "local",
+    workers: Annotated[int | None, _setting("workers", "Worker processes, one per GPU")] = None,
+    endpoint_id: Annotated[
+        str | None, _setting("endpoint_id", "Serve under /v2/ENDPOINT_ID")
+    ] = None,
     params_dir: Annotated[
-        Path | None,
-        typer.Option(help="Weights directory (default: $PARAM_DIR or ~/.cache/foldserve)."),
+        Path | None, _setting("params_dir", "Weights directory", "~/.cache/foldserve")
     ] = None,
     precision: Annotated[
-        str, typer.Option(help="auto (bfloat16 on GPU, float32 on CPU), bfloat16 or float32.")
-    ] = "auto",
+        str | None,
+        _setting("precision", "auto (bfloat16 on GPU, float32 on CPU), bfloat16 or float32"),
+    ] = None,
     no_auth: Annotated[
         bool, typer.Option("--no-auth", help="Accept requests without a key (loopback only).")
     ] = False,
     retention: Annotated[
-        float, typer.Option(help="Hours to keep finished jobs and their results.")
-    ] = 24.0,
+        float | None,
+        _setting("retention_hours", "Hours to keep finished jobs and their results"),
+    ] = None,
     inline_limit: Annotated[
-        float, typer.Option(help="MB of output JSON returned inline; larger files by URL.")
-    ] = 2.0,
+        float | None,
+        _setting("inline_limit_mb", "MB of output JSON returned inline; larger files by URL"),
+    ] = None,
     stop_grace: Annotated[
-        float,
-        typer.Option(
-            help="Seconds a cancelled or timed-out job has to stop before its worker is killed."
+        float | None,
+        _setting(
+            "stop_grace",
+            "Seconds a cancelled or timed-out job has to stop before its worker is killed",
         ),
-    ] = 30.0,
+    ] = None,
 ) -> None:
     """Serve RunPod's job API on this machine, with warm AlphaFold2 workers.
 
+    Flags beat the environment, which beats the defaults.
+
     The API key comes from FOLDSERVE_API_KEY or the config file, never from a flag.
     """
-    if not JOB_ID.fullmatch(endpoint_id):
-        raise InputError(
-            f"{endpoint_id!r} is not an endpoint id",
-            where="--endpoint-id",
-            fix="use letters, digits, '-' and '_'",
-        )
-    if not 0 <= workers <= 64:
-        raise InputError(f"{workers} workers", where="--workers", fix="give 1 to 64")
-    if precision not in ("auto", "bfloat16", "float32"):
-        raise InputError(
-            f"unknown precision {precision!r}",
-            where="--precision",
-            fix="use auto, bfloat16 or float32",
-        )
-    for flag, value in (("--retention", retention), ("--inline-limit", inline_limit)):
-        if value <= 0:
-            raise InputError(f"{value} is not positive", where=flag, fix="give a number > 0")
-    keys = check_auth(host, server_api_keys(), no_auth)
-    settings = ServeSettings(
-        data_dir=data_dir or default_data_dir(),
-        host=host,
-        port=port,
-        workers=workers,
-        endpoint_id=endpoint_id,
-        params_dir=params_dir,
-        precision=cast(Precision, precision),
-        retention=retention * 3600,
-        inline_limit=int(inline_limit * (1 << 20)),
-        stop_grace=stop_grace,
+    flags = {
+        "host": ("--host", host),
+        "port": ("--port", port),
+        "data_dir": ("--data-dir", data_dir),
+        "workers": ("--workers", workers),
+        "endpoint_id": ("--endpoint-id", endpoint_id),
+        "params_dir": ("--params-dir", params_dir),
+        "precision": ("--precision", precision),
+        "retention_hours": ("--retention", retention),
+        "inline_limit_mb": ("--inline-limit", inline_limit),
+        "stop_grace": ("--stop-grace", stop_grace),
+    }
+    given = {field: (flag, value) for field, (flag, value) in flags.items() if value is not None}
+    settings = ServeSettings.load(
+        {field: value for field, (_, value) in given.items()},
+        {field: flag for field, (flag, _) in given.items()},
     )
+    keys = required_keys(settings.host, server_api_keys(), no_auth)
 
     def ready(settings: ServeSettings, recovered: int) -> None:
         err.print(
@@ -99,9 +95,8 @@ def serve_command(
         )
         if recovered:
             err.print(f"{recovered} job(s) were running when the server last stopped: requeued")
-        base = settings.url.rsplit("/v2/", 1)[0]
         err.print(
-            f"submit with: foldserve submit --url {base} --msa MSA --output OUT.pdb",
+            f"submit with: foldserve submit --url {settings.public_url} --msa MSA --output OUT.pdb",
             highlight=False,
             soft_wrap=True,
         )

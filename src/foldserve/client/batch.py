@@ -24,11 +24,12 @@ from foldserve.client import records
 from foldserve.client.client import Client, save_best_model
 from foldserve.client.records import JobRecord
 from foldserve.client.request import build_request
-from foldserve.errors import InputError, JobFailed, JobNotFound
+from foldserve.errors import FoldserveError, InputError, JobNotFound
 from foldserve.fold.results import PredictOptions
-from foldserve.jobs.schema import JobState, JobStatus
+from foldserve.jobs.schema import JobOutput, JobState, JobStatus
 
 RECORD_NAME = "foldserve_job.json"
+MAX_CONCURRENCY = 64
 _COMPRESSION = (".gz", ".bz2", ".xz")
 
 
@@ -51,12 +52,14 @@ EventKind = Literal["skipped", "submitted", "resumed", "update", "done", "failed
 
 @dataclass(frozen=True)
 class BatchEvent:
-    """What happened to one item; ``message`` is the error of a failed one."""
+    """What happened to one item; ``message`` is the error of a failed one, ``output`` the
+    job output of a done one."""
 
     item: BatchItem
     kind: EventKind
     job_id: str | None = None
     state: JobState | None = None
+    output: JobOutput | None = None
     message: str | None = None
     warnings: tuple[str, ...] = ()
 
@@ -107,10 +110,12 @@ def run_batch(
 ) -> BatchSummary:
     """Run every item with ``concurrency`` worker threads; ``report`` is called in this thread.
 
+    An item that fails (its MSA, its job, its download) is reported and the others go on.
     Workers are daemon threads: when the caller is interrupted (Ctrl-C) they end with the
     process, and the jobs they followed keep running on the endpoint, to be picked up by the
     next run of the same batch.
     """
+    check_concurrency(concurrency, where="concurrency")
     todo: queue.SimpleQueue[BatchItem] = queue.SimpleQueue()
     for item in items:
         todo.put(item)
@@ -125,8 +130,8 @@ def run_batch(
                 return
             try:
                 _run_one(client, item, options, execution_timeout_s, events.put)
-            except (InputError, OSError) as exc:
-                message = exc.one_line() if isinstance(exc, InputError) else str(exc)
+            except (FoldserveError, OSError) as exc:
+                message = exc.one_line() if isinstance(exc, FoldserveError) else str(exc)
                 events.put(BatchEvent(item, "failed", message=message))
             except BaseException as exc:  # a bug: re-raised in the caller's thread
                 events.put(exc)
@@ -170,11 +175,8 @@ def _run_one(
         emit(BatchEvent(item, "resumed", job_id=record.id))
     else:
         request = build_request(item.msa, options, execution_timeout_s=execution_timeout_s)
-        job_id = client.submit_request(request)
-        record = JobRecord.new(
-            job_id, client.endpoint, msa=item.msa, output=item.best, out_dir=item.out_dir
-        )
-        records.save(record)
+        job_id = client.submit_request(request, output=item.best, out_dir=item.out_dir)
+        record = records.load(job_id)  # written by the client
         records.save(record, item.record)
         emit(BatchEvent(item, "submitted", job_id=job_id, warnings=request.warnings))
 
@@ -185,11 +187,19 @@ def _run_one(
     records.update_status(record, state.status.value)
     if state.status is not JobStatus.COMPLETED:
         records.update_status(record, state.status.value, item.record)
-        raise JobFailed(state)
-    files = client.download(state.output, item.out_dir)
+    output = state.completed_output()
+    files = client.download(output, item.out_dir)
     save_best_model(files, item.best)
     records.update_status(record, JobStatus.COMPLETED.value, item.record)
-    emit(BatchEvent(item, "done", job_id=record.id, state=state))
+    emit(BatchEvent(item, "done", job_id=record.id, state=state, output=output))
+
+
+def check_concurrency(concurrency: int, *, where: str) -> None:
+    """Refuse a number of jobs followed at once outside 1 to :data:`MAX_CONCURRENCY`."""
+    if not 1 <= concurrency <= MAX_CONCURRENCY:
+        raise InputError(
+            f"{concurrency} is out of range", where=where, fix=f"give 1 to {MAX_CONCURRENCY}"
+        )
 
 
 def _resumable(client: Client, previous: JobRecord | None) -> JobRecord | None:

@@ -2,7 +2,7 @@
 
 >>> from foldserve import Client
 >>> with Client(url="http://gpu-box:8000") as client:         # key from FOLDSERVE_API_KEY
-...     job = client.submit("family.a3m")
+...     job = client.submit("family.a3m")    # recorded: `foldserve status JOB` follows it
 ...     files = client.download(client.result(job), "family_prediction")
 
 Transient failures are retried without ever submitting a job twice, and the API key goes only
@@ -12,26 +12,37 @@ to the endpoint itself (:mod:`foldserve.client.transport`); errors are the one-l
 
 from __future__ import annotations
 
-import os
 import random
-import shutil
-import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import overload
 
+from pydantic import ValidationError
+
+from foldserve.client import records
+from foldserve.client.records import JobRecord
 from foldserve.client.request import JobRequest, build_request
 from foldserve.client.transport import Transport, write_checked
 from foldserve.config import Endpoint, resolve_endpoint
-from foldserve.errors import JobFailed, RemoteError, Unavailable, WaitTimedOut
+from foldserve.errors import InputError, RemoteError, Unavailable, WaitTimedOut
+from foldserve.files import copy_file
 from foldserve.fold.results import PredictOptions
 from foldserve.jobs.ids import FILE_NAME, JOB_ID, checked_job_id
-from foldserve.jobs.schema import JobState, JobStatus, OutputKind
+from foldserve.jobs.schema import (
+    InlineFile,
+    JobOutput,
+    JobProgress,
+    JobState,
+    JobStatus,
+    LinkedFile,
+    OutputKind,
+)
 from foldserve.msa.model import Msa
+from foldserve.retry import DEFAULT_RETRY, RetryPolicy
 
-__all__ = ["Client", "JobState", "check_job_id", "save_best_model"]
+__all__ = ["Client", "JobOutput", "JobProgress", "JobState", "check_job_id", "save_best_model"]
 
 BEST_MODEL = "ranked_0.pdb"
 POLL_FIRST_S = 0.5
@@ -51,7 +62,8 @@ class Client:
 
     Give ``url`` (self-hosted), ``endpoint_id`` (RunPod), ``profile`` (from the configuration
     file) or an ``endpoint`` already resolved; the key is ``api_key``, else the environment,
-    else the configuration (see :func:`foldserve.config.resolve_endpoint`).
+    else the configuration (see :func:`foldserve.config.resolve_endpoint`). ``retry`` says how
+    requests are retried, and gives :meth:`wait` its sleep and clock.
     """
 
     def __init__(
@@ -63,12 +75,13 @@ class Client:
         profile: str | None = None,
         endpoint: Endpoint | None = None,
         timeout: float = 30.0,
-        max_retries: int = 6,
+        retry: RetryPolicy = DEFAULT_RETRY,
     ) -> None:
         if endpoint is not None and (url or endpoint_id or profile or api_key):
             raise TypeError("give either endpoint or url/endpoint_id/profile/api_key")
         self.endpoint = endpoint or resolve_endpoint(url, endpoint_id, profile, api_key)
-        self._transport = Transport(self.endpoint, timeout=timeout, max_retries=max_retries)
+        self._retry = retry
+        self._transport = Transport(self.endpoint, timeout=timeout, retry=retry)
         self._random = random.Random()
 
     def __enter__(self) -> Client:
@@ -97,12 +110,16 @@ class Client:
         outputs: list[OutputKind] | None = None,
         msa_format: str = "auto",
         query: str | None = None,
+        output: str | Path | None = None,
+        out_dir: str | Path | None = None,
     ) -> str:
-        """Check ``msa`` locally, upload it, and return the job id.
+        """Check ``msa`` locally, upload it, keep the job's record, and return the job id.
 
         An MSA reduced to fit the request limit, or read with warnings, is reported with
         :func:`warnings.warn` (``UserWarning``); :func:`build_request` and
-        :meth:`submit_request` let a caller handle those warnings itself.
+        :meth:`submit_request` let a caller handle those warnings itself. ``output`` and
+        ``out_dir`` are kept in the record, for ``foldserve fetch`` (see
+        :meth:`submit_request`).
         """
         request = build_request(
             msa,
@@ -115,29 +132,79 @@ class Client:
         )
         for warning in request.warnings:
             warnings.warn(warning, UserWarning, stacklevel=2)
-        return self.submit_request(request)
+        return self.submit_request(request, output=output, out_dir=out_dir)
 
-    def submit_request(self, request: JobRequest) -> str:
-        """``POST /run`` with a body from :func:`build_request`; returns the job id."""
+    def submit_request(
+        self,
+        request: JobRequest,
+        *,
+        output: str | Path | None = None,
+        out_dir: str | Path | None = None,
+    ) -> str:
+        """``POST /run`` with a body from :func:`build_request`; returns the job id.
+
+        The job's local record (:mod:`foldserve.client.records`) is written before this
+        returns, so ``foldserve status/fetch/cancel JOB`` find the job from any later shell;
+        ``output`` and ``out_dir`` are where ``foldserve fetch`` puts the best model and the
+        files. A record that cannot be written is an :class:`InputError` naming the job.
+        """
         body = self._transport.call("POST", "run", content=request.content, unsent_only=True)
         job_id = body.get("id") if isinstance(body, dict) else None
         if not isinstance(job_id, str) or not JOB_ID.fullmatch(job_id):
             raise RemoteError(f"{self.endpoint.base_url}/run answered without a usable job id")
+        record = JobRecord.new(
+            job_id, self.endpoint, msa=request.source, output=output, out_dir=out_dir
+        )
+        try:
+            records.save(record)
+        except OSError as exc:
+            raise InputError(
+                f"job {job_id} was submitted, but its record could not be written "
+                f"({exc.strerror or exc})",
+                where=str(records.record_path(job_id)),
+                fix="make the folder writable or set FOLDSERVE_STATE_DIR; follow the job by "
+                f"naming its endpoint: foldserve status {job_id} --url/--endpoint-id",
+            ) from None
         return job_id
 
     def status(self, job_id: str) -> JobState:
         body = self._transport.call("GET", f"status/{check_job_id(job_id)}", job_id=job_id)
         return JobState.from_json(body, job_id)
 
-    def stream(self, job_id: str) -> list[dict[str, Any]]:
-        """The progress events reported so far (``GET /stream/{id}``)."""
-        body = self._transport.call("GET", f"stream/{check_job_id(job_id)}", job_id=job_id)
-        events = body.get("stream") if isinstance(body, dict) else None
-        return [
-            event["output"]
-            for event in events or []
-            if isinstance(event, dict) and isinstance(event.get("output"), dict)
-        ]
+    @overload
+    def stream(self, job_id: str) -> list[JobProgress]: ...
+
+    @overload
+    def stream(self, job_id: str, since: int) -> tuple[list[JobProgress], int]: ...
+
+    def stream(
+        self, job_id: str, since: int | None = None
+    ) -> list[JobProgress] | tuple[list[JobProgress], int]:
+        """The job's progress events (``GET /stream/{id}``).
+
+        Without ``since``: the events no one was handed before. RunPod hands each stream chunk
+        out once, to whoever asks first, and so does ``foldserve serve``.
+
+        With ``since`` (0 at first): the events after that cursor, and the cursor to pass next
+        time. ``foldserve serve`` answers them without handing anything out (``?since=N``, a
+        foldserve extension), so any number of readers can follow a job beside RunPod's SDK.
+        RunPod ignores the parameter: there this consumes chunks too, and the cursor counts
+        them. Chunks that are not foldserve progress events are skipped.
+        """
+        route = f"stream/{check_job_id(job_id)}" + ("" if since is None else f"?since={since}")
+        body = self._transport.call("GET", route, job_id=job_id)
+        chunks = body.get("stream") if isinstance(body, dict) else None
+        chunks = chunks if isinstance(chunks, list) else []
+        events = []
+        for chunk in chunks:
+            try:
+                events.append(JobProgress.model_validate(chunk["output"]))
+            except (TypeError, KeyError, ValidationError):
+                continue  # another handler's chunk: nothing foldserve can show
+        if since is None:
+            return events
+        cursor = body.get("cursor") if isinstance(body, dict) else None
+        return events, cursor if isinstance(cursor, int) else since + len(chunks)
 
     def cancel(self, job_id: str) -> JobStatus:
         """Cancel a queued or running job; returns its status (a finished job stays finished)."""
@@ -158,19 +225,20 @@ class Client:
         endpoint that stops answering (a restart, a network outage) is polled on for up to
         :data:`WAIT_OUTAGE_S` before :class:`Unavailable` is raised.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
+        clock, sleep = self._retry.clock, self._retry.sleep
+        deadline = None if timeout is None else clock() + timeout
         delay = POLL_FIRST_S
-        last_progress: dict[str, Any] | None = None
+        last_progress: JobProgress | None = None
         outage_since: float | None = None
         while True:
             try:
                 state = self.status(job_id)
             except Unavailable:
-                now = time.monotonic()
-                outage_since = outage_since or now
+                now = clock()
+                outage_since = now if outage_since is None else outage_since
                 if now - outage_since > WAIT_OUTAGE_S or (deadline is not None and now > deadline):
                     raise
-                time.sleep(POLL_MAX_S * self._random.uniform(0.75, 1.25))
+                sleep(POLL_MAX_S * self._random.uniform(0.75, 1.25))
                 continue
             outage_since = None
             if on_update is not None:
@@ -181,14 +249,14 @@ class Client:
                 last_progress, delay = state.progress, POLL_FIRST_S
             pause = delay * self._random.uniform(0.75, 1.25)
             if deadline is not None:
-                left = deadline - time.monotonic()
+                left = deadline - clock()
                 if left <= 0:
                     raise WaitTimedOut(
                         f"job {job_id} is still {state.status.value} after {timeout:g} s",
                         fix="it keeps running on the endpoint; wait again or cancel it",
                     )
                 pause = min(pause, left)
-            time.sleep(pause)
+            sleep(pause)
             delay = min(delay * POLL_GROWTH, POLL_MAX_S)
 
     def result(
@@ -197,46 +265,33 @@ class Client:
         *,
         on_update: Callable[[JobState], None] | None = None,
         timeout: float | None = None,
-    ) -> dict[str, Any]:
+    ) -> JobOutput:
         """Wait for the job (``on_update`` as for :meth:`wait`) and return its output;
-        :class:`JobFailed` unless it COMPLETED."""
-        state = self.wait(job_id, on_update=on_update, timeout=timeout)
-        if state.status is not JobStatus.COMPLETED:
-            raise JobFailed(state)
-        if not isinstance(state.output, dict):
-            raise RemoteError(f"job {job_id} COMPLETED without an output object")
-        return state.output
+        :class:`~foldserve.errors.JobFailed` unless it COMPLETED."""
+        return self.wait(job_id, on_update=on_update, timeout=timeout).completed_output()
 
     # --- result files ------------------------------------------------------------------------
 
-    def download(self, output: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
+    def download(self, output: JobOutput, out_dir: str | Path) -> dict[str, Path]:
         """Write every file of a COMPLETED job's output into ``out_dir``; name -> path.
 
         Inline files are decoded, others fetched from their URL; each is checked against its
-        SHA-256 and appears under its name only once complete (written as ``NAME.partial``,
-        then renamed).
+        SHA-256 and appears under its name only once complete (:mod:`foldserve.files`).
         """
-        files = output.get("files")
-        if not isinstance(files, dict):
-            raise RemoteError("the job's output lists no files")
         directory = Path(out_dir)
         directory.mkdir(parents=True, exist_ok=True)
         written: dict[str, Path] = {}
-        for name, entry in files.items():
-            if not isinstance(name, str) or not FILE_NAME.fullmatch(name):
+        for name, entry in output.files.items():
+            if not FILE_NAME.fullmatch(name):
                 raise RemoteError(
                     f"the job's output names a file {name!r} that is not a plain name"
                 )
-            if not isinstance(entry, dict):
-                raise RemoteError(f"{name}: the job's output entry is not an object")
             target = directory / name
-            expected = entry.get("sha256")
-            if isinstance(entry.get("data"), str):
-                write_checked(target, [entry["data"].encode("utf-8")], expected)
-            elif isinstance(entry.get("url"), str):
-                self._transport.fetch(entry["url"], target, expected)
-            else:
-                raise RemoteError(f"{name}: the job's output gives neither data nor url")
+            match entry:
+                case InlineFile():
+                    write_checked(target, [entry.data.encode("utf-8")], entry.sha256)
+                case LinkedFile():
+                    self._transport.fetch(entry.url, target, entry.sha256)
             written[name] = target
         return written
 
@@ -249,9 +304,4 @@ def save_best_model(files: dict[str, Path], output: str | Path) -> Path:
             f"the job's output has no {BEST_MODEL}",
             fix="submit with outputs that include pdb (the default)",
         )
-    target = Path(output)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".partial")
-    shutil.copyfile(best, partial)
-    os.replace(partial, target)
-    return target
+    return copy_file(best, Path(output))

@@ -9,7 +9,6 @@ the configuration each time it is needed.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 from foldserve.config import Endpoint, EndpointKind, endpoint_at, state_dir
 from foldserve.errors import InputError
+from foldserve.files import write_text
 from foldserve.jobs.ids import checked_job_id
 
 
@@ -74,13 +74,7 @@ def save(record: JobRecord, path: Path | None = None) -> Path:
     place in :func:`records_dir`, and return the path."""
     path = path or record_path(record.id)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    partial = path.with_name(path.name + ".partial")
-    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as out:
-        json.dump(asdict(record), out, indent=2)
-        out.write("\n")
-    os.replace(partial, path)
-    return path
+    return write_text(path, json.dumps(asdict(record), indent=2) + "\n", permissions=0o600)
 
 
 def read(path: Path) -> JobRecord:

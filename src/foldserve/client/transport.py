@@ -1,17 +1,15 @@
 """HTTP to one endpoint: the key sent only where it belongs, transient failures retried.
 
 Transient failures (connection errors, 5xx, 429 with ``Retry-After``) are retried with
-exponential backoff and jitter. A request that must not be repeated (``POST /run``) is retried
-only when it certainly did not reach the server (no connection, 429, 503), so a job is never
-submitted twice. The API key goes only to the endpoint's own origin, never to a bucket that
-serves result files. Refusals become the typed errors of :mod:`foldserve.errors`.
+exponential backoff and jitter (:class:`foldserve.retry.RetryPolicy`). A request that must not
+be repeated (``POST /run``) is retried only when it certainly did not reach the server (no
+connection, 429, 503), so a job is never submitted twice. The API key goes only to the
+endpoint's own origin, never to a bucket that serves result files. Refusals become the typed
+errors of :mod:`foldserve.errors`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import random
 import time
 from collections.abc import Callable, Iterable
 from email.utils import parsedate_to_datetime
@@ -30,10 +28,10 @@ from foldserve.errors import (
     RemoteError,
     Unavailable,
 )
+from foldserve.files import write_hashed
 from foldserve.remote import first_line
+from foldserve.retry import DEFAULT_RETRY, RetryPolicy
 
-RETRY_FIRST_S = 0.5
-RETRY_MAX_S = 15.0
 RETRY_AFTER_MAX_S = 300.0
 CONNECT_TIMEOUT_S = 10.0
 
@@ -52,11 +50,12 @@ class _Retry(Exception):
 class Transport:
     """One ``httpx.Client`` speaking to ``endpoint``, with explicit timeouts and retries."""
 
-    def __init__(self, endpoint: Endpoint, *, timeout: float, max_retries: int) -> None:
+    def __init__(
+        self, endpoint: Endpoint, *, timeout: float, retry: RetryPolicy = DEFAULT_RETRY
+    ) -> None:
         self.endpoint = endpoint
-        self.max_retries = max_retries
+        self.retry = retry
         self._origin = _origin(httpx.URL(endpoint.base_url))
-        self._random = random.Random()
         self._http = httpx.Client(
             timeout=httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT_S)),
             headers={"User-Agent": f"foldserve/{__version__}"},
@@ -178,14 +177,14 @@ class Transport:
 
         With ``unsent_only`` a failure after the request may have reached the server (a read
         timeout, a dropped connection) is not retried: repeating ``POST /run`` would submit the
-        job twice.
+        job twice. A failure that names its own wait (``Retry-After``) gets that wait.
         """
-        number = 0
-        while True:
+
+        def once() -> T:
             try:
                 return attempt()
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-                failure = _Retry(f"cannot connect ({first_line(exc)})")
+                raise _Retry(f"cannot connect ({first_line(exc)})") from None
             except httpx.TransportError as exc:
                 if unsent_only:
                     raise Unavailable(
@@ -194,21 +193,16 @@ class Transport:
                         "exist",
                         fix="check the endpoint before submitting again",
                     ) from None
-                failure = _Retry(first_line(exc))
-            except _Retry as exc:
-                failure = exc
-            if number >= self.max_retries:
-                raise Unavailable(
-                    f"{self.endpoint.base_url}: {failure.reason} ({number + 1} attempts)",
-                    fix="check the endpoint is up and reachable, then try again",
-                )
-            backoff = min(RETRY_MAX_S, RETRY_FIRST_S * 2**number)
-            time.sleep(
-                failure.after
-                if failure.after is not None
-                else backoff * self._random.uniform(0.5, 1.0)
-            )
-            number += 1
+                raise _Retry(first_line(exc)) from None
+
+        try:
+            return self.retry.retrying(_Retry, wait_hint=lambda failure: failure.after)(once)
+        except _Retry as failure:
+            raise Unavailable(
+                f"{self.endpoint.base_url}: {failure.reason} "
+                f"({self.retry.max_retries + 1} attempts)",
+                fix="check the endpoint is up and reachable, then try again",
+            ) from None
 
 
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
@@ -246,19 +240,14 @@ def _retry_after(answer: httpx.Response) -> float | None:
 
 
 def write_checked(target: Path, chunks: Iterable[bytes], expected: Any) -> None:
-    """Write ``chunks`` to ``target`` via ``target.partial``, checking the SHA-256 first."""
-    partial = target.with_name(target.name + ".partial")
-    digest = hashlib.sha256()
-    try:
-        with partial.open("wb") as out:
-            for chunk in chunks:
-                digest.update(chunk)
-                out.write(chunk)
-        if isinstance(expected, str) and digest.hexdigest() != expected.lower():
+    """Write ``chunks`` to ``target`` atomically; a SHA-256 other than ``expected`` (when the job
+    gave one) raises :class:`IntegrityError` and leaves no file."""
+
+    def check(found: str) -> None:
+        if isinstance(expected, str) and found != expected.lower():
             raise IntegrityError(
-                f"{target.name}: SHA-256 {digest.hexdigest()} does not match the job's {expected}",
+                f"{target.name}: SHA-256 {found} does not match the job's {expected}",
                 fix="fetch the results again; if it persists the endpoint's storage is damaged",
             )
-        os.replace(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)
+
+    write_hashed(target, chunks, check=check)

@@ -2,7 +2,7 @@
 
 ColabFold's ``build_monomer_feature`` re-parses A3M text and maps every residue through a dict
 in Python; our ``Msa`` already holds the rows as byte arrays, so the MSA features are one table
-lookup here. ``tests/test_fold_features.py`` checks the result equals ColabFold's, array for
+lookup here. ``tests/test_fold_engine.py`` checks the result equals ColabFold's, array for
 array. Sequence features, the mock template and the processing pipeline are ColabFold's and
 DeepMind's own functions.
 """

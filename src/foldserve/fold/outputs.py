@@ -15,11 +15,13 @@ from typing import Any
 import numpy as np
 
 from foldserve._version import __version__
+from foldserve.files import copy_file, write_text
 from foldserve.fold.results import ModelRun, Prediction
 from foldserve.msa.writing import write as write_msa
 from foldserve.structure.model_files import ModelCoordinates, to_mmcif, to_pdb
 
 ENGINE = "alphafold2_ptm"
+BEST_MODEL = "ranked_0.pdb"
 
 
 def confidence_category(plddt: float) -> str:
@@ -43,17 +45,19 @@ def _coordinates(prediction: Prediction, run: ModelRun) -> ModelCoordinates:
     )
 
 
-def write_prediction(prediction: Prediction, out_dir: Path) -> dict[str, Path]:
-    """Write every output file into ``out_dir``; return them by name."""
+def write_prediction(
+    prediction: Prediction, out_dir: Path, *, best_model: Path | None = None
+) -> dict[str, Path]:
+    """Write every output file into ``out_dir``; return them by name.
+
+    Each file appears whole or not at all. ``best_model`` names where a copy of the best model
+    (``ranked_0.pdb``) goes too, e.g. the ``--output`` of ``foldserve predict``.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
 
     def put(name: str, text: str) -> None:
-        path = out_dir / name
-        partial = path.with_name(path.name + ".partial")
-        partial.write_text(text)
-        partial.replace(path)
-        files[name] = path
+        files[name] = write_text(out_dir / name, text)
 
     test = prediction.test_weights
     for rank, run in enumerate(prediction.ranked):
@@ -72,6 +76,8 @@ def write_prediction(prediction: Prediction, out_dir: Path) -> dict[str, Path]:
     msa_path = out_dir / "msa.a3m"
     write_msa(prediction.msa, msa_path, format="a3m")
     files["msa.a3m"] = msa_path
+    if best_model is not None:
+        copy_file(files[BEST_MODEL], best_model)
     return files
 
 

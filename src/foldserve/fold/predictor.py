@@ -17,13 +17,14 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 
 from foldserve.errors import Cancelled, InputError, TooLarge
 from foldserve.fold import network
 from foldserve.fold.features import InputShape, process_features, raw_features
+from foldserve.fold.outputs import write_prediction
 from foldserve.fold.results import (
     CancelCheck,
     ModelRun,
@@ -42,6 +43,7 @@ from foldserve.fold.weights import (
 from foldserve.msa.model import Msa
 
 Precision = Literal["auto", "bfloat16", "float32"]
+PRECISIONS: tuple[Precision, ...] = get_args(Precision)
 COMPILE_CACHE_DIRNAME = "jax-cache"
 
 
@@ -85,6 +87,12 @@ class Predictor:
         compile_cache: bool = True,
         memory_limit_bytes: int | None = None,
     ) -> None:
+        if precision not in PRECISIONS:  # a caller without a type checker may pass anything
+            raise InputError(
+                f"unknown precision {precision!r}",
+                where="precision",
+                fix=f"use {', '.join(PRECISIONS[:-1])} or {PRECISIONS[-1]}",
+            )
         import jax
 
         self.param_dir = resolve_param_dir(Path(param_dir) if param_dir is not None else None)
@@ -223,6 +231,22 @@ class Predictor:
             evoformer_blocks=self.evoformer_blocks,
             timings=timings,
         )
+
+    def predict_to_dir(
+        self,
+        msa: Msa,
+        out_dir: Path,
+        options: PredictOptions | None = None,
+        *,
+        best_model: Path | None = None,
+        progress: ProgressCallback | None = None,
+        cancel: CancelCheck | None = None,
+    ) -> Prediction:
+        """:meth:`predict`, then write the prediction directory (DESIGN.md) into ``out_dir`` and,
+        given ``best_model``, the best model there too, each file whole or not at all."""
+        prediction = self.predict(msa, options, progress=progress, cancel=cancel)
+        write_prediction(prediction, out_dir, best_model=best_model)
+        return prediction
 
     def _param_bytes(self) -> int:
         return model_param_file(self.param_dir, 3).stat().st_size

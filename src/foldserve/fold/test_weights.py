@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from foldserve._version import __version__
+from foldserve.files import atomic_write, write_text
 from foldserve.fold.weights import (
     MANIFEST,
     MODEL_NUMBERS,
@@ -84,10 +85,8 @@ def make_test_weights(
         rng = np.random.default_rng([seed, number])
         arrays = {key: _random_values(key, shape, rng) for key, shape in shapes.items()}
         target = model_param_file(param_dir, number)
-        partial = target.with_suffix(".npz.partial")
-        with partial.open("wb") as handle:
+        with atomic_write(target, "wb") as handle:
             np.savez(handle, **arrays)  # type: ignore[arg-type]
-        partial.replace(target)
         files.append(target)
     marker = {
         "test_weights": True,
@@ -97,7 +96,7 @@ def make_test_weights(
         "models": list(models),
         "generator": f"foldserve {__version__}",
     }
-    (params_dir / TEST_WEIGHTS_MARKER).write_text(json.dumps(marker, indent=2) + "\n")
+    write_text(params_dir / TEST_WEIGHTS_MARKER, json.dumps(marker, indent=2) + "\n")
     return TestWeightsInfo(param_dir, evoformer_blocks, seed, tuple(files))
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import functools
 import hashlib
 import io
 import json
@@ -31,6 +32,7 @@ from filelock import FileLock
 
 from foldserve import remote
 from foldserve.errors import WeightsError
+from foldserve.files import sha256_file, write_hashed, write_text
 from foldserve.remote import Opened
 
 if TYPE_CHECKING:
@@ -239,9 +241,9 @@ def _download(
         size_verified=size is not None,
         fetched_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     )
-    (dest / MANIFEST).write_text("".join(f"{sums[name]}  {name}\n" for name in sorted(sums)))
+    write_text(dest / MANIFEST, "".join(f"{sums[name]}  {name}\n" for name in sorted(sums)))
     record = {k: v for k, v in asdict(result).items() if k not in ("param_dir", "downloaded")}
-    (dest / SOURCE_RECORD).write_text(json.dumps(record, indent=2) + "\n")
+    write_text(dest / SOURCE_RECORD, json.dumps(record, indent=2) + "\n")
     return result
 
 
@@ -343,14 +345,8 @@ def _extract(tar: tarfile.TarFile, dest: Path, source: str) -> dict[str, str]:
             raise _bad_archive(source, f"it holds {name} twice")
         data = tar.extractfile(member)
         assert data is not None, "a regular file always has data"
-        digest = hashlib.sha256()
-        with (dest / name).open("wb") as out:
-            while block := data.read(_CHUNK):
-                digest.update(block)
-                out.write(block)
-            out.flush()
-            os.fsync(out.fileno())
-        sums[name] = digest.hexdigest()
+        blocks = iter(functools.partial(data.read, _CHUNK), b"")
+        sums[name] = write_hashed(dest / name, blocks, fsync=True)
     return sums
 
 
@@ -458,16 +454,8 @@ def _check_model(param_dir: Path, number: int, sums: dict[str, str]) -> ModelFil
     if not path.is_file():
         return ModelFile(number, path, present=False, bytes=None, verified=None)
     expected = sums.get(path.name)
-    verified = None if expected is None else _sha256_file(path) == expected
+    verified = None if expected is None else sha256_file(path) == expected
     return ModelFile(number, path, present=True, bytes=path.stat().st_size, verified=verified)
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(_CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _read_manifest(path: Path) -> dict[str, str] | None:

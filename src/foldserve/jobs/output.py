@@ -1,4 +1,5 @@
-"""The fold job's output JSON (DESIGN.md, "Fold job output") from a written prediction.
+"""The fold job's output (DESIGN.md, "Fold job output"): its model, and building it from a
+written prediction.
 
 Files go inline while the serialised output stays under the inline limit, the most wanted first
 (the best model, then the scores); the rest are referenced by URL when the caller can serve
@@ -13,18 +14,89 @@ import json
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field
 
 from foldserve._version import __version__
 from foldserve.fold.features import msa_sizes
 from foldserve.fold.outputs import ENGINE, run_scores
 from foldserve.fold.results import Prediction
-from foldserve.jobs.schema import OutputKind
+from foldserve.jobs.input import OutputKind
+from foldserve.jobs.wire import WireModel
 
 DEFAULT_INLINE_LIMIT = 2 << 20
 
 #: ``url_for(name, path)``: where a file that does not fit inline can be fetched, or None.
 UrlFor = Callable[[str, Path], str | None]
+
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256, hex")]
+
+
+class QuerySummary(WireModel):
+    name: str
+    length: int
+    sequence: str
+
+
+class MsaSummary(WireModel):
+    depth: int
+    """Rows of the MSA the job was given."""
+    used: int
+    """Rows the model read (cluster centres and extra sequences)."""
+
+
+class RankingEntry(WireModel):
+    """One model run, best first; the same fields as a line of ``scores.json``."""
+
+    rank: int
+    model: str
+    seed: int
+    mean_plddt: float
+    ptm: float
+    max_pae: float
+    recycles: int
+
+
+class InlineFile(WireModel):
+    """A file in the output itself, as text."""
+
+    data: str
+    """The file's text."""
+    sha256: Sha256
+
+
+class LinkedFile(WireModel):
+    """A file too large to go inline, fetched from ``url``."""
+
+    url: str
+    """Where to GET the file (the endpoint's results route, or a presigned bucket URL)."""
+    sha256: Sha256
+    bytes: Annotated[int, Field(ge=0)]
+    """The file's size."""
+
+
+FileEntry = InlineFile | LinkedFile
+
+
+class JobOutput(WireModel):
+    """What a COMPLETED fold job returns."""
+
+    foldserve_version: str
+    engine: str
+    test_weights: bool
+    """True when the weights were random test weights: the models are not protein structures."""
+    query: QuerySummary
+    msa: MsaSummary
+    ranking: tuple[RankingEntry, ...]
+    files: dict[str, FileEntry]
+    """File name -> its content, or where to fetch it."""
+    timings: dict[str, float]
+    """Seconds per step: parse, features, compile, predict, total."""
+    left_out: tuple[str, ...] = ()
+    """Files that neither fit inline nor had a place to go (``warnings`` says so)."""
+    warnings: tuple[str, ...] = ()
+
 
 _KIND_PATTERNS: dict[OutputKind, re.Pattern[str]] = {
     "pdb": re.compile(r"ranked_\d+\.pdb"),
@@ -59,6 +131,13 @@ def select_files(files: dict[str, Path], outputs: list[OutputKind]) -> dict[str,
     return dict(sorted(wanted.items(), key=lambda item: _priority(item[0])))
 
 
+def ranking(prediction: Prediction) -> tuple[RankingEntry, ...]:
+    """The prediction's runs, best first, as the job output and ``scores.json`` list them."""
+    return tuple(
+        RankingEntry(**run_scores(rank, run)) for rank, run in enumerate(prediction.ranked)
+    )
+
+
 def build_output(
     prediction: Prediction,
     files: dict[str, Path],
@@ -67,60 +146,61 @@ def build_output(
     timings: dict[str, float],
     inline_limit: int = DEFAULT_INLINE_LIMIT,
     url_for: UrlFor | None = None,
-) -> dict[str, Any]:
-    """The output object: summary, ranking, and each requested file inline or as a URL."""
+) -> JobOutput:
+    """The output: summary, ranking, and each requested file inline or as a URL."""
     msa = prediction.msa
     clusters, extra = msa_sizes(len(msa))
-    output: dict[str, Any] = {
-        "foldserve_version": __version__,
-        "engine": ENGINE,
-        "test_weights": prediction.test_weights,
-        "query": {
-            "name": msa.query_name,
-            "length": msa.query_length,
-            "sequence": msa.query_sequence,
-        },
-        "msa": {"depth": len(msa), "used": min(len(msa), clusters + extra)},
-        "ranking": [run_scores(rank, run) for rank, run in enumerate(prediction.ranked)],
-        "files": {},
-        "timings": {key: round(value, 3) for key, value in timings.items()},
-    }
-    size = _json_size(output)
+    summary = JobOutput(
+        foldserve_version=__version__,
+        engine=ENGINE,
+        test_weights=prediction.test_weights,
+        query=QuerySummary(
+            name=msa.query_name, length=msa.query_length, sequence=msa.query_sequence
+        ),
+        msa=MsaSummary(depth=len(msa), used=min(len(msa), clusters + extra)),
+        ranking=ranking(prediction),
+        files={},
+        timings={key: round(value, 3) for key, value in timings.items()},
+    )
+    size = _json_size(summary.to_wire())
+    entries: dict[str, FileEntry] = {}
     left_out: list[str] = []
     selected = select_files(files, outputs)
     best = next((name for name in selected if name.startswith("ranked_0.")), None)
     for name, path in selected.items():
         data = path.read_bytes()
         digest = hashlib.sha256(data).hexdigest()
-        inline = {"data": data.decode("utf-8"), "sha256": digest}
-        entry_size = _json_size({name: inline})
+        inline = InlineFile(data=data.decode("utf-8"), sha256=digest)
+        entry_size = _entry_size(name, inline)
         fits = size + entry_size <= inline_limit
         url = None if fits or url_for is None else url_for(name, path)
         # Without a place for large files, the best model still comes back, over the limit.
         if fits or (url is None and name == best):
-            output["files"][name] = inline
+            entries[name] = inline
             size += entry_size
             continue
         if url is None:
             left_out.append(name)
             continue
-        reference = {"url": url, "sha256": digest, "bytes": len(data)}
-        output["files"][name] = reference
-        size += _json_size({name: reference})
+        reference = LinkedFile(url=url, sha256=digest, bytes=len(data))
+        entries[name] = reference
+        size += _entry_size(name, reference)
+    warnings: tuple[str, ...] = ()
     if left_out:
-        output["left_out"] = left_out
-        output["warnings"] = [
+        warnings = (
             f"{len(left_out)} file(s) left out: the output would exceed the "
             f"{inline_limit / (1 << 20):g} MB inline limit and no storage for larger results "
-            f"is configured ({', '.join(left_out)})"
-        ]
-    return output
+            f"is configured ({', '.join(left_out)})",
+        )
+    return summary.model_copy(
+        update={"files": entries, "left_out": tuple(left_out), "warnings": warnings}
+    )
 
 
-def output_size(output: dict[str, Any]) -> int:
-    """Bytes of ``output`` serialised as compact JSON."""
-    return _json_size(output)
+def _entry_size(name: str, entry: FileEntry) -> int:
+    return _json_size({name: entry.to_wire()})
 
 
 def _json_size(value: Any) -> int:
+    """Bytes of ``value`` as compact JSON."""
     return len(json.dumps(value, separators=(",", ":")).encode("utf-8"))

@@ -16,7 +16,7 @@ import zlib
 
 from foldserve import remote
 from foldserve.errors import InputError, TooLarge
-from foldserve.jobs.schema import FoldJobInput
+from foldserve.jobs.input import FoldJobInput
 from foldserve.msa.model import Msa
 from foldserve.msa.reading import read
 from foldserve.msa.writing import write_a3m

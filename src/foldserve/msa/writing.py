@@ -8,6 +8,7 @@ hmmalign lays out insert states, unless ``keep_insertions=False`` asks for query
 from __future__ import annotations
 
 import bz2
+import errno
 import gzip
 import lzma
 import os
@@ -19,6 +20,7 @@ from typing import TextIO
 import numpy as np
 
 from foldserve.errors import InputError
+from foldserve.files import atomic_write
 from foldserve.msa.alphabet import DOT
 from foldserve.msa.model import Msa
 from foldserve.msa.sniff import normalise_format
@@ -145,18 +147,17 @@ def write(
         writer(msa, sys.stdout, keep_insertions=keep_insertions)
         return fmt
     path = Path(destination)
-    partial = path.with_name(f".{path.name}.partial")
     opener = _COMPRESSORS.get(path.suffix)
     try:
-        with (
-            opener(partial, "wt", encoding="ascii")
-            if opener
-            else open(partial, "w", encoding="ascii", newline="\n")
-        ) as out:
-            writer(msa, out, keep_insertions=keep_insertions)
-        partial.replace(path)
+        if not path.parent.is_dir():  # a typo in the folder, not a folder to create
+            raise FileNotFoundError(errno.ENOENT, "no such directory")
+        if opener is None:
+            with atomic_write(path) as out:
+                writer(msa, out, keep_insertions=keep_insertions)
+        else:
+            with atomic_write(path, "wb") as raw, opener(raw, "wt", encoding="utf-8") as out:
+                writer(msa, out, keep_insertions=keep_insertions)
     except OSError as exc:
-        partial.unlink(missing_ok=True)
         raise InputError(
             f"cannot write: {exc.strerror or exc}",
             where=str(path),

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from foldserve.errors import InputError
+from foldserve.files import sha256_file, write_text
 
 STEPS_DIR = ".steps"
 
@@ -30,14 +31,13 @@ def file_digest(path: Path) -> str:
     for file in files:
         digest.update(str(file.relative_to(path) if path.is_dir() else "").encode())
         try:
-            content = file.read_bytes()
+            digest.update(bytes.fromhex(sha256_file(file)))
         except OSError as exc:
             raise InputError(
                 exc.strerror or str(exc).lower(),
                 where=str(file),
                 fix="check the path and that the file is readable",
             ) from None
-        digest.update(hashlib.sha256(content).digest())
     return digest.hexdigest()
 
 
@@ -74,8 +74,4 @@ class StepCache:
         return record
 
     def save(self, step: str, record: StepRecord) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        path = self.directory / f"{step}.json"
-        partial = path.with_name(path.name + ".partial")
-        partial.write_text(json.dumps(record.__dict__, indent=2) + "\n")
-        partial.replace(path)
+        write_text(self.directory / f"{step}.json", json.dumps(record.__dict__, indent=2) + "\n")

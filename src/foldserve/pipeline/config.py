@@ -55,9 +55,6 @@ class PipelineConfig:
     def predict_options(self) -> PredictOptions:
         return PredictOptions(models=self.models, num_recycles=self.num_recycles, seed=self.seed)
 
-    def to_params(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
 
 def load_toml(path: Path, overrides: dict[str, Any]) -> PipelineConfig:
     """Read a run file; flags given on the command line (``overrides``) win."""

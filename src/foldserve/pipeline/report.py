@@ -20,6 +20,7 @@ import gemmi
 import numpy as np
 
 from foldserve._version import __version__
+from foldserve.files import write_bytes, write_text
 from foldserve.msa.reading import read as read_msa
 from foldserve.pipeline import plots, viewer_js
 from foldserve.pipeline.prediction_dir import PredictionDir, RankedModel
@@ -138,10 +139,7 @@ def write_report(
 
     figures_dir = figures_dir or output.with_name(output.stem + "_figures")
     figures_dir.mkdir(parents=True, exist_ok=True)
-    written = {}
-    for name, png in figures.items():
-        written[name] = figures_dir / f"{name}.png"
-        written[name].write_bytes(png)
+    written = {name: write_bytes(figures_dir / f"{name}.png", png) for name, png in figures.items()}
 
     models: list[dict[str, Any]] = [
         {
@@ -180,8 +178,5 @@ def write_report(
         "viewer_js": _script_safe(library),
     }
     template = resources.files("foldserve.pipeline").joinpath(TEMPLATE).read_text("utf-8")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    partial = output.with_name(output.name + ".partial")
-    partial.write_text(_fill(template, values), encoding="utf-8")
-    partial.replace(output)
+    write_text(output, _fill(template, values))
     return Report(output, written, comparisons)

@@ -20,7 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict
+
 from foldserve.fold.weights import MANIFEST, TEST_WEIGHTS_MARKER, resolve_param_dir
+from foldserve.jobs.output import RankingEntry
+from foldserve.jobs.progress import JobProgress
 from foldserve.msa.reading import read as read_msa
 from foldserve.msa.writing import write as write_msa
 from foldserve.pipeline import prediction_dir, viewer_js
@@ -44,6 +48,21 @@ class StepResult:
     record: StepRecord
 
 
+class PredictInfo(BaseModel):
+    """What the predict step keeps in its record: the ranking and timings, in process or from
+    an endpoint alike, and what predicted (``endpoint`` and ``job_id``, or the weights)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    ranking: tuple[RankingEntry, ...]
+    timings: dict[str, float]
+    test_weights: bool
+    job_id: str | None = None
+    endpoint: str | None = None
+    params_dir: str | None = None
+    weights: str | None = None
+
+
 @dataclass(frozen=True)
 class PipelineResult:
     config: PipelineConfig
@@ -51,6 +70,10 @@ class PipelineResult:
 
     def info(self, step: str) -> dict[str, Any]:
         return next(s.record.info for s in self.steps if s.name == step)
+
+    def prediction(self) -> PredictInfo:
+        """The predict step's record, read back from its JSON."""
+        return PredictInfo.model_validate(self.info("predict"))
 
     def output(self, step: str, name: str) -> Path:
         record = next(s.record for s in self.steps if s.name == step)
@@ -90,10 +113,7 @@ def _replace_dir(partial: Path, target: Path) -> None:
 
 def _check_msa(config: PipelineConfig) -> tuple[dict[str, str], dict[str, Any]]:
     alignment = read_msa(str(config.msa), format=config.msa_format)
-    target = config.out / MSA_FILE
-    partial = target.with_name(target.name + ".partial")
-    write_msa(alignment, partial, format="a3m")
-    partial.replace(target)
+    write_msa(alignment, config.out / MSA_FILE, format="a3m")  # whole or not at all
     info = {
         "depth": len(alignment),
         "query_length": alignment.query_length,
@@ -102,13 +122,13 @@ def _check_msa(config: PipelineConfig) -> tuple[dict[str, str], dict[str, Any]]:
     return {"msa": MSA_FILE}, info
 
 
-#: Receives prediction progress, in process or remote alike, as the job JSON's progress dicts.
-OnProgress = Callable[[dict[str, Any]], None]
+#: Receives prediction progress, in process or remote alike, as a job reports it.
+OnProgress = Callable[[JobProgress], None]
 
 
 def _predict(
     config: PipelineConfig, engine: dict[str, Any], on_progress: OnProgress
-) -> tuple[dict[str, str], Any]:
+) -> tuple[dict[str, str], dict[str, Any]]:
     partial = config.out / (PREDICTION_DIR + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     msa_path = config.out / MSA_FILE
@@ -124,25 +144,28 @@ def _predict(
 
             output = client.result(job, on_update=forward)
             client.download(output, partial)
-        info = {"job_id": job, "ranking": output.get("ranking", []), **engine}
-        info["test_weights"] = bool(output.get("test_weights"))
-        info["timings"] = output.get("timings", {})
+        info = PredictInfo(
+            job_id=job,
+            ranking=output.ranking,
+            timings=output.timings,
+            test_weights=output.test_weights,
+            **engine,
+        )
     else:
-        from foldserve.fold.outputs import run_scores, write_prediction
+        from foldserve.fold.outputs import write_prediction
         from foldserve.fold.predictor import Predictor
-        from foldserve.jobs.run import progress_payload
+        from foldserve.jobs.output import ranking
 
         predictor = Predictor(config.params_dir)
         prediction = predictor.predict(
             read_msa(str(msa_path)),
             config.predict_options(),
-            progress=lambda event: on_progress(progress_payload(event)),
+            progress=lambda event: on_progress(JobProgress.from_event(event)),
         )
         write_prediction(prediction, partial)
-        ranking = [run_scores(rank, run) for rank, run in enumerate(prediction.ranked)]
-        info = {"ranking": ranking, "timings": prediction.timings, **engine}
+        info = PredictInfo(ranking=ranking(prediction), timings=prediction.timings, **engine)
     _replace_dir(partial, config.out / PREDICTION_DIR)
-    return {"prediction": PREDICTION_DIR}, info
+    return {"prediction": PREDICTION_DIR}, info.model_dump(mode="json", exclude_none=True)
 
 
 def _compare(config: PipelineConfig) -> tuple[dict[str, str], dict[str, Any]]:
@@ -173,7 +196,7 @@ def _report(config: PipelineConfig) -> tuple[dict[str, str], dict[str, Any]]:
     return {"report": REPORT_FILE, "figures": FIGURES_DIR}, {}
 
 
-def _ignore(_payload: dict[str, Any]) -> None:
+def _ignore(_progress: JobProgress) -> None:
     pass
 
 

@@ -65,7 +65,7 @@ def _experiment_id(client: Any, uri: str) -> str:
 
 def run_params(result: PipelineResult) -> dict[str, str]:
     config = result.config
-    predict = result.info("predict")
+    predict = result.prediction()
     msa = result.info("msa_check")
     params: dict[str, Any] = {
         "msa": config.msa.name,
@@ -75,26 +75,24 @@ def run_params(result: PipelineResult) -> dict[str, str]:
         "num_recycles": config.num_recycles,
         "seed": config.seed,
         "engine": "endpoint" if config.remote else "local",
-        "endpoint": predict.get("endpoint", ""),
-        "weights": predict.get("weights", ""),
-        "test_weights": bool(predict.get("test_weights")),
+        "endpoint": predict.endpoint or "",
+        "weights": predict.weights or "",
+        "test_weights": predict.test_weights,
         "reference": config.reference.name if config.reference else "",
     }
     return {key: str(value) for key, value in params.items()}
 
 
 def run_metrics(result: PipelineResult) -> dict[str, float]:
-    predict = result.info("predict")
-    best = predict["ranking"][0] if predict.get("ranking") else {}
+    predict = result.prediction()
     metrics: dict[str, float] = {}
-    for name in ("mean_plddt", "ptm"):
-        if isinstance(best.get(name), int | float):
-            metrics[name] = float(best[name])
+    if predict.ranking:
+        best = predict.ranking[0]
+        metrics["mean_plddt"], metrics["ptm"] = best.mean_plddt, best.ptm
     for name, value in result.info("compare").items():
         metrics[name] = float(value)
-    for name, value in predict.get("timings", {}).items():
-        if isinstance(value, int | float):
-            metrics[f"predict_{name}_s"] = float(value)
+    for name, seconds in predict.timings.items():
+        metrics[f"predict_{name}_s"] = seconds
     for step in result.steps:
         metrics[f"{step.name}_s"] = step.record.seconds
     return metrics

@@ -19,6 +19,7 @@ import urllib.request
 from pathlib import Path
 
 from foldserve.errors import InputError
+from foldserve.files import write_bytes
 
 VERSION = "2.5.5"
 INTEGRITY = (
@@ -66,11 +67,7 @@ def fetch(destination: Path | None = None, *, timeout: float = 60.0) -> Path:
         if member is None:
             raise RuntimeError(f"{TARBALL} has no {MEMBER}")
         library = member.read()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".partial")
-    partial.write_bytes(library)
-    partial.replace(target)
-    return target
+    return write_bytes(target, library)
 
 
 if __name__ == "__main__":

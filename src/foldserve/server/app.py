@@ -9,9 +9,7 @@ JSON ``{"error": "<where>: <what>. Fix: <how>", "field": "<where>"}``.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -28,46 +26,24 @@ from foldserve.jobs.schema import (
     RUN_BODY_LIMIT,
     RUNSYNC_BODY_LIMIT,
     JobStatus,
-    RunRequest,
     parse_run_request,
 )
 from foldserve.server import layout
+from foldserve.server.auth import key_check
+from foldserve.server.settings import ServeSettings
 from foldserve.server.status import status_body
-from foldserve.server.store import Job, JobStore
+from foldserve.server.store import Job, JobStore, WorkerState
 
 #: How long ``/runsync`` waits by default, and at most (RunPod's figures).
 RUNSYNC_WAIT_MS = 90_000
 RUNSYNC_MAX_WAIT_MS = 300_000
 
 
-@dataclass(frozen=True)
-class ApiSettings:
-    endpoint_id: str
-    data_dir: Path
-    api_keys: tuple[str, ...]  # empty: no authentication (loopback only; checked by the CLI)
-
-
-def create_app(store: JobStore, settings: ApiSettings) -> FastAPI:
+def create_app(store: JobStore, settings: ServeSettings, api_keys: tuple[str, ...]) -> FastAPI:
+    """The API over ``store``; ``api_keys`` empty: no authentication (loopback only, see
+    :func:`foldserve.server.auth.required_keys`)."""
     app = FastAPI(title="foldserve", version=__version__, docs_url=None, redoc_url=None)
     _install_error_handlers(app)
-
-    def authorise(request: Request) -> None:
-        if not settings.api_keys:
-            return
-        header = request.headers.get("authorization", "")
-        scheme, _, key = header.partition(" ")
-        given = key.strip().encode() if scheme.lower() == "bearer" else b""
-        # Compare with every key, in constant time, so timing tells nothing about any key.
-        matched = False
-        for known in settings.api_keys:
-            matched |= hmac.compare_digest(given, known.encode())
-        if not matched:
-            raise Unauthorized(
-                "missing or wrong API key",
-                where="Authorization",
-                fix="send 'Authorization: Bearer <key>' with a key the server was given "
-                "(FOLDSERVE_API_KEY or [serve] api_keys in its config file)",
-            )
 
     def endpoint(endpoint_id: str) -> None:
         if endpoint_id != settings.endpoint_id:
@@ -78,17 +54,13 @@ def create_app(store: JobStore, settings: ApiSettings) -> FastAPI:
             )
 
     router = APIRouter(
-        prefix="/v2/{endpoint_id}", dependencies=[Depends(authorise), Depends(endpoint)]
+        prefix="/v2/{endpoint_id}", dependencies=[Depends(key_check(api_keys)), Depends(endpoint)]
     )
 
     def job_or_404(job_id: str) -> Job:
         job = store.get(checked_job_id(job_id))
         if job is None:
-            raise NotFound(
-                f"no job {job_id}",
-                where="id",
-                fix="check the id; results are deleted after the server's retention period",
-            )
+            raise _no_job(job_id)
         return job
 
     async def submit(request: Request, limit: int) -> Job:
@@ -96,7 +68,7 @@ def create_app(store: JobStore, settings: ApiSettings) -> FastAPI:
         if run.input.msa_url is None:
             # Parse now: a bad MSA is refused with its line, before it waits in the queue.
             await run_in_threadpool(unpack_msa, run.input)
-        return await run_in_threadpool(_enqueue, store, run)
+        return await run_in_threadpool(store.submit, run.input, run.policy, run.webhook)
 
     @router.post("/run")
     async def run(request: Request) -> dict[str, Any]:
@@ -121,10 +93,20 @@ def create_app(store: JobStore, settings: ApiSettings) -> FastAPI:
         return status_body(job_or_404(job_id), str(request.base_url))
 
     @router.get("/stream/{job_id}")
-    def stream(job_id: str) -> dict[str, Any]:
-        job = job_or_404(job_id)
-        events = store.events(job.id)
-        return {"status": job.status.value, "stream": [{"output": event} for event in events]}
+    def stream(job_id: str, since: Annotated[int | None, Query(ge=0)] = None) -> dict[str, Any]:
+        """RunPod's stream: the events not yet handed out, each once. With ``?since=N`` (a
+        foldserve extension) the events after N without handing any out, and ``cursor``, the
+        N to ask with next."""
+        chunk = store.stream(checked_job_id(job_id), since)
+        if chunk is None:
+            raise _no_job(job_id)
+        body: dict[str, Any] = {
+            "status": chunk.status.value,
+            "stream": [{"output": event.to_wire()} for event in chunk.events],
+        }
+        if since is not None:
+            body["cursor"] = chunk.cursor
+        return body
 
     @router.post("/cancel/{job_id}")
     def cancel(job_id: str) -> dict[str, Any]:
@@ -151,14 +133,13 @@ def create_app(store: JobStore, settings: ApiSettings) -> FastAPI:
 
     @router.get("/health")
     def health() -> dict[str, Any]:
-        workers = store.workers()
-        states = [w.state for w in workers]
+        states = [w.state for w in store.workers()]
         return {
             "jobs": store.counts(),
             "workers": {
-                "idle": states.count("idle"),
-                "running": states.count("running"),
-                "initializing": states.count("starting"),
+                "idle": states.count(WorkerState.IDLE),
+                "running": states.count(WorkerState.RUNNING),
+                "initializing": states.count(WorkerState.STARTING),
             },
         }
 
@@ -167,7 +148,7 @@ def create_app(store: JobStore, settings: ApiSettings) -> FastAPI:
         job = job_or_404(job_id)
         name = checked_file_name(file_name)
         path = layout.results_dir(settings.data_dir, job.id) / name
-        listed = (job.output or {}).get("files", {})
+        listed = job.output.files if job.output is not None else {}
         if job.status != JobStatus.COMPLETED or name not in listed or not path.is_file():
             raise NotFound(
                 f"job {job.id} has no file {name}", where="file", fix="see the job's output files"
@@ -178,9 +159,11 @@ def create_app(store: JobStore, settings: ApiSettings) -> FastAPI:
     return app
 
 
-def _enqueue(store: JobStore, run: RunRequest) -> Job:
-    return store.submit(
-        run.input.model_dump(exclude_none=True, exclude_unset=True), run.policy, run.webhook
+def _no_job(job_id: str) -> NotFound:
+    return NotFound(
+        f"no job {job_id}",
+        where="id",
+        fix="check the id; results are deleted after the server's retention period",
     )
 
 
@@ -208,7 +191,7 @@ async def _json_body(request: Request, limit: int) -> Any:
         raise InputError(
             f"not valid JSON{position}",
             where="body",
-            fix='send {"input": {...}} as described in DESIGN.md',
+            fix='send {"input": {...}}; `foldserve jobs schema` prints the JSON Schema',
         ) from None
 
 
@@ -221,6 +204,7 @@ def _too_large(limit: int) -> TooLarge:
     )
 
 
+#: The HTTP status of each user error, the first class that matches (subclasses first).
 _STATUS_CODES: tuple[tuple[type[InputError], int], ...] = (
     (TooLarge, 413),
     (Unauthorized, 401),

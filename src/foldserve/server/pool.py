@@ -22,9 +22,10 @@ from typing import IO
 import httpx
 
 from foldserve.server import layout
+from foldserve.server.settings import WORKER_VARIABLE, ServeSettings, WorkerLaunch
 from foldserve.server.status import status_body
-from foldserve.server.store import JobStore
-from foldserve.server.worker import EXIT_NO_MODEL, WorkerSettings
+from foldserve.server.store import JobStore, WebhookState
+from foldserve.server.worker import COMMAND, EXIT_NO_MODEL
 
 TICK_SECONDS = 0.25
 EXPIRE_EVERY_SECONDS = 60.0
@@ -47,25 +48,13 @@ class _Slot:
 
 
 class WorkerPool:
-    """``count`` worker processes, supervised from one thread."""
+    """``settings.workers`` worker processes, supervised from one thread."""
 
-    def __init__(
-        self,
-        store: JobStore,
-        settings: WorkerSettings,
-        count: int,
-        *,
-        stop_grace: float = 30.0,
-        retention: float = 24 * 3600.0,
-        public_url: str = "",
-    ) -> None:
+    def __init__(self, store: JobStore, settings: ServeSettings) -> None:
         self.store = store
         self.settings = settings
-        self.stop_grace = stop_grace
-        self.retention = retention
-        self.public_url = public_url
-        gpus = _gpu_ids(count)
-        self._slots = [_Slot(name=f"worker-{i}", gpu=gpus[i]) for i in range(count)]
+        gpus = _gpu_ids(settings.workers)
+        self._slots = [_Slot(name=f"worker-{i}", gpu=gpus[i]) for i in range(settings.workers)]
         self._stopping = threading.Event()
         self._threads = [
             threading.Thread(target=self._loop, args=(self._tick,), name="supervisor"),
@@ -74,7 +63,7 @@ class WorkerPool:
         ]
         self._last_expiry = 0.0
         # Check often enough that results never outlive their retention by more than a quarter.
-        self._expire_every = min(EXPIRE_EVERY_SECONDS, retention / 4)
+        self._expire_every = min(EXPIRE_EVERY_SECONDS, settings.retention_s / 4)
 
     def start(self) -> None:
         for thread in self._threads:
@@ -99,11 +88,6 @@ class WorkerPool:
                 slot.process.kill()
                 slot.process.wait()
             self._release(slot, "the server stopped while it ran", count_attempt=False)
-
-    def pids(self) -> dict[str, int]:
-        return {
-            s.name: s.process.pid for s in self._slots if s.process and s.process.poll() is None
-        }
 
     # -- supervision ---------------------------------------------------------------------------
 
@@ -151,11 +135,12 @@ class WorkerPool:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         if slot.log is None:
             slot.log = open(log_path, "ab")  # noqa: SIM115 - kept open across restarts
-        env = dict(os.environ)
+        launch = WorkerLaunch(name=slot.name, server_pid=os.getpid(), settings=self.settings)
+        env = {**os.environ, WORKER_VARIABLE: launch.model_dump_json()}
         if slot.gpu is not None:
             env["CUDA_VISIBLE_DEVICES"] = slot.gpu
         slot.process = subprocess.Popen(
-            self.settings.command(slot.name),
+            COMMAND,
             stdin=subprocess.DEVNULL,
             stdout=slot.log,
             stderr=subprocess.STDOUT,
@@ -178,26 +163,26 @@ class WorkerPool:
             if not job_id or slot.process is None or slot.process.poll() is not None:
                 continue
             stopped_at = self.store.stopped_while_running(slot.name, job_id)
-            if stopped_at is not None and now - stopped_at > self.stop_grace:
+            if stopped_at is not None and now - stopped_at > self.settings.stop_grace:
                 log.warning("%s did not stop job %s in time: killing it", slot.name, job_id)
                 slot.process.send_signal(signal.SIGKILL)
 
     def _send_webhooks(self) -> None:
         for job in self.store.webhooks_due():
             assert job.webhook is not None
-            body = status_body(job, self.public_url)
-            state = "failed"
+            body = status_body(job, self.settings.public_url)
+            state = WebhookState.FAILED
             for _ in range(3):
                 try:
                     httpx.post(job.webhook, json=body, timeout=5.0).raise_for_status()
-                    state = "sent"
+                    state = WebhookState.SENT
                     break
                 except httpx.HTTPError as exc:
                     log.warning("webhook for %s failed: %s", job.id, exc)
             self.store.set_webhook_state(job.id, state)
 
     def _expire(self, now: float) -> None:
-        for job_id in self.store.expire(now - self.retention):
+        for job_id in self.store.expire(now - self.settings.retention_s):
             shutil.rmtree(layout.results_dir(self.settings.data_dir, job_id), ignore_errors=True)
 
 

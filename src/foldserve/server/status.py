@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from foldserve.jobs.schema import JobStatus
+from foldserve.jobs.schema import JobOutput, JobStatus, LinkedFile
 from foldserve.server.store import Job
 
 
@@ -25,24 +25,21 @@ def status_body(job: Job, base_url: str, now: float | None = None) -> dict[str, 
     if job.retried:
         body["retries"] = job.retried
     if job.status == JobStatus.COMPLETED and job.output is not None:
-        body["output"] = _absolute_urls(job.output, base_url.rstrip("/"))
+        body["output"] = _absolute_urls(job.output, base_url.rstrip("/")).to_wire()
     elif job.status == JobStatus.IN_PROGRESS and job.progress is not None:
-        body["output"] = job.progress
+        body["output"] = job.progress.to_wire()
     if job.error and job.status != JobStatus.COMPLETED:
         body["error"] = job.error
     return body
 
 
-def _absolute_urls(output: dict[str, Any], base_url: str) -> dict[str, Any]:
-    files = output.get("files", {})
-    if not any(str(entry.get("url", "")).startswith("/") for entry in files.values()):
-        return output
-    absolute = {
+def _absolute_urls(output: JobOutput, base_url: str) -> JobOutput:
+    files = {
         name: (
-            {**entry, "url": base_url + entry["url"]}
-            if str(entry.get("url", "")).startswith("/")
+            entry.model_copy(update={"url": base_url + entry.url})
+            if isinstance(entry, LinkedFile) and entry.url.startswith("/")
             else entry
         )
-        for name, entry in files.items()
+        for name, entry in output.files.items()
     }
-    return {**output, "files": absolute}
+    return output.model_copy(update={"files": files})

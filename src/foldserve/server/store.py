@@ -6,6 +6,9 @@ write by the worker names that token, so a worker that lost its job (the job was
 timed out, or handed to another worker after a restart) can neither overwrite the job nor keep
 it running: its next progress report tells it to stop. That, and killing workers whose jobs
 were taken from them, is what keeps a job from ever running twice at the same time.
+
+Progress events are numbered per job (``events.seq``). ``/stream`` hands each event out once,
+as RunPod hands out stream chunks: the job's ``stream_cursor`` is the last ``seq`` handed out.
 """
 
 from __future__ import annotations
@@ -16,11 +19,13 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import StrEnum
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
-from foldserve.jobs.schema import JobStatus, Policy
+from foldserve.jobs.schema import FoldJobInput, JobOutput, JobProgress, JobStatus, Policy
 
 #: A job whose worker died is run once more; the second death fails it.
 MAX_ATTEMPTS = 2
@@ -65,13 +70,37 @@ CREATE TABLE IF NOT EXISTS workers (
 """
 
 
+#: Columns added after the first release. ``ALTER TABLE`` adds them to every database, new or
+#: old, so each is defined here alone. ``stream_cursor``: the last event ``/stream`` handed out.
+_ADDED_COLUMNS = {"stream_cursor": "INTEGER NOT NULL DEFAULT 0"}
+
+_JOB_COLUMNS = (
+    "id, status, input, execution_timeout_ms, ttl_ms, webhook, submitted_at, started_at,"
+    " finished_at, attempts, retried, worker, run_token, progress, output, error"
+)
+
+
+class WorkerState(StrEnum):
+    STARTING = "starting"
+    IDLE = "idle"
+    RUNNING = "running"
+
+
+class WebhookState(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
 @dataclass(frozen=True)
 class Job:
     """One row of the queue, as the API and the workers see it."""
 
     id: str
     status: JobStatus
-    input: dict[str, Any]
+    #: The input as stored, validated at submission; parsed on first use (:attr:`input`), so
+    #: a status poll does not parse a 10 MB MSA.
+    input_json: str = field(repr=False)
     execution_timeout_ms: int
     ttl_ms: int
     webhook: str | None
@@ -82,9 +111,13 @@ class Job:
     retried: int
     worker: str | None
     run_token: str | None
-    progress: dict[str, Any] | None
-    output: dict[str, Any] | None
+    progress: JobProgress | None
+    output: JobOutput | None
     error: str | None
+
+    @cached_property
+    def input(self) -> FoldJobInput:
+        return FoldJobInput.model_validate_json(self.input_json)
 
     @property
     def deadline(self) -> float:
@@ -110,9 +143,19 @@ class Job:
 class WorkerRow:
     name: str
     pid: int
-    state: str  # starting | idle | running
+    state: WorkerState
     job_id: str | None
     since: float
+
+
+@dataclass(frozen=True)
+class StreamChunk:
+    """Progress events of one job, in order, from ``/stream``."""
+
+    status: JobStatus
+    events: list[JobProgress]
+    #: The ``seq`` of the last event in ``events``; where the reader was, when there is none.
+    cursor: int
 
 
 class StopReason(str):
@@ -128,10 +171,15 @@ class JobStore:
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SCHEMA)
+        with self._transaction() as db:
+            present = {row["name"] for row in db.execute("PRAGMA table_info(jobs)")}
+            for column, definition in _ADDED_COLUMNS.items():
+                if column not in present:
+                    db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {definition}")
 
     # -- the API's side ------------------------------------------------------------------------
 
-    def submit(self, job_input: dict[str, Any], policy: Policy, webhook: str | None) -> Job:
+    def submit(self, job_input: FoldJobInput, policy: Policy, webhook: str | None) -> Job:
         job_id = f"{uuid.uuid4()}-fs"
         with self._transaction() as db:
             db.execute(
@@ -140,11 +188,11 @@ class JobStore:
                 (
                     job_id,
                     JobStatus.IN_QUEUE,
-                    json.dumps(job_input),
+                    job_input.model_dump_json(exclude_none=True, exclude_unset=True),
                     policy.executionTimeout,
                     policy.ttl,
                     webhook,
-                    "pending" if webhook else None,
+                    WebhookState.PENDING if webhook else None,
                     time.time(),
                 ),
             )
@@ -152,15 +200,32 @@ class JobStore:
 
     def get(self, job_id: str) -> Job | None:
         with self._connect() as db:
-            row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            row = db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return _job(row) if row else None
 
-    def events(self, job_id: str) -> list[dict[str, Any]]:
-        with self._connect() as db:
+    def stream(self, job_id: str, since: int | None = None) -> StreamChunk | None:
+        """The job's progress events after ``since``; None for an unknown job.
+
+        Without ``since``, the events not yet handed out, as RunPod's ``/stream`` answers:
+        the job's cursor moves past them in the same transaction, so each is handed out once.
+        With it, a reader keeps its own cursor and nothing is consumed.
+        """
+        with self._transaction("IMMEDIATE" if since is None else "DEFERRED") as db:
+            job = db.execute(
+                "SELECT status, stream_cursor FROM jobs WHERE id = ?", (job_id,)
+            ).fetchone()
+            if job is None:
+                return None
+            after = job["stream_cursor"] if since is None else since
             rows = db.execute(
-                "SELECT payload FROM events WHERE job_id = ? ORDER BY seq", (job_id,)
+                "SELECT seq, payload FROM events WHERE job_id = ? AND seq > ? ORDER BY seq",
+                (job_id, after),
             ).fetchall()
-        return [json.loads(row[0]) for row in rows]
+            cursor = rows[-1]["seq"] if rows else after
+            if since is None and rows:
+                db.execute("UPDATE jobs SET stream_cursor = ? WHERE id = ?", (cursor, job_id))
+        events = [JobProgress.model_validate_json(row["payload"]) for row in rows]
+        return StreamChunk(JobStatus(job["status"]), events, cursor)
 
     def cancel(self, job_id: str) -> Job | None:
         """Cancel a queued or running job at once; a running one stops at its next recycle."""
@@ -180,15 +245,26 @@ class JobStore:
         return self.get(job_id)
 
     def retry(self, job_id: str) -> Job | None:
-        """Queue a FAILED or TIMED_OUT job again; None when it is in another state."""
+        """Queue a FAILED or TIMED_OUT job again; None when it is in another state.
+
+        The earlier run's events are deleted: the new run's are numbered from 1 again.
+        """
         with self._transaction() as db:
             changed = db.execute(
                 "UPDATE jobs SET status = ?, submitted_at = ?, started_at = NULL,"
                 " finished_at = NULL, attempts = 0, retried = retried + 1, worker = NULL,"
                 " run_token = NULL, progress = NULL, output = NULL, error = NULL,"
-                " webhook_state = CASE WHEN webhook IS NULL THEN NULL ELSE 'pending' END"
+                " stream_cursor = 0,"
+                " webhook_state = CASE WHEN webhook IS NULL THEN NULL ELSE ? END"
                 " WHERE id = ? AND status IN (?, ?)",
-                (JobStatus.IN_QUEUE, time.time(), job_id, JobStatus.FAILED, JobStatus.TIMED_OUT),
+                (
+                    JobStatus.IN_QUEUE,
+                    time.time(),
+                    WebhookState.PENDING,
+                    job_id,
+                    JobStatus.FAILED,
+                    JobStatus.TIMED_OUT,
+                ),
             ).rowcount
             if changed:
                 db.execute("DELETE FROM events WHERE job_id = ?", (job_id,))
@@ -204,10 +280,9 @@ class JobStore:
 
     def counts(self) -> dict[str, int]:
         with self._connect() as db:
-            by_status = dict(
-                db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall()
-            )
-            retried = db.execute("SELECT COUNT(*) FROM jobs WHERE retried > 0").fetchone()[0]
+            rows = db.execute("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status").fetchall()
+            retried = db.execute("SELECT COUNT(*) AS n FROM jobs WHERE retried > 0").fetchone()["n"]
+        by_status = {row["status"]: row["n"] for row in rows}
         return {
             "completed": by_status.get(JobStatus.COMPLETED, 0),
             "failed": by_status.get(JobStatus.FAILED, 0) + by_status.get(JobStatus.TIMED_OUT, 0),
@@ -233,28 +308,29 @@ class JobStore:
             db.execute(
                 "UPDATE jobs SET status = ?, started_at = ?, attempts = attempts + 1,"
                 " worker = ?, run_token = ?, progress = NULL WHERE id = ?",
-                (JobStatus.IN_PROGRESS, now, worker, token, row[0]),
+                (JobStatus.IN_PROGRESS, now, worker, token, row["id"]),
             )
             db.execute(
-                "UPDATE workers SET state = 'running', job_id = ?, since = ? WHERE name = ?",
-                (row[0], now, worker),
+                "UPDATE workers SET state = ?, job_id = ?, since = ? WHERE name = ?",
+                (WorkerState.RUNNING, row["id"], now, worker),
             )
-        return self._require(row[0])
+        return self._require(row["id"])
 
-    def report(self, job: Job, payload: dict[str, Any]) -> StopReason | None:
-        """Record progress of ``job``; say why it must stop, if it must (a job past its
-        deadline is timed out here)."""
+    def report(self, job: Job, progress: JobProgress | None = None) -> StopReason | None:
+        """Record ``progress`` of ``job`` (none: only ask); say why it must stop, if it must (a
+        job past its deadline is timed out here)."""
         with self._transaction() as db:
-            if payload:
+            if progress is not None:
+                payload = _json(progress)
                 changed = db.execute(
                     "UPDATE jobs SET progress = ? WHERE id = ? AND run_token = ? AND status = ?",
-                    (json.dumps(payload), job.id, job.run_token, JobStatus.IN_PROGRESS),
+                    (payload, job.id, job.run_token, JobStatus.IN_PROGRESS),
                 ).rowcount
                 if changed:
                     db.execute(
                         "INSERT INTO events (job_id, seq, payload) SELECT ?,"
                         " COALESCE(MAX(seq), 0) + 1, ? FROM events WHERE job_id = ?",
-                        (job.id, json.dumps(payload), job.id),
+                        (job.id, payload, job.id),
                     )
                     db.execute(
                         "DELETE FROM events WHERE job_id = ? AND seq <= "
@@ -265,7 +341,7 @@ class JobStore:
                 "SELECT status, run_token FROM jobs WHERE id = ?", (job.id,)
             ).fetchone()
             reason = _stop_reason(job, row)
-            if reason == "timed out" and row[0] == JobStatus.IN_PROGRESS:
+            if reason == "timed out" and row["status"] == JobStatus.IN_PROGRESS:
                 # Past its deadline before the supervisor noticed: time it out here, with the
                 # same message enforce_deadlines gives.
                 db.execute(
@@ -279,7 +355,7 @@ class JobStore:
         job: Job,
         status: JobStatus,
         *,
-        output: dict[str, Any] | None = None,
+        output: JobOutput | None = None,
         error: str | None = None,
     ) -> bool:
         """Record the end of ``job`` as run by its claimant; False when it was taken away."""
@@ -290,23 +366,27 @@ class JobStore:
                 (
                     status,
                     time.time(),
-                    json.dumps(output) if output is not None else None,
+                    _json(output) if output is not None else None,
                     error,
                     job.id,
                     job.run_token,
                     JobStatus.IN_PROGRESS,
                 ),
             ).rowcount
-            db.execute(
-                "UPDATE workers SET state = 'idle', job_id = NULL, since = ?"
-                " WHERE name = ? AND job_id = ?",
-                (time.time(), job.worker, job.id),
-            )
+            _free_worker(db, job)
         return bool(changed)
+
+    def stopped(self, job: Job) -> None:
+        """The claimant of ``job`` stopped it when told to (the job is already CANCELLED or
+        TIMED_OUT): its worker is idle, and not a straggler for the supervisor to kill."""
+        with self._transaction() as db:
+            _free_worker(db, job)
 
     # -- the supervisor's side -----------------------------------------------------------------
 
-    def register_worker(self, name: str, pid: int, state: str = "starting") -> None:
+    def register_worker(
+        self, name: str, pid: int, state: WorkerState = WorkerState.STARTING
+    ) -> None:
         with self._transaction() as db:
             db.execute(
                 "INSERT OR REPLACE INTO workers (name, pid, state, job_id, since)"
@@ -314,7 +394,7 @@ class JobStore:
                 (name, pid, state, time.time()),
             )
 
-    def set_worker_state(self, name: str, state: str) -> None:
+    def set_worker_state(self, name: str, state: WorkerState) -> None:
         with self._transaction() as db:
             db.execute(
                 "UPDATE workers SET state = ?, since = ? WHERE name = ?", (state, time.time(), name)
@@ -323,7 +403,16 @@ class JobStore:
     def workers(self) -> list[WorkerRow]:
         with self._connect() as db:
             rows = db.execute("SELECT name, pid, state, job_id, since FROM workers").fetchall()
-        return [WorkerRow(*row) for row in rows]
+        return [
+            WorkerRow(
+                name=row["name"],
+                pid=row["pid"],
+                state=WorkerState(row["state"]),
+                job_id=row["job_id"],
+                since=row["since"],
+            )
+            for row in rows
+        ]
 
     def forget_workers(self) -> None:
         with self._transaction() as db:
@@ -342,7 +431,7 @@ class JobStore:
             ).fetchone()
             if row is None:
                 return
-            attempts = row[0] if count_attempt else row[0] - 1
+            attempts = row["attempts"] if count_attempt else row["attempts"] - 1
             if attempts < MAX_ATTEMPTS:
                 db.execute(
                     "UPDATE jobs SET status = ?, started_at = NULL, attempts = ?,"
@@ -367,7 +456,7 @@ class JobStore:
                 "SELECT id FROM jobs WHERE worker = ? AND status = ?",
                 (worker, JobStatus.IN_PROGRESS),
             ).fetchone()
-        return row[0] if row else None
+        return row["id"] if row else None
 
     def orphaned_jobs(self) -> list[str]:
         """Jobs marked running: at server start, their workers are gone."""
@@ -375,7 +464,7 @@ class JobStore:
             rows = db.execute(
                 "SELECT id FROM jobs WHERE status = ?", (JobStatus.IN_PROGRESS,)
             ).fetchall()
-        return [row[0] for row in rows]
+        return [row["id"] for row in rows]
 
     def enforce_deadlines(self, now: float) -> list[str]:
         """Time out running jobs past their deadline and queued ones past their ttl."""
@@ -383,7 +472,7 @@ class JobStore:
         with self._transaction() as db:
             self._expire_queued(db, now)
             rows = db.execute(
-                "SELECT * FROM jobs WHERE status = ?", (JobStatus.IN_PROGRESS,)
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE status = ?", (JobStatus.IN_PROGRESS,)
             ).fetchall()
             for row in rows:
                 job = _job(row)
@@ -402,19 +491,19 @@ class JobStore:
                 "SELECT status, finished_at FROM jobs WHERE id = ? AND worker = ?",
                 (job_id, worker),
             ).fetchone()
-        if row and row[0] in (JobStatus.CANCELLED, JobStatus.TIMED_OUT):
-            return float(row[1])
+        if row and row["status"] in (JobStatus.CANCELLED, JobStatus.TIMED_OUT):
+            return float(row["finished_at"])
         return None
 
     def webhooks_due(self) -> list[Job]:
         with self._connect() as db:
             rows = db.execute(
-                "SELECT * FROM jobs WHERE webhook_state = 'pending' AND status NOT IN (?, ?)",
-                (JobStatus.IN_QUEUE, JobStatus.IN_PROGRESS),
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE webhook_state = ? AND status NOT IN (?, ?)",
+                (WebhookState.PENDING, JobStatus.IN_QUEUE, JobStatus.IN_PROGRESS),
             ).fetchall()
         return [_job(row) for row in rows]
 
-    def set_webhook_state(self, job_id: str, state: str) -> None:
+    def set_webhook_state(self, job_id: str, state: WebhookState) -> None:
         with self._transaction() as db:
             db.execute("UPDATE jobs SET webhook_state = ? WHERE id = ?", (state, job_id))
 
@@ -425,7 +514,7 @@ class JobStore:
                 "SELECT id FROM jobs WHERE finished_at < ? AND status NOT IN (?, ?)",
                 (finished_before, JobStatus.IN_QUEUE, JobStatus.IN_PROGRESS),
             ).fetchall()
-            ids = [row[0] for row in rows]
+            ids = [row["id"] for row in rows]
             db.executemany("DELETE FROM jobs WHERE id = ?", [(i,) for i in ids])
             db.executemany("DELETE FROM events WHERE job_id = ?", [(i,) for i in ids])
         return ids
@@ -447,14 +536,19 @@ class JobStore:
 
     def _connect(self) -> closing[sqlite3.Connection]:
         db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        db.row_factory = sqlite3.Row
         db.execute("PRAGMA busy_timeout = 30000")
         db.execute("PRAGMA synchronous = NORMAL")
         return closing(db)
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(
+        self, mode: Literal["IMMEDIATE", "DEFERRED"] = "IMMEDIATE"
+    ) -> Iterator[sqlite3.Connection]:
+        """One transaction: IMMEDIATE takes the write lock at once (for read-then-write);
+        DEFERRED is a consistent read of several tables."""
         with self._connect() as db:
-            db.execute("BEGIN IMMEDIATE")
+            db.execute(f"BEGIN {mode}")
             try:
                 yield db
             except BaseException:
@@ -463,51 +557,44 @@ class JobStore:
             db.execute("COMMIT")
 
 
-def _job(row: sqlite3.Row | tuple[Any, ...]) -> Job:
-    (
-        _seq,
-        job_id,
-        status,
-        job_input,
-        timeout,
-        ttl,
-        webhook,
-        _webhook_state,
-        submitted,
-        started,
-        finished,
-        attempts,
-        retried,
-        worker,
-        token,
-        progress,
-        output,
-        error,
-    ) = row
+def _job(row: sqlite3.Row) -> Job:
+    """A row selected with :data:`_JOB_COLUMNS`."""
     return Job(
-        id=job_id,
-        status=JobStatus(status),
-        input=json.loads(job_input),
-        execution_timeout_ms=timeout,
-        ttl_ms=ttl,
-        webhook=webhook,
-        submitted_at=submitted,
-        started_at=started,
-        finished_at=finished,
-        attempts=attempts,
-        retried=retried,
-        worker=worker,
-        run_token=token,
-        progress=json.loads(progress) if progress else None,
-        output=json.loads(output) if output else None,
-        error=error,
+        id=row["id"],
+        status=JobStatus(row["status"]),
+        input_json=row["input"],
+        execution_timeout_ms=row["execution_timeout_ms"],
+        ttl_ms=row["ttl_ms"],
+        webhook=row["webhook"],
+        submitted_at=row["submitted_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        attempts=row["attempts"],
+        retried=row["retried"],
+        worker=row["worker"],
+        run_token=row["run_token"],
+        progress=JobProgress.model_validate_json(row["progress"]) if row["progress"] else None,
+        output=JobOutput.model_validate_json(row["output"]) if row["output"] else None,
+        error=row["error"],
     )
 
 
-def _stop_reason(job: Job, row: tuple[str, str | None] | None) -> StopReason | None:
+def _free_worker(db: sqlite3.Connection, job: Job) -> None:
+    db.execute(
+        "UPDATE workers SET state = ?, job_id = NULL, since = ? WHERE name = ? AND job_id = ?",
+        (WorkerState.IDLE, time.time(), job.worker, job.id),
+    )
+
+
+def _json(model: JobProgress | JobOutput) -> str:
+    """A progress event or an output as stored: its JSON as sent."""
+    return json.dumps(model.to_wire(), separators=(",", ":"))
+
+
+def _stop_reason(job: Job, row: sqlite3.Row | None) -> StopReason | None:
     if row is None:
         return StopReason("the job was deleted")
-    status, token = row
+    status, token = row["status"], row["run_token"]
     if token != job.run_token:
         return StopReason("the job was handed to another worker")
     if status == JobStatus.CANCELLED:

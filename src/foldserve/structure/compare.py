@@ -107,19 +107,15 @@ def compare(a: Chain, b: Chain, *, align: Align = "auto", superpose: bool = True
     else:
         tm_a = metrics.tm_score_in_place(model, reference, len(a))
         tm_b = metrics.tm_score_in_place(model, reference, len(b))
-        rmsd = metrics.rmsd(model, reference, superpose=False)
+        rmsd = metrics.rmsd_in_place(model, reference)
     same = (
         np.frombuffer(a.sequence.encode(), dtype=np.uint8)[index_a]
         == np.frombuffer(b.sequence.encode(), dtype=np.uint8)[index_b]
     )
     if superpose:
-        gdt = metrics.gdt_ts(a.ca[index_a], reference, len(b), start=model)
+        gdt = metrics.gdt_ts(a.ca[index_a], reference, len(a), len(b))
     else:
-        gdt = float(
-            np.mean(np.linalg.norm(model - reference, axis=1)[:, None] < metrics.GDT_CUTOFFS)
-            * len(model)
-            / len(b)
-        )
+        gdt = metrics.gdt_ts_in_place(model, reference, len(b))
     return Comparison(
         a=a.label,
         b=b.label,

@@ -10,6 +10,8 @@ same input validation and the same output JSON. What is RunPod's own:
   thread to stop before letting the SDK take the next job: two predictions never share the GPU.
 * Failures raise, so RunPod marks the job FAILED with the exception's one-line message: the
   field or MSA line for bad input, a short description for anything else.
+* The SDK takes plain JSON: the output and each progress event go to it as the JSON the job
+  contract describes (:meth:`~foldserve.jobs.wire.WireModel.to_wire`).
 * Large files go to the bucket (:mod:`foldserve.cloud.runpod.storage`) when one is configured.
 """
 
@@ -27,19 +29,21 @@ from pathlib import Path
 from typing import Any
 
 from foldserve.cloud.runpod.progress import ThrottledProgress
-from foldserve.cloud.runpod.settings import WorkerSettings
+from foldserve.cloud.runpod.settings import RunpodSettings
 from foldserve.cloud.runpod.storage import Bucket
 from foldserve.errors import Cancelled, FoldserveError
 from foldserve.fold.predictor import Predictor
 from foldserve.jobs.failures import crash_message
+from foldserve.jobs.output import JobOutput
+from foldserve.jobs.progress import JobProgress
 from foldserve.jobs.run import run_fold_job
 from foldserve.jobs.schema import parse_job_input
 
 #: A job as the SDK hands it over: ``{"id": ..., "input": {...}, ...}``.
-Job = dict[str, Any]
-Handler = Callable[[Job], Awaitable[dict[str, Any]]]
-#: ``runpod.serverless.progress_update``, or a stand-in.
-SendProgress = Callable[[Job, dict[str, Any]], None]
+RunpodJob = dict[str, Any]
+Handler = Callable[[RunpodJob], Awaitable[dict[str, Any]]]
+#: ``runpod.serverless.progress_update``, or a stand-in: the job and a progress event's JSON.
+SendProgress = Callable[[RunpodJob, dict[str, Any]], None]
 
 log = logging.getLogger("foldserve.runpod")
 
@@ -53,15 +57,15 @@ class FoldJobs:
     """Runs jobs, one at a time, on a Predictor loaded when the worker started."""
 
     predictor: Predictor
-    settings: WorkerSettings
+    settings: RunpodSettings
     send_progress: SendProgress
     bucket: Bucket | None = None
 
-    def run(self, job: Job, stop: threading.Event) -> dict[str, Any]:
-        """Run ``job`` to its output JSON; raises when it fails or ``stop`` is set."""
+    def run(self, job: RunpodJob, stop: threading.Event) -> JobOutput:
+        """Run ``job`` to its output; raises when it fails or ``stop`` is set."""
         job_id = str(job["id"])
         progress = ThrottledProgress(
-            functools.partial(self.send_progress, job), self.settings.progress_interval
+            functools.partial(self._send_progress, job), self.settings.progress_interval
         )
         with tempfile.TemporaryDirectory(prefix="foldserve-job-") as work_dir:
             try:
@@ -84,16 +88,19 @@ class FoldJobs:
         log.info("job %s completed", job_id)
         return output
 
+    def _send_progress(self, job: RunpodJob, progress: JobProgress) -> None:
+        self.send_progress(job, progress.to_wire())
+
 
 def async_handler(jobs: FoldJobs) -> Handler:
     """The handler given to ``runpod.serverless.start``: ``jobs.run`` in a thread, cancellable."""
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fold")
 
-    async def handler(job: Job) -> dict[str, Any]:
+    async def handler(job: RunpodJob) -> dict[str, Any]:
         stop = threading.Event()
         running = asyncio.get_running_loop().run_in_executor(executor, jobs.run, job, stop)
         try:
-            return await asyncio.shield(running)
+            return (await asyncio.shield(running)).to_wire()
         except asyncio.CancelledError:
             stop.set()
             log.info("job %s: stop requested; stopping at the next recycle", job["id"])

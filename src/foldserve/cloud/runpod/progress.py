@@ -8,30 +8,29 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
 
-Payload = dict[str, Any]
+from foldserve.jobs.progress import JobProgress
 
 
 class ThrottledProgress:
-    """Forward a payload when its stage or model is new, or ``interval`` seconds have passed."""
+    """Forward progress when its stage or model is new, or ``interval`` seconds have passed."""
 
     def __init__(
         self,
-        send: Callable[[Payload], None],
+        send: Callable[[JobProgress], None],
         interval: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._send = send
         self._interval = interval
         self._clock = clock
-        self._last_key: tuple[Any, Any] | None = None
+        self._last_key: tuple[str, str | None] | None = None
         self._last_sent = float("-inf")
 
-    def __call__(self, payload: Payload) -> None:
-        key = (payload.get("stage"), payload.get("model"))
+    def __call__(self, progress: JobProgress) -> None:
+        key = (progress.stage, progress.model)
         now = self._clock()
         if key == self._last_key and now - self._last_sent < self._interval:
             return
         self._last_key, self._last_sent = key, now
-        self._send(payload)
+        self._send(progress)

@@ -1,17 +1,21 @@
 """The RunPod worker's settings, read once from its environment (the template's env vars).
 
 Every variable is documented in the README ("Serverless on RunPod"). A bad value stops the
-worker at start with one line naming the variable, rather than failing the first job.
+worker at start with one line naming the variable, rather than failing the first job: the
+validators raise :class:`~foldserve.errors.InputError` themselves (pydantic lets any exception
+but ``ValueError`` through), so the message names the variable and the fix.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import get_args
+from typing import Any, get_args
+
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from foldserve.errors import InputError
 from foldserve.fold.predictor import Precision
@@ -39,104 +43,126 @@ class BucketSettings:
     secret_access_key: str | None = field(default=None, repr=False)
 
 
-@dataclass(frozen=True)
-class WorkerSettings:
-    param_dir: Path = VOLUME_MOUNT
-    params_url: str = DEFAULT_PARAMS_URL
-    params_sha256: str | None = None
-    precision: Precision = "auto"
-    inline_limit: int = DEFAULT_INLINE_LIMIT
-    progress_interval: float = DEFAULT_PROGRESS_INTERVAL
-    bucket: BucketSettings | None = None
+class RunpodSettings(BaseSettings):
+    """Each field is read from the variable its alias names; an empty variable is unset."""
 
+    model_config = SettingsConfigDict(env_ignore_empty=True, extra="ignore", frozen=True)
+
+    param_dir: Path = Field(default=VOLUME_MOUNT, alias="PARAM_DIR")
+    params_url: str = Field(default=DEFAULT_PARAMS_URL, alias="FOLDSERVE_PARAMS_URL")
+    params_sha256: str | None = Field(default=None, alias="FOLDSERVE_PARAMS_SHA256")
+    precision: Precision = Field(default="auto", alias="FOLDSERVE_PRECISION")
+    inline_limit_mb: float = Field(
+        default=DEFAULT_INLINE_LIMIT / _MB, alias="FOLDSERVE_INLINE_LIMIT_MB"
+    )
+    progress_interval: float = Field(
+        default=DEFAULT_PROGRESS_INTERVAL, alias="FOLDSERVE_PROGRESS_INTERVAL"
+    )
+    bucket_name: str | None = Field(default=None, alias="BUCKET_NAME")
+    bucket_endpoint_url: str | None = Field(default=None, alias="BUCKET_ENDPOINT_URL")
+    bucket_region: str | None = Field(default=None, alias="BUCKET_REGION")
+    bucket_access_key_id: SecretStr | None = Field(default=None, alias="BUCKET_ACCESS_KEY_ID")
+    bucket_secret_access_key: SecretStr | None = Field(
+        default=None, alias="BUCKET_SECRET_ACCESS_KEY"
+    )
+    bucket_url_expiry: float = Field(default=DEFAULT_URL_EXPIRY, alias="BUCKET_URL_EXPIRY")
+
+    @property
+    def inline_limit(self) -> int:
+        """Bytes of output JSON returned inline."""
+        return int(self.inline_limit_mb * _MB)
+
+    @property
+    def bucket(self) -> BucketSettings | None:
+        """The bucket, when ``BUCKET_NAME`` is set."""
+        if self.bucket_name is None:
+            return None
+        return BucketSettings(
+            name=self.bucket_name,
+            endpoint_url=self.bucket_endpoint_url,
+            region=self.bucket_region,
+            url_expiry=int(self.bucket_url_expiry),
+            access_key_id=_revealed(self.bucket_access_key_id),
+            secret_access_key=_revealed(self.bucket_secret_access_key),
+        )
+
+    @field_validator("precision", mode="before")
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> WorkerSettings:
-        """Read and check every setting; a bad one raises :class:`InputError` naming it."""
-        precision = env.get("FOLDSERVE_PRECISION") or "auto"
-        if precision not in get_args(Precision):
+    def _known_precision(cls, value: Any) -> Any:
+        if value not in get_args(Precision):
             raise InputError(
-                f"unknown precision {precision!r}",
+                f"unknown precision {value!r}",
                 where="FOLDSERVE_PRECISION",
                 fix="use auto, bfloat16 or float32",
             )
-        sha256 = env.get("FOLDSERVE_PARAMS_SHA256") or None
-        if sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", sha256):
+        return value
+
+    @field_validator("params_sha256")
+    @classmethod
+    def _sha256(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", value):
             raise InputError(
                 "not a SHA-256 (64 hexadecimal digits)",
                 where="FOLDSERVE_PARAMS_SHA256",
                 fix="give the archive's sha256sum, or leave it unset",
             )
-        inline_mb = _number(env, "FOLDSERVE_INLINE_LIMIT_MB", DEFAULT_INLINE_LIMIT / _MB)
-        return cls(
-            param_dir=Path(env.get("PARAM_DIR") or VOLUME_MOUNT),
-            params_url=env.get("FOLDSERVE_PARAMS_URL") or DEFAULT_PARAMS_URL,
-            params_sha256=sha256,
-            precision=precision,  # type: ignore[arg-type]  # checked against Precision above
-            inline_limit=int(inline_mb * _MB),
-            progress_interval=_number(
-                env, "FOLDSERVE_PROGRESS_INTERVAL", DEFAULT_PROGRESS_INTERVAL, minimum=0.0
-            ),
-            bucket=_bucket(env),
-        )
+        return value
+
+    @field_validator("bucket_endpoint_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://", value):
+            raise InputError(
+                f"{value!r} is not an http(s) URL",
+                where="BUCKET_ENDPOINT_URL",
+                fix="give the S3 API URL, e.g. https://<account>.r2.cloudflarestorage.com",
+            )
+        return value
+
+    @field_validator("inline_limit_mb", "progress_interval", "bucket_url_expiry", mode="before")
+    @classmethod
+    def _number(cls, value: Any, info: ValidationInfo) -> float:
+        assert info.field_name is not None
+        variable = str(cls.model_fields[info.field_name].alias)
+        minimum = 1.0 if info.field_name == "bucket_url_expiry" else 0.0
+        default = cls.model_fields[info.field_name].default
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = math.nan
+        if not (math.isfinite(number) and number >= minimum):
+            raise InputError(
+                f"{value!r} is not a number of at least {minimum:g}",
+                where=variable,
+                fix=f"give a number such as {default:g}, or leave it unset",
+            )
+        if info.field_name == "bucket_url_expiry" and number > MAX_URL_EXPIRY:
+            raise InputError(
+                f"{number:g} seconds is longer than presigned URLs can live",
+                where=variable,
+                fix=f"give at most {MAX_URL_EXPIRY} (7 days)",
+            )
+        return number
+
+    @model_validator(mode="after")
+    def _whole_bucket(self) -> RunpodSettings:
+        if self.bucket_name is None and self.bucket_endpoint_url is not None:
+            raise InputError(
+                "BUCKET_ENDPOINT_URL is set but no bucket is named",
+                where="BUCKET_NAME",
+                fix="set BUCKET_NAME to the bucket that receives large results",
+            )
+        key_id, secret = self.bucket_access_key_id, self.bucket_secret_access_key
+        if self.bucket_name is not None and (key_id is None) != (secret is None):
+            missing = "BUCKET_SECRET_ACCESS_KEY" if secret is None else "BUCKET_ACCESS_KEY_ID"
+            raise InputError(
+                "only half of the bucket's key pair is set",
+                where=missing,
+                fix="set both BUCKET_ACCESS_KEY_ID and BUCKET_SECRET_ACCESS_KEY, or neither "
+                "(then boto3 finds credentials as usual)",
+            )
+        return self
 
 
-def _bucket(env: Mapping[str, str]) -> BucketSettings | None:
-    """The bucket, when ``BUCKET_NAME`` or ``BUCKET_ENDPOINT_URL`` is set."""
-    name = env.get("BUCKET_NAME") or None
-    endpoint = env.get("BUCKET_ENDPOINT_URL") or None
-    if name is None and endpoint is None:
-        return None
-    if name is None:
-        raise InputError(
-            "BUCKET_ENDPOINT_URL is set but no bucket is named",
-            where="BUCKET_NAME",
-            fix="set BUCKET_NAME to the bucket that receives large results",
-        )
-    if endpoint is not None and not re.match(r"^https?://", endpoint):
-        raise InputError(
-            f"{endpoint!r} is not an http(s) URL",
-            where="BUCKET_ENDPOINT_URL",
-            fix="give the S3 API URL, e.g. https://<account>.r2.cloudflarestorage.com",
-        )
-    key_id = env.get("BUCKET_ACCESS_KEY_ID") or None
-    secret = env.get("BUCKET_SECRET_ACCESS_KEY") or None
-    if (key_id is None) != (secret is None):
-        missing = "BUCKET_SECRET_ACCESS_KEY" if secret is None else "BUCKET_ACCESS_KEY_ID"
-        raise InputError(
-            "only half of the bucket's key pair is set",
-            where=missing,
-            fix="set both BUCKET_ACCESS_KEY_ID and BUCKET_SECRET_ACCESS_KEY, or neither "
-            "(then boto3 finds credentials as usual)",
-        )
-    expiry = _number(env, "BUCKET_URL_EXPIRY", DEFAULT_URL_EXPIRY, minimum=1.0)
-    if expiry > MAX_URL_EXPIRY:
-        raise InputError(
-            f"{expiry:g} seconds is longer than presigned URLs can live",
-            where="BUCKET_URL_EXPIRY",
-            fix=f"give at most {MAX_URL_EXPIRY} (7 days)",
-        )
-    return BucketSettings(
-        name=name,
-        endpoint_url=endpoint,
-        region=env.get("BUCKET_REGION") or None,
-        url_expiry=int(expiry),
-        access_key_id=key_id,
-        secret_access_key=secret,
-    )
-
-
-def _number(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
-    text = env.get(name)
-    if not text:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not (math.isfinite(value) and value >= minimum):
-        raise InputError(
-            f"{text!r} is not a number of at least {minimum:g}",
-            where=name,
-            fix=f"give a number such as {default:g}, or leave it unset",
-        )
-    return value
+def _revealed(secret: SecretStr | None) -> str | None:
+    return None if secret is None else secret.get_secret_value()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 
-from foldserve.cloud.runpod.settings import VOLUME_MOUNT, WorkerSettings
+from foldserve.cloud.runpod.settings import VOLUME_MOUNT, RunpodSettings
 from foldserve.fold import weights
 from foldserve.fold.predictor import Predictor
 
@@ -21,7 +21,7 @@ log = logging.getLogger("foldserve.runpod")
 _LOG_EVERY_SECONDS = 30.0
 
 
-def prepare_weights(settings: WorkerSettings) -> None:
+def prepare_weights(settings: RunpodSettings) -> None:
     """Make sure ``PARAM_DIR/params`` holds all five models, fetching them when it does not."""
     param_dir = settings.param_dir
     present = [weights.model_param_file(param_dir, n).is_file() for n in weights.MODEL_NUMBERS]
@@ -54,7 +54,7 @@ def prepare_weights(settings: WorkerSettings) -> None:
         log.info("weights installed meanwhile by another worker on this volume")
 
 
-def load_predictor(settings: WorkerSettings) -> Predictor:
+def load_predictor(settings: RunpodSettings) -> Predictor:
     """The Predictor with every model's parameters already on the device."""
     started = time.perf_counter()
     predictor = Predictor(settings.param_dir, precision=settings.precision)

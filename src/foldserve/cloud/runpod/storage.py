@@ -57,7 +57,7 @@ class Bucket:
 
     def upload(self, path: Path, key: str) -> str:
         from boto3.exceptions import Boto3Error
-        from botocore.exceptions import BotoCoreError, RemoteError
+        from botocore.exceptions import BotoCoreError, ClientError
 
         bucket = self.settings.name
         content_type = _CONTENT_TYPES.get(path.suffix, "application/octet-stream")
@@ -70,7 +70,7 @@ class Bucket:
                 Params={"Bucket": bucket, "Key": key},
                 ExpiresIn=self.settings.url_expiry,
             )
-        except (Boto3Error, BotoCoreError, RemoteError) as exc:
+        except (Boto3Error, BotoCoreError, ClientError) as exc:
             raise StorageError(
                 f"could not upload {path.name} to bucket {bucket} ({first_line(exc)}); check "
                 "the endpoint's BUCKET_* settings"

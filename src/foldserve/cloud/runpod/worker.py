@@ -12,7 +12,7 @@ import os
 import sys
 
 from foldserve.cloud.runpod.handler import FoldJobs, async_handler
-from foldserve.cloud.runpod.settings import WorkerSettings
+from foldserve.cloud.runpod.settings import RunpodSettings
 from foldserve.cloud.runpod.startup import load_predictor, prepare_weights
 from foldserve.cloud.runpod.storage import Bucket
 from foldserve.errors import FoldserveError
@@ -29,7 +29,7 @@ def main() -> None:
         format="%(asctime)s foldserve %(levelname)s %(message)s",
     )
     try:
-        settings = WorkerSettings.from_env(os.environ)
+        settings = RunpodSettings()
         bucket = Bucket(settings.bucket) if settings.bucket else None
         prepare_weights(settings)
         predictor = load_predictor(settings)

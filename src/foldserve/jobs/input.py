@@ -1,0 +1,158 @@
+"""What a client sends: the fold job input, the execution policy and the ``/run`` body.
+
+Requests are validated with pydantic; unknown fields are errors, not ignored. A bad request
+becomes one :class:`~foldserve.errors.InputError` whose ``where`` is the JSON field path
+(``input.num_recycles``) and whose text says the reason and the fix.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from foldserve.errors import InputError
+from foldserve.fold.results import PredictOptions
+from foldserve.fold.weights import MODEL_NUMBERS
+
+#: RunPod's default execution timeout; a prediction often needs more, so clients send their own.
+DEFAULT_EXECUTION_TIMEOUT_MS = 600_000
+#: RunPod's default time to live of a job, from submission.
+DEFAULT_TTL_MS = 24 * 3600_000
+MAX_POLICY_MS = 7 * 24 * 3600_000
+#: RunPod's request body limits ("10 MB" and "20 MB" read as powers of ten, the smaller
+#: reading, so every endpoint accepts what foldserve sends).
+RUN_BODY_LIMIT = 10_000_000
+RUNSYNC_BODY_LIMIT = 20_000_000
+
+OutputKind = Literal["pdb", "cif", "scores", "pae", "msa"]
+DEFAULT_OUTPUTS: tuple[OutputKind, ...] = ("pdb", "cif", "scores", "pae")
+
+
+class FoldJobInput(BaseModel):
+    """Version 1 of the fold job input: exactly one of ``msa``, ``msa_gz_b64``, ``msa_url``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    msa: str | None = None
+    """The MSA as text."""
+    msa_gz_b64: str | None = None
+    """The MSA text, gzip-compressed, then base64."""
+    msa_url: str | None = None
+    """An http(s):// or s3:// URL of the MSA (plain or gzip)."""
+    msa_format: str = "auto"
+    """a3m, sto, fasta, ... or auto (recognised from the content)."""
+    query: str | None = None
+    """Name of the query row (default: the first row)."""
+    models: list[int] = Field(default_factory=lambda: list(MODEL_NUMBERS))
+    """AlphaFold2 pTM models to run, of 1 to 5."""
+    num_recycles: int = 3
+    recycle_early_stop_tolerance: float | None = None
+    """Stop recycling once CA positions move less than this (Å)."""
+    seed: int = 0
+    num_seeds: int = 1
+    """Seeds per model."""
+    rank_by: Literal["plddt", "ptm"] = "plddt"
+    outputs: list[OutputKind] = Field(default_factory=lambda: list(DEFAULT_OUTPUTS))
+    """The files to return."""
+
+    @model_validator(mode="after")
+    def _one_msa_source(self) -> FoldJobInput:
+        given = [n for n in ("msa", "msa_gz_b64", "msa_url") if getattr(self, n) is not None]
+        if len(given) != 1:
+            found = f"got {' and '.join(given)}" if given else "got none"
+            raise ValueError(f"give exactly one of msa, msa_gz_b64 and msa_url ({found})")
+        return self
+
+    def options(self) -> PredictOptions:
+        """The prediction options, checked; errors name the ``input.`` field."""
+        try:
+            return PredictOptions(
+                models=tuple(self.models),
+                num_recycles=self.num_recycles,
+                recycle_early_stop_tolerance=self.recycle_early_stop_tolerance,
+                seed=self.seed,
+                num_seeds=self.num_seeds,
+                rank_by=self.rank_by,
+            )
+        except InputError as exc:
+            raise InputError(exc.problem, where=f"input.{exc.where}", fix=exc.fix) from None
+
+
+class Policy(BaseModel):
+    """RunPod's execution policy, in milliseconds."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    executionTimeout: Annotated[int, Field(gt=0, le=MAX_POLICY_MS)] = DEFAULT_EXECUTION_TIMEOUT_MS
+    """How long the job may run once started, in ms."""
+    ttl: Annotated[int, Field(gt=0, le=MAX_POLICY_MS)] = DEFAULT_TTL_MS
+    """How long the job and its result are kept from submission, in ms."""
+
+
+class RunRequest(BaseModel):
+    """The body of ``/run`` and ``/runsync``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    input: FoldJobInput
+    policy: Policy = Field(default_factory=Policy)
+    webhook: Annotated[str, Field(pattern=r"^https?://", max_length=2048)] | None = None
+    """A URL that is POSTed the job's status object when the job finishes."""
+
+
+def parse_run_request(body: Any) -> RunRequest:
+    """Validate a request body; a bad one raises one :class:`InputError` naming the field."""
+    try:
+        request = RunRequest.model_validate(body)
+    except ValidationError as exc:
+        raise validation_error(exc) from None
+    request.input.options()
+    return request
+
+
+def parse_job_input(payload: Any) -> FoldJobInput:
+    """Validate a job's ``input`` object alone (as a RunPod worker receives it)."""
+    try:
+        job_input = FoldJobInput.model_validate(payload)
+    except ValidationError as exc:
+        raise validation_error(exc, prefix=("input",)) from None
+    job_input.options()
+    return job_input
+
+
+#: Where the whole contract is written down for the user: the installed command prints it.
+SCHEMA_HINT = "`foldserve jobs schema` prints the JSON Schema of the request"
+
+_FIXES = {
+    "extra_forbidden": "remove it; version 1 of the job input knows only {known}",
+    "missing": "add it",
+    "int_type": "give a whole number",
+    "int_parsing": "give a whole number",
+    "float_type": "give a number",
+    "float_parsing": "give a number",
+    "string_type": "give a string",
+    "list_type": "give a JSON array",
+    "model_type": "give a JSON object",
+    "dict_type": "give a JSON object",
+    "literal_error": "use one of the values listed",
+    "bool_type": "give true or false",
+    "greater_than": "give a positive number of milliseconds",
+    "less_than_equal": "give at most 7 days in milliseconds",
+    "string_pattern_mismatch": "give an http:// or https:// URL",
+}
+
+
+def validation_error(exc: ValidationError, prefix: tuple[str | int, ...] = ()) -> InputError:
+    """The first problem pydantic found, as a field path, the reason and the fix."""
+    error = exc.errors()[0]
+    location = prefix + tuple(error["loc"])
+    where = ".".join(str(part) for part in location) or "body"
+    reason = str(error["msg"]).removeprefix("Value error, ")
+    known = ", ".join(FoldJobInput.model_fields)
+    fix = _FIXES.get(error["type"], SCHEMA_HINT).format(known=known)
+    if error["type"] == "extra_forbidden":
+        reason = "unknown field"
+    if error["type"] == "value_error":
+        fix = "send the MSA once, as msa (text), msa_gz_b64 or msa_url"
+    return InputError(reason, where=where, fix=fix)

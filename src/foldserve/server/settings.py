@@ -1,0 +1,129 @@
+"""The settings of ``foldserve serve``: one model for the server and, passed whole, its workers.
+
+:class:`ServeSettings` reads the environment (``FOLDSERVE_PORT``, ``FOLDSERVE_WORKERS``, ...,
+and ``PARAM_DIR`` for the weights, as everywhere in foldserve); ``foldserve serve`` passes only
+the flags that were given, so flags beat the environment. Each worker process gets the same
+model as JSON in one environment variable (:class:`WorkerLaunch`), so no setting is spelled
+again between the server and its workers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from foldserve.errors import InputError
+from foldserve.fold.predictor import Precision
+from foldserve.jobs.ids import JOB_ID
+from foldserve.jobs.output import DEFAULT_INLINE_LIMIT
+
+_MB = 1 << 20
+#: The environment variable that carries a worker's :class:`WorkerLaunch`.
+WORKER_VARIABLE = "FOLDSERVE_WORKER"
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "foldserve" / "server"
+
+
+class ServeSettings(BaseSettings):
+    """Everything the server and its workers are told, in the units of the command's flags."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FOLDSERVE_",
+        env_ignore_empty=True,
+        extra="forbid",
+        frozen=True,
+        validate_by_name=True,
+    )
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 8000
+    workers: Annotated[int, Field(ge=0, le=64)] = 1
+    endpoint_id: Annotated[str, Field(pattern=f"^{JOB_ID.pattern}$")] = "local"
+    params_dir: Path | None = Field(default=None, validation_alias="PARAM_DIR")
+    precision: Precision = "auto"
+    retention_hours: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 24.0
+    inline_limit_mb: Annotated[float, Field(gt=0, allow_inf_nan=False)] = DEFAULT_INLINE_LIMIT / _MB
+    stop_grace: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 30.0
+
+    @property
+    def url(self) -> str:
+        """The endpoint's base URL: ``http://host:port/v2/ENDPOINT_ID``."""
+        return f"{self.public_url}/v2/{self.endpoint_id}"
+
+    @property
+    def public_url(self) -> str:
+        """``http://host:port``, the root that webhooks make result URLs absolute against."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def retention_s(self) -> float:
+        return self.retention_hours * 3600
+
+    @property
+    def inline_limit(self) -> int:
+        """Bytes of output JSON returned inline."""
+        return int(self.inline_limit_mb * _MB)
+
+    @classmethod
+    def env_name(cls, field: str) -> str:
+        """The environment variable a field is read from."""
+        alias = cls.model_fields[field].validation_alias
+        return alias if isinstance(alias, str) else f"FOLDSERVE_{field.upper()}"
+
+    @classmethod
+    def load(cls, given: Mapping[str, Any], names: Mapping[str, str]) -> ServeSettings:
+        """The settings from ``given`` values and the environment; a bad one raises one
+        :class:`InputError` naming ``names[field]`` (a flag) or else the variable."""
+        try:
+            return cls(**given)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            field = _field_of(str(error["loc"][0]) if error["loc"] else "")
+            known = field in cls.model_fields
+            where = names.get(field) or (cls.env_name(field) if known else "settings")
+            reason = str(error["msg"])
+            raise InputError(
+                f"{reason[:1].lower()}{reason[1:]}, not {error['input']!r}",
+                where=where,
+                fix=_FIXES.get(field),
+            ) from None
+
+
+class WorkerLaunch(BaseModel):
+    """What one worker process is started with, as JSON in :data:`WORKER_VARIABLE`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    #: The server's pid: the worker ends when its parent is no longer this process.
+    server_pid: int
+    settings: ServeSettings
+
+
+_FIXES = {
+    "port": "give 1 to 65535",
+    "workers": "give 0 to 64",
+    "endpoint_id": "use letters, digits, '-' and '_'",
+    "precision": "use auto, bfloat16 or float32",
+    "retention_hours": "give a number of hours > 0",
+    "inline_limit_mb": "give a number of MB > 0",
+    "stop_grace": "give a number of seconds >= 0",
+}
+
+
+def _field_of(location: str) -> str:
+    """The field an error location names, also when it names the field's alias."""
+    for name, info in ServeSettings.model_fields.items():
+        if location in (name, info.validation_alias):
+            return name
+    return location
