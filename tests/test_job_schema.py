@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jsonschema  # type: ignore[import-untyped]  # locked via moto[server]; no stubs
+import jsonschema
 import pytest
 from typer.testing import CliRunner
 
