@@ -98,7 +98,7 @@ class LazyGroup(TyperGroup):
             return None
         module = importlib.import_module(f"foldserve.cli.{spec.module}")
         if spec.function is not None:
-            single = typer.Typer()
+            single = typer.Typer(add_completion=False)
             single.command(cmd_name)(getattr(module, spec.function))
             command = typer.main.get_command(single)
         else:
