@@ -21,6 +21,7 @@ from typing import IO
 
 import httpx
 
+from foldserve.retry import RetryPolicy
 from foldserve.server import layout
 from foldserve.server.settings import WORKER_VARIABLE, ServeSettings, WorkerLaunch
 from foldserve.server.status import status_body
@@ -56,6 +57,8 @@ class WorkerPool:
         gpus = _gpu_ids(settings.workers)
         self._slots = [_Slot(name=f"worker-{i}", gpu=gpus[i]) for i in range(settings.workers)]
         self._stopping = threading.Event()
+        # Waits between webhook attempts end early when the server stops.
+        self._webhook_retry = RetryPolicy(max_retries=2, first_s=1.0, max_s=10.0, sleep=self._pause)
         self._threads = [
             threading.Thread(target=self._loop, args=(self._tick,), name="supervisor"),
             # Webhooks have their own thread: a slow receiver must not delay timeouts and kills.
@@ -64,6 +67,9 @@ class WorkerPool:
         self._last_expiry = 0.0
         # Check often enough that results never outlive their retention by more than a quarter.
         self._expire_every = min(EXPIRE_EVERY_SECONDS, settings.retention_s / 4)
+
+    def _pause(self, seconds: float) -> None:
+        self._stopping.wait(seconds)
 
     def start(self) -> None:
         for thread in self._threads:
@@ -171,19 +177,21 @@ class WorkerPool:
         for job in self.store.webhooks_due():
             assert job.webhook is not None
             body = status_body(job, self.settings.public_url)
-            state = WebhookState.FAILED
-            for _ in range(3):
-                try:
-                    httpx.post(job.webhook, json=body, timeout=5.0).raise_for_status()
-                    state = WebhookState.SENT
-                    break
-                except httpx.HTTPError as exc:
-                    log.warning("webhook for %s failed: %s", job.id, exc)
+            try:
+                self._webhook_retry.retrying(httpx.HTTPError)(_post, job.webhook, body)
+                state = WebhookState.SENT
+            except httpx.HTTPError as exc:
+                log.warning("webhook for %s failed after retries: %s", job.id, exc)
+                state = WebhookState.FAILED
             self.store.set_webhook_state(job.id, state)
 
     def _expire(self, now: float) -> None:
         for job_id in self.store.expire(now - self.settings.retention_s):
             shutil.rmtree(layout.results_dir(self.settings.data_dir, job_id), ignore_errors=True)
+
+
+def _post(url: str, body: object) -> None:
+    httpx.post(url, json=body, timeout=5.0).raise_for_status()
 
 
 def _gpu_ids(count: int) -> list[str | None]:
