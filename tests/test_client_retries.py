@@ -40,12 +40,15 @@ from foldserve.errors import (
     KeyRefused,
     MsaError,
     Refused,
+    RemoteError,
     Unavailable,
     WaitTimedOut,
 )
 from foldserve.jobs.schema import JobOutput, JobProgress, JobStatus
 from foldserve.msa.reading import read
 from foldserve.retry import RetryPolicy
+from tests.cli_runner import Ran
+from tests.cli_runner import foldserve as run_cli
 from tests.conftest import data
 
 KEY = "test-key-d41d8cd98f00b204"
@@ -604,7 +607,7 @@ def test_file_names_from_the_server_cannot_escape(
     name: str, client: Client, tmp_path: Path
 ) -> None:
     output = JobOutput.model_validate(output_with({name: {"data": PDB, "sha256": sha(PDB)}}))
-    with pytest.raises(Exception, match="not a plain name"):
+    with pytest.raises(RemoteError, match="not a plain name"):
         client.download(output, tmp_path / "out")
     assert not (tmp_path / "escape.pdb").exists()
 
@@ -624,21 +627,16 @@ def test_the_key_never_reaches_the_logs(
 # --- the command line ----------------------------------------------------------------------------
 
 
-def foldserve(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def foldserve(tmp_path: Path, *args: str) -> Ran:
+    """``foldserve ARGS`` in this process, run from ``tmp_path`` with the test's key and state."""
     env = {
-        **os.environ,
         "FOLDSERVE_API_KEY": KEY,
         "FOLDSERVE_CONFIG": str(tmp_path / "no-config.toml"),
         "FOLDSERVE_STATE_DIR": str(tmp_path / "state"),
     }
-    return subprocess.run(
-        [sys.executable, "-m", "foldserve.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        check=False,
-    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path)
+        return run_cli(*args, env=env)
 
 
 def test_submit_command_to_best_model(endpoint: FakeEndpoint, tmp_path: Path) -> None:
@@ -654,7 +652,7 @@ def test_submit_command_to_best_model(endpoint: FakeEndpoint, tmp_path: Path) ->
     msa = data(SMALL_MSA)
     args = ("--msa", str(msa), "--output", "best.pdb", "--url", endpoint.base, "--models", "3")
     result = foldserve(tmp_path, "submit", *args)
-    assert result.returncode == 0, result.stderr
+    assert result.exit_code == 0, result.stderr
     assert f"job job-1 submitted to {endpoint.base}" in result.stderr
     assert "model_3_ptm" in result.stderr  # the ranking table
     assert (tmp_path / "best.pdb").read_text() == PDB
@@ -667,7 +665,7 @@ def test_submit_command_to_best_model(endpoint: FakeEndpoint, tmp_path: Path) ->
 
     # A later shell: the record finds the endpoint and the key comes from the environment.
     later = foldserve(tmp_path, "status", "job-1")
-    assert later.returncode == 0, later.stderr
+    assert later.exit_code == 0, later.stderr
     assert later.stdout.startswith("job job-1: COMPLETED")
     endpoint.on("POST", "cancel/job-1", status("COMPLETED"))
     cancelled = foldserve(tmp_path, "cancel", "job-1")
@@ -681,7 +679,7 @@ def test_failed_job_is_one_line_and_exit_1(endpoint: FakeEndpoint, tmp_path: Pat
     result = foldserve(
         tmp_path, "submit", "--msa", str(data(SMALL_MSA)), "-o", "x.pdb", "--url", endpoint.base
     )
-    assert result.returncode == 1
+    assert result.exit_code == 1
     assert "error: job job-1 TIMED_OUT: ran past 3600 s" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "x.pdb").exists()
@@ -698,7 +696,7 @@ def test_batch_skips_finished_and_lists_failures(endpoint: FakeEndpoint, tmp_pat
     endpoint.on("GET", "status/job-1", status("COMPLETED", output=done))
     args = ("submit", "--msa-dir", str(msas), "--out-dir", "out", "--url", endpoint.base)
     first = foldserve(tmp_path, *args)
-    assert first.returncode == 1  # bad.a3m failed, locally, before any upload
+    assert first.exit_code == 1  # bad.a3m failed, locally, before any upload
     assert "bad.a3m" in first.stderr and "1 done" in first.stderr
     assert (tmp_path / "out" / "good.pdb").read_text() == PDB
     assert (
@@ -709,7 +707,7 @@ def test_batch_skips_finished_and_lists_failures(endpoint: FakeEndpoint, tmp_pat
 
     (msas / "bad.a3m").unlink()
     again = foldserve(tmp_path, *args)
-    assert again.returncode == 0, again.stderr
+    assert again.exit_code == 0, again.stderr
     assert "1 already done" in again.stderr
     assert len(endpoint.requests("POST", "run")) == 1  # nothing submitted twice
 

@@ -116,17 +116,19 @@ def test_deadlines_time_out_running_jobs_and_stale_queued_ones(tmp_path: Path) -
 def test_a_worker_past_the_deadline_times_its_job_out_with_the_same_message(
     tmp_path: Path,
 ) -> None:
-    store = JobStore(tmp_path / "jobs.sqlite3")
+    now = [1_000_000.0]
+    store = JobStore(tmp_path / "jobs.sqlite3", clock=lambda: now[0])
     store.submit(job_input("a"), Policy(executionTimeout=1), None)
     claimed = store.claim("w0")
     assert claimed is not None
-    time.sleep(0.01)
+    assert store.report(claimed, stage("predict")) is None  # within its 1 ms
+    now[0] += 0.01
     # The worker notices before the supervisor does.
     assert store.report(claimed, stage("predict")) == "timed out"
     job = store.get(claimed.id)
     assert job is not None and job.status == JobStatus.TIMED_OUT
     assert job.error == "execution timeout of 0.001 s exceeded"
-    assert store.enforce_deadlines(time.time()) == []  # nothing left to time out
+    assert store.enforce_deadlines(now[0]) == []  # nothing left to time out
 
 
 def test_the_input_comes_back_as_the_model_it_was_submitted_as(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ import json
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -163,10 +163,15 @@ class StopReason(str):
 
 
 class JobStore:
-    """The queue in ``path``; every method is one transaction on a private connection."""
+    """The queue in ``path``; every method is one transaction on a private connection.
 
-    def __init__(self, path: Path) -> None:
+    ``clock`` is the wall clock every timestamp and deadline is read from (tests pass their own
+    to step past a deadline without waiting for it).
+    """
+
+    def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
         self.path = path
+        self.clock = clock
         path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
@@ -193,7 +198,7 @@ class JobStore:
                     policy.ttl,
                     webhook,
                     WebhookState.PENDING if webhook else None,
-                    time.time(),
+                    self.clock(),
                 ),
             )
         return self._require(job_id)
@@ -235,7 +240,7 @@ class JobStore:
                 " WHERE id = ? AND status IN (?, ?)",
                 (
                     JobStatus.CANCELLED,
-                    time.time(),
+                    self.clock(),
                     "cancelled on request",
                     job_id,
                     JobStatus.IN_QUEUE,
@@ -259,7 +264,7 @@ class JobStore:
                 " WHERE id = ? AND status IN (?, ?)",
                 (
                     JobStatus.IN_QUEUE,
-                    time.time(),
+                    self.clock(),
                     WebhookState.PENDING,
                     job_id,
                     JobStatus.FAILED,
@@ -275,7 +280,7 @@ class JobStore:
         with self._transaction() as db:
             return db.execute(
                 "UPDATE jobs SET status = ?, finished_at = ?, error = ? WHERE status = ?",
-                (JobStatus.CANCELLED, time.time(), "removed by purge-queue", JobStatus.IN_QUEUE),
+                (JobStatus.CANCELLED, self.clock(), "removed by purge-queue", JobStatus.IN_QUEUE),
             ).rowcount
 
     def counts(self) -> dict[str, int]:
@@ -298,7 +303,7 @@ class JobStore:
         """Take the oldest queued job for ``worker``, or None when the queue is empty."""
         token = uuid.uuid4().hex
         with self._transaction() as db:
-            now = time.time()
+            now = self.clock()
             self._expire_queued(db, now)
             row = db.execute(
                 "SELECT id FROM jobs WHERE status = ? ORDER BY seq LIMIT 1", (JobStatus.IN_QUEUE,)
@@ -340,13 +345,13 @@ class JobStore:
             row = db.execute(
                 "SELECT status, run_token FROM jobs WHERE id = ?", (job.id,)
             ).fetchone()
-            reason = _stop_reason(job, row)
+            reason = _stop_reason(job, row, self.clock())
             if reason == "timed out" and row["status"] == JobStatus.IN_PROGRESS:
                 # Past its deadline before the supervisor noticed: time it out here, with the
                 # same message enforce_deadlines gives.
                 db.execute(
                     "UPDATE jobs SET status = ?, finished_at = ?, error = ? WHERE id = ?",
-                    (JobStatus.TIMED_OUT, time.time(), _timeout_message(job), job.id),
+                    (JobStatus.TIMED_OUT, self.clock(), _timeout_message(job), job.id),
                 )
         return reason
 
@@ -365,7 +370,7 @@ class JobStore:
                 " WHERE id = ? AND run_token = ? AND status = ?",
                 (
                     status,
-                    time.time(),
+                    self.clock(),
                     _json(output) if output is not None else None,
                     error,
                     job.id,
@@ -373,14 +378,14 @@ class JobStore:
                     JobStatus.IN_PROGRESS,
                 ),
             ).rowcount
-            _free_worker(db, job)
+            _free_worker(db, job, self.clock())
         return bool(changed)
 
     def stopped(self, job: Job) -> None:
         """The claimant of ``job`` stopped it when told to (the job is already CANCELLED or
         TIMED_OUT): its worker is idle, and not a straggler for the supervisor to kill."""
         with self._transaction() as db:
-            _free_worker(db, job)
+            _free_worker(db, job, self.clock())
 
     # -- the supervisor's side -----------------------------------------------------------------
 
@@ -391,13 +396,14 @@ class JobStore:
             db.execute(
                 "INSERT OR REPLACE INTO workers (name, pid, state, job_id, since)"
                 " VALUES (?, ?, ?, NULL, ?)",
-                (name, pid, state, time.time()),
+                (name, pid, state, self.clock()),
             )
 
     def set_worker_state(self, name: str, state: WorkerState) -> None:
         with self._transaction() as db:
             db.execute(
-                "UPDATE workers SET state = ?, since = ? WHERE name = ?", (state, time.time(), name)
+                "UPDATE workers SET state = ?, since = ? WHERE name = ?",
+                (state, self.clock(), name),
             )
 
     def workers(self) -> list[WorkerRow]:
@@ -444,7 +450,7 @@ class JobStore:
                     "UPDATE jobs SET status = ?, finished_at = ?, error = ? WHERE id = ?",
                     (
                         JobStatus.FAILED,
-                        time.time(),
+                        self.clock(),
                         f"{reason}; it had already been retried once",
                         job_id,
                     ),
@@ -579,10 +585,10 @@ def _job(row: sqlite3.Row) -> Job:
     )
 
 
-def _free_worker(db: sqlite3.Connection, job: Job) -> None:
+def _free_worker(db: sqlite3.Connection, job: Job, now: float) -> None:
     db.execute(
         "UPDATE workers SET state = ?, job_id = NULL, since = ? WHERE name = ? AND job_id = ?",
-        (WorkerState.IDLE, time.time(), job.worker, job.id),
+        (WorkerState.IDLE, now, job.worker, job.id),
     )
 
 
@@ -591,7 +597,7 @@ def _json(model: JobProgress | JobOutput) -> str:
     return json.dumps(model.to_wire(), separators=(",", ":"))
 
 
-def _stop_reason(job: Job, row: sqlite3.Row | None) -> StopReason | None:
+def _stop_reason(job: Job, row: sqlite3.Row | None, now: float) -> StopReason | None:
     if row is None:
         return StopReason("the job was deleted")
     status, token = row["status"], row["run_token"]
@@ -601,7 +607,7 @@ def _stop_reason(job: Job, row: sqlite3.Row | None) -> StopReason | None:
         return StopReason("cancelled on request")
     if status == JobStatus.TIMED_OUT:
         return StopReason("timed out")
-    if time.time() > job.deadline:
+    if now > job.deadline:
         return StopReason("timed out")
     return None
 
