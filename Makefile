@@ -50,7 +50,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 unit: $(STAMP) viewer-js chromium
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 # The report's 3D viewer: 3Dmol.js from its npm package, pinned and integrity-checked
 # (src/foldserve/pipeline/viewer_js.py), kept out of git.

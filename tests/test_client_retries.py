@@ -140,9 +140,22 @@ class FakeEndpoint:
             self.seen.append(Seen(*key, handler.headers.get("Authorization"), body))
             script = self.scripts.get(key, [reply(404, {"error": "no such route"})])
             action = script.pop(0) if len(script) > 1 else script[0]
-        code = action(handler)
-        with self.lock:
-            self.answered[key].append(code)
+        send_response = handler.send_response
+
+        def send_and_record(code: int, message: str | None = None) -> None:
+            # Recorded before the answer is written, so a client that has read it finds it here.
+            with self.lock:
+                self.answered[key].append(code)
+            send_response(code, message)
+
+        handler.send_response = send_and_record  # type: ignore[method-assign]
+        try:
+            dropped = action(handler) == 0
+        finally:  # one handler serves every request of a kept-alive connection
+            handler.send_response = send_response  # type: ignore[method-assign]
+        if dropped:
+            with self.lock:
+                self.answered[key].append(0)
 
     def requests(self, method: str, route: str) -> list[Seen]:
         path = route if route.startswith("/files/") else f"/v2/test/{route}"

@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from foldserve.cli.console import err
 from foldserve.client.batch import (
     BatchEvent,
     BatchItem,
@@ -24,8 +24,6 @@ from foldserve.config import Endpoint
 from foldserve.errors import InputError
 from foldserve.fold.results import PredictOptions
 from foldserve.jobs.schema import JobStatus
-
-err = Console(stderr=True)
 
 
 def check_batch_flags(
@@ -72,7 +70,7 @@ def submit_batch(
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
-            console=err,
+            console=err(),
         ) as bar,
     ):
         task = bar.add_task("starting", total=len(items))
@@ -122,14 +120,14 @@ def submit_batch(
             )
         except KeyboardInterrupt:
             bar.stop()
-            err.print(
+            err().print(
                 "stopped; submitted jobs keep running on the endpoint. Run the same command "
                 "again to pick them up: finished MSAs are skipped, running jobs followed again.",
                 highlight=False,
                 soft_wrap=True,
             )
             raise typer.Exit(130) from None
-    err.print(
+    err().print(
         f"{len(summary.done)} done, {len(summary.skipped)} already done, "
         f"{len(summary.failed)} failed; outputs in {out_dir}/",
         highlight=False,
@@ -137,7 +135,9 @@ def submit_batch(
     )
     if summary.failed:
         for item, message in summary.failed:
-            err.print(f"[red]failed:[/red] {item.msa}: {message}", highlight=False, soft_wrap=True)
+            err().print(
+                f"[red]failed:[/red] {item.msa}: {message}", highlight=False, soft_wrap=True
+            )
         raise typer.Exit(1)
 
 

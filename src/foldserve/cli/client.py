@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
 from foldserve.cli.batch import check_batch_flags, submit_batch
+from foldserve.cli.console import err
 from foldserve.cli.options import (
     TEST_WEIGHTS_WARNING,
     ModelsOption,
@@ -39,8 +39,6 @@ from foldserve.client.request import JobRequest, build_request, policy_milliseco
 from foldserve.config import Endpoint, resolve_endpoint
 from foldserve.errors import InputError
 from foldserve.jobs.schema import JobOutput, JobProgress, JobState, JobStatus
-
-err = Console(stderr=True)
 
 UrlOption = Annotated[
     str | None,
@@ -125,7 +123,7 @@ def submit_command(
         raise InputError(
             "--output is needed", where="--output", fix="add --output OUT.pdb for the best model"
         )
-    with err.status(f"Reading {msa_path} …", spinner="dots"):
+    with err().status(f"Reading {msa_path} …", spinner="dots"):
         request = build_request(
             msa_path, options, execution_timeout_s=timeout, msa_format=msa_format, query=query
         )
@@ -142,12 +140,12 @@ def _submit_one(
 ) -> None:
     directory = out_dir or (output.with_name(output.stem + "_prediction") if output else None)
     for warning in request.warnings:
-        err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
+        err().print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
     with Client(endpoint=endpoint) as client:
-        with err.status(f"Submitting to {endpoint.base_url} …", spinner="dots"):
+        with err().status(f"Submitting to {endpoint.base_url} …", spinner="dots"):
             job_id = client.submit_request(request, output=output, out_dir=directory)
         record = records.load(job_id)  # written by the client
-        err.print(
+        err().print(
             f"job {job_id} submitted to {endpoint.base_url}; "
             f"follow it with: foldserve status {job_id}",
             highlight=False,
@@ -170,7 +168,7 @@ def _follow(client: Client, record: JobRecord, *, offer_cancel: bool) -> JobOutp
     """
     since = datetime.fromisoformat(record.submitted_at).timestamp()
     try:
-        with err.status(f"job {record.id}: waiting …", spinner="dots") as line:
+        with err().status(f"job {record.id}: waiting …", spinner="dots") as line:
             logged: tuple[JobStatus, str | None, str | None] | None = None
 
             def show(state: JobState) -> None:
@@ -183,15 +181,15 @@ def _follow(client: Client, record: JobRecord, *, offer_cancel: bool) -> JobOutp
                     progress.stage if progress else None,
                     progress.model if progress else None,
                 )
-                if not err.is_terminal and step != logged:
-                    err.print(
+                if not err().is_terminal and step != logged:
+                    err().print(
                         text, highlight=False, soft_wrap=True
                     )  # a log gets a line per step, no spinner
                     logged = step
 
             state = client.wait(record.id, on_update=show)
     except KeyboardInterrupt:
-        err.print(f"stopped following job {record.id}", highlight=False, soft_wrap=True)
+        err().print(f"stopped following job {record.id}", highlight=False, soft_wrap=True)
         if (
             offer_cancel
             and sys.stdin.isatty()
@@ -199,9 +197,9 @@ def _follow(client: Client, record: JobRecord, *, offer_cancel: bool) -> JobOutp
         ):
             status = client.cancel(record.id)
             records.update_status(record, status.value)
-            err.print(f"job {record.id}: {status.value}", highlight=False, soft_wrap=True)
+            err().print(f"job {record.id}: {status.value}", highlight=False, soft_wrap=True)
         else:
-            err.print(
+            err().print(
                 f"job {record.id} keeps running. follow: foldserve status {record.id}   "
                 f"results: foldserve fetch {record.id}   stop: foldserve cancel {record.id}",
                 highlight=False,
@@ -258,18 +256,18 @@ def _duration(seconds: float) -> str:
 
 def _save_results(client: Client, result: JobOutput, directory: Path, output: Path | None) -> None:
     """Download a COMPLETED job into ``directory``, copy its best model, print the ranking."""
-    with err.status(f"Downloading results to {directory} …", spinner="dots"):
+    with err().status(f"Downloading results to {directory} …", spinner="dots"):
         files = client.download(result, directory)
     best = save_best_model(files, output) if output is not None else None
     for warning in result.warnings:
-        err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
+        err().print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
     if result.test_weights:
-        err.print(Panel(TEST_WEIGHTS_WARNING, title="warning", border_style="bold red"))
+        err().print(Panel(TEST_WEIGHTS_WARNING, title="warning", border_style="bold red"))
     print_ranking(result)
     where = f"best model: {best}   " if best else ""
-    err.print(f"{where}all outputs: {directory}/", highlight=False, soft_wrap=True)
+    err().print(f"{where}all outputs: {directory}/", highlight=False, soft_wrap=True)
     if result.test_weights:
-        err.print("[bold red]made with random TEST WEIGHTS: not a protein structure[/bold red]")
+        err().print("[bold red]made with random TEST WEIGHTS: not a protein structure[/bold red]")
 
 
 def print_ranking(result: JobOutput) -> None:
@@ -288,7 +286,7 @@ def print_ranking(result: JobOutput) -> None:
             f"{run.max_pae:.1f}",
             str(run.recycles),
         )
-    err.print(table)
+    err().print(table)
 
 
 def _job_endpoint(
@@ -395,8 +393,8 @@ def cancel_command(
     if record is not None:
         records.update_status(record, status.value)
     if status is JobStatus.CANCELLED:
-        err.print(f"job {job_id}: CANCELLED", highlight=False, soft_wrap=True)
+        err().print(f"job {job_id}: CANCELLED", highlight=False, soft_wrap=True)
     else:
-        err.print(
+        err().print(
             f"job {job_id} had already finished: {status.value}", highlight=False, soft_wrap=True
         )

@@ -7,19 +7,16 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from foldserve.cli.client import describe_progress
+from foldserve.cli.console import err, out
 from foldserve.cli.options import parse_models
 from foldserve.errors import InputError
 from foldserve.jobs.progress import JobProgress
 from foldserve.pipeline import tracking
 from foldserve.pipeline.config import PipelineConfig, load_toml
 from foldserve.pipeline.run import run_pipeline
-
-err = Console(stderr=True)
-out = Console()
 
 pipeline_app = typer.Typer(
     help="Multi-step runs: MSA check, predict, compare, report.", no_args_is_help=True
@@ -81,20 +78,20 @@ def run_command(
 
     def show(step: str, status: str) -> None:
         if status == "start":
-            err.print(f"  {step} …", highlight=False)
+            err().print(f"  {step} …", highlight=False)
         else:
-            err.print(f"  {step}: {LABELS[status]}", highlight=False)
+            err().print(f"  {step}: {LABELS[status]}", highlight=False)
 
     def progress(event: JobProgress) -> None:
         parts = [event.stage, *describe_progress(event)]
-        err.print("    " + " · ".join(parts), highlight=False, soft_wrap=True)
+        err().print("    " + " · ".join(parts), highlight=False, soft_wrap=True)
 
     result = run_pipeline(settings, on_step=show, on_progress=progress)
-    with err.status("Recording the run in MLflow …", spinner="dots"):
+    with err().status("Recording the run in MLflow …", spinner="dots"):
         run_id = tracking.log_run(result, settings.tracking_uri)
     uri = settings.tracking_uri or tracking.default_uri(settings.out)
-    err.print(f"report: {result.output('report', 'report')}", highlight=False, soft_wrap=True)
-    err.print(f"MLflow run {run_id} in {uri}", highlight=False, soft_wrap=True)
+    err().print(f"report: {result.output('report', 'report')}", highlight=False, soft_wrap=True)
+    err().print(f"MLflow run {run_id} in {uri}", highlight=False, soft_wrap=True)
 
 
 def _uri(directory: Path, tracking_uri: str | None) -> str:
@@ -134,9 +131,9 @@ def list_command(directory: DirArgument = Path("."), tracking_uri: TrackingOptio
             _number(run.metrics.get("ptm"), 3),
             _number(run.metrics.get("tm_score_to_reference"), 3),
         )
-    out.print(table)
+    out().print(table)
     if not runs:
-        err.print("no runs recorded yet: `foldserve pipeline run` records one")
+        err().print("no runs recorded yet: `foldserve pipeline run` records one")
 
 
 @runs_app.command("compare")
@@ -160,4 +157,4 @@ def compare_runs_command(
             text = ["" if c is None else (f"{c:.4g}" if isinstance(c, float) else c) for c in cells]
             style = "bold" if len(set(text)) > 1 else None
             table.add_row(f"{kind} {name}", *text, style=style)
-    out.print(table)
+    out().print(table)

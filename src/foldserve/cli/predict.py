@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Annotated, cast
 
 import typer
-from rich.console import Console
 from rich.panel import Panel
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from foldserve.cli.console import err
 from foldserve.cli.options import (
     TEST_WEIGHTS_WARNING,
     ModelsOption,
@@ -29,8 +29,6 @@ from foldserve.fold.predictor import Precision, Predictor
 from foldserve.fold.results import Prediction, PredictOptions, ProgressCallback, ProgressEvent
 from foldserve.msa.model import Msa
 from foldserve.msa.reading import read
-
-err = Console(stderr=True)
 
 
 def predict_command(
@@ -73,13 +71,13 @@ def predict_command(
     )
     alignment = read(msa_path, format=msa_format, query=query)
     for warning in alignment.warnings:
-        err.print(f"[yellow]warning:[/yellow] {msa_path}: {warning}", highlight=False)
-    with err.status("Loading AlphaFold2 …", spinner="dots"):
+        err().print(f"[yellow]warning:[/yellow] {msa_path}: {warning}", highlight=False)
+    with err().status("Loading AlphaFold2 …", spinner="dots"):
         # An unknown precision is the Predictor's InputError (where="precision").
         predictor = Predictor(params_dir, precision=cast(Precision, precision))
         predictor.check_fits(alignment)
     if predictor.test_weights:
-        err.print(Panel(TEST_WEIGHTS_WARNING, title="warning", border_style="bold red"))
+        err().print(Panel(TEST_WEIGHTS_WARNING, title="warning", border_style="bold red"))
     directory = out_dir or output.with_name(output.stem + "_prediction")
     with progress_bar(predictor, alignment, options) as show:
         prediction = predictor.predict_to_dir(
@@ -99,7 +97,7 @@ def progress_bar(
         BarColumn(),
         TextColumn("{task.completed}/{task.total}"),
         TimeElapsedColumn(),
-        console=err,
+        console=err(),
     ) as bar:
         task = bar.add_task("features", total=steps)
 
@@ -137,7 +135,7 @@ def print_summary(prediction: Prediction, output: Path, directory: Path) -> None
             str(run.recycles),
             f"{run.seconds:.1f}",
         )
-    err.print(table)
-    err.print(f"best model: {output}   all outputs: {directory}/", highlight=False)
+    err().print(table)
+    err().print(f"best model: {output}   all outputs: {directory}/", highlight=False)
     if prediction.test_weights:
-        err.print("[bold red]made with random TEST WEIGHTS: not a protein structure[/bold red]")
+        err().print("[bold red]made with random TEST WEIGHTS: not a protein structure[/bold red]")

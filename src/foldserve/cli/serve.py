@@ -6,14 +6,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
+from foldserve.cli.console import err
 from foldserve.config import server_api_keys
 from foldserve.server.auth import required_keys
 from foldserve.server.serve import serve
 from foldserve.server.settings import ServeSettings
-
-err = Console(stderr=True)
 
 
 def _setting(field: str, help: str, default: str | None = None) -> Any:
@@ -87,15 +85,15 @@ def serve_command(
     keys = required_keys(settings.host, server_api_keys(), no_auth)
 
     def ready(settings: ServeSettings, recovered: int) -> None:
-        err.print(
+        err().print(
             f"foldserve endpoint [bold]{settings.url}[/bold] · {settings.workers} worker(s) · "
             f"data in {settings.data_dir}" + ("" if keys else " · [red]no authentication[/red]"),
             highlight=False,
             soft_wrap=True,
         )
         if recovered:
-            err.print(f"{recovered} job(s) were running when the server last stopped: requeued")
-        err.print(
+            err().print(f"{recovered} job(s) were running when the server last stopped: requeued")
+        err().print(
             f"submit with: foldserve submit --url {settings.public_url} --msa MSA --output OUT.pdb",
             highlight=False,
             soft_wrap=True,

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -24,6 +23,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from foldserve.cli.console import err, out
 from foldserve.errors import InputError
 from foldserve.fold import weights
 from foldserve.fold.test_weights import FULL_EVOFORMER_BLOCKS, make_test_weights
@@ -33,8 +33,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-out = Console()
-err = Console(stderr=True)
 
 ParamsDirOption = Annotated[
     Path | None,
@@ -83,7 +81,7 @@ def fetch_command(
         TransferSpeedColumn(),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=err, transient=True) as bar:
+    with Progress(*columns, console=err(), transient=True) as bar:
         task = bar.add_task(f"fetching {source}", total=None)
 
         def report(done: int, total: int | None) -> None:
@@ -94,7 +92,7 @@ def fetch_command(
         )
     verb = "installed" if result.downloaded else "already installed"
     note = _checksum_note(result.archive_sha256, result.sha256_verified)
-    err.print(
+    err().print(
         f"{verb}: {param_dir / 'params'} from {result.source}\n"
         f"  archive {result.archive_bytes:,} bytes, sha256 {result.archive_sha256} ({note})",
         highlight=False,
@@ -117,7 +115,7 @@ def check_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Which model files are present and whether they match their checksums; exit 1 if not ok."""
-    with err.status("Checking the weights …", spinner="dots"):
+    with err().status("Checking the weights …", spinner="dots"):
         report = weights.check(weights.resolve_param_dir(params_dir))
     if as_json:
         sys.stdout.write(json.dumps(report.to_json()) + "\n")
@@ -140,9 +138,9 @@ def make_test_command(
         raise InputError(
             f"{blocks} evoformer blocks", where="--blocks", fix="give between 1 and 48"
         )
-    with err.status(f"Writing random test weights ({blocks} evoformer blocks) …", spinner="dots"):
+    with err().status(f"Writing random test weights ({blocks} evoformer blocks) …", spinner="dots"):
         info = make_test_weights(out, evoformer_blocks=blocks, seed=seed)
-    err.print(
+    err().print(
         f"wrote {len(info.files)} test-weight files to {out / 'params'} "
         "[bold red](random values: predictions made with them are not structures)[/bold red]"
     )
@@ -164,33 +162,35 @@ def _print_report(report: weights.WeightsReport) -> None:
             f"{model.bytes:,}" if model.bytes is not None else "[red]missing[/red]",
             VERIFIED[model.verified] if model.present else "",
         )
-    out.print(table)
+    out().print(table)
     source = report.source
     if source:
         sha256 = source.get("archive_sha256")
         note = _checksum_note(sha256, source.get("sha256_verified"))
-        out.print(
+        out().print(
             f"source   {source.get('source')} (fetched {source.get('fetched_at')})\n"
             f"archive  sha256 {sha256} ({note})",
             highlight=False,
             soft_wrap=True,
         )
     elif any(model.present for model in report.models):
-        out.print("source   unknown: no SOURCE.json (files placed by hand?)")
+        out().print("source   unknown: no SOURCE.json (files placed by hand?)")
     if not report.manifest and any(model.present for model in report.models):
-        err.print(f"[yellow]warning:[/yellow] no {weights.MANIFEST}: the files cannot be verified")
+        err().print(
+            f"[yellow]warning:[/yellow] no {weights.MANIFEST}: the files cannot be verified"
+        )
     if report.test_weights:
         info = json.dumps(report.test_weights_info) if report.test_weights_info else "unreadable"
-        err.print(
+        err().print(
             "[yellow]warning:[/yellow] these are random TEST weights: predictions made with them "
             f"are not protein structures ({weights.TEST_WEIGHTS_MARKER}: {info})",
             highlight=False,
             soft_wrap=True,
         )
     if report.ok:
-        out.print("[green]ok[/green]")
+        out().print("[green]ok[/green]")
     else:
-        out.print(
+        out().print(
             "[red]not ok[/red]: run `foldserve weights fetch`, or `foldserve weights fetch "
             "--source` with a copy of alphafold_params_2022-12-06.tar"
         )
