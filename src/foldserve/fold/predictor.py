@@ -242,7 +242,7 @@ class Predictor:
         progress: ProgressCallback | None = None,
         cancel: CancelCheck | None = None,
     ) -> Prediction:
-        """:meth:`predict`, then write the prediction directory (DESIGN.md) into ``out_dir`` and,
+        """:meth:`predict`, then write the prediction directory (the run_alphafold layout) into ``out_dir`` and,
         given ``best_model``, the best model there too, each file whole or not at all."""
         prediction = self.predict(msa, options, progress=progress, cancel=cancel)
         write_prediction(prediction, out_dir, best_model=best_model)
