@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import hypothesis
 import pytest
 
 from foldserve.fold.predictor import Predictor
@@ -64,3 +65,12 @@ def test_params() -> Path:
 def predictor(test_params: Path) -> Predictor:
     """One warm Predictor shared by the engine tests, as a worker would keep it."""
     return Predictor(test_params)
+
+
+# Hypothesis: "ci" (the default) is reproducible (a fixed derandomised search, no example
+# database written into the checkout); FOLDSERVE_HYPOTHESIS=explore searches at random, longer.
+hypothesis.settings.register_profile(
+    "ci", derandomize=True, database=None, deadline=None, print_blob=True
+)
+hypothesis.settings.register_profile("explore", max_examples=2000, deadline=None)
+hypothesis.settings.load_profile(os.environ.get("FOLDSERVE_HYPOTHESIS", "ci"))

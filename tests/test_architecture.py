@@ -1,10 +1,10 @@
 """The package layout stays what the README's "Architecture" section says.
 
 Imports point one way: cli → pipeline/cloud/server/client → jobs → fold → msa/structure →
-errors/files/config/remote/retry/_version. Every import counts, also one inside a function (a lazy
-import is still a dependency); only imports under ``if TYPE_CHECKING:`` are annotations and
-exempt. Nothing imports the package root ``foldserve`` itself, whose lazy attributes are for
-users.
+errors/files/config/remote/outbound/retry/_version. Every import counts, also one inside a
+function (a lazy import is still a dependency); only imports under ``if TYPE_CHECKING:`` are
+annotations and exempt. Nothing imports the package root ``foldserve`` itself, whose lazy
+attributes are for users.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ RANKS = {
     "files": 5,
     "config": 5,
     "remote": 5,
+    "outbound": 5,
     "retry": 5,
     "_version": 5,
 }

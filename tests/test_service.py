@@ -270,11 +270,13 @@ def test_webhook_gets_the_result_and_results_expire(tmp_path: Path, test_params:
     hook = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
     threading.Thread(target=hook.serve_forever, daemon=True).start()
     retention_hours = 4 / 3600  # four seconds
+    webhook = f"http://127.0.0.1:{hook.server_address[1]}/done"
+    # A loopback receiver over http is refused unless the operator allows it.
+    allow = ("--allow-http", "--allow-url-prefix", webhook)
     try:
         with running_server(
-            tmp_path / "data", test_params, "--retention", str(retention_hours)
+            tmp_path / "data", test_params, "--retention", str(retention_hours), *allow
         ) as server:
-            webhook = f"http://127.0.0.1:{hook.server_address[1]}/done"
             job_id = server.submit(small_job(data(SMALL_MSA)), webhook=webhook)
             assert server.wait_finished(job_id)["status"] == "COMPLETED"
             results = tmp_path / "data" / "results" / job_id

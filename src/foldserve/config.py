@@ -47,6 +47,8 @@ KEY_VARIABLES: dict[EndpointKind, str] = {"runpod": "RUNPOD_API_KEY", "url": "FO
 SERVER_KEY_VARIABLE = "FOLDSERVE_API_KEY"
 DEFAULT_ENDPOINT_ID = "local"
 _ENDPOINT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
+#: What an API key may hold: printable ASCII without spaces (it travels in an HTTP header).
+_API_KEY = re.compile(r"^[!-~]+$")
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,10 @@ class Endpoint:
     kind: EndpointKind
     label: str
     profile: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.api_key is not None:
+            checked_api_key(self.api_key, where=f"the API key for {self.label}")
 
 
 NonEmpty = Annotated[str, StringConstraints(min_length=1)]
@@ -382,8 +388,29 @@ def _profile(config: Config, name: str) -> Profile:
 def server_api_keys() -> tuple[str, ...]:
     """The keys a self-hosted server accepts: ``$FOLDSERVE_API_KEY`` and ``[serve] api_keys``."""
     from_env = os.environ.get(SERVER_KEY_VARIABLE)
-    keys = ([from_env] if from_env else []) + list(load_config().serve.api_keys)
+    config = load_config()
+    if from_env:
+        checked_api_key(from_env, where=SERVER_KEY_VARIABLE)
+    for key in config.serve.api_keys:
+        checked_api_key(key, where=f"[serve] api_keys in {config.path}")
+    keys = ([from_env] if from_env else []) + list(config.serve.api_keys)
     return tuple(dict.fromkeys(keys))
+
+
+def checked_api_key(key: str, *, where: str) -> str:
+    """``key``, if it can travel in an ``Authorization`` header: printable ASCII, no spaces.
+
+    The message never shows the key.
+    """
+    if not _API_KEY.match(key):
+        raise InputError(
+            "the API key holds a space, a control or a non-ASCII character, so it can never "
+            "be sent in an HTTP header",
+            where=where,
+            fix="use a key of printable ASCII letters, digits and punctuation, e.g. "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`",
+        )
+    return key
 
 
 def missing_key_fix(kind: EndpointKind) -> str:

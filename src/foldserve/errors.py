@@ -23,6 +23,8 @@ Anything else that escapes is a bug in foldserve and keeps its traceback.
     │   └── WaitTimedOut      waiting gave up; the job keeps running
     ├── WeightsError          model weights missing, damaged or not fetchable
     ├── StorageError          a result bucket that cannot be written
+    ├── StoreUnavailable      the server's job store cannot be used now    HTTP 503
+    │   └── StoreFull         its disk is full                             HTTP 503
     └── Cancelled             a prediction stopped at a recycle boundary on request
 """
 
@@ -130,6 +132,14 @@ class WeightsError(FoldserveError):
 
 class StorageError(FoldserveError):
     """A bucket for large results that cannot be written or signed."""
+
+
+class StoreUnavailable(FoldserveError):
+    """The server's job store cannot be read or written now (a damaged file, an I/O error)."""
+
+
+class StoreFull(StoreUnavailable):
+    """The disk under the server's job store or results is full."""
 
 
 class Cancelled(FoldserveError):

@@ -1,8 +1,10 @@
 """Streaming bytes from an http(s) URL, an ``s3://`` object or a local file.
 
-Shared by the weights fetcher and by jobs whose MSA comes as ``msa_url``. Every failure, even
-one in mid-stream, surfaces as :class:`SourceFailed` with a one-line reason; callers add where
-it happened and what to do. Connection attempts are short and not retried, so an offline
+Used unrestricted for the operator's own sources (the weights); a user's ``msa_url`` goes
+through :mod:`foldserve.outbound` first. Every failure, even one in mid-stream, surfaces as
+:class:`SourceFailed` with a one-line reason that never quotes what the source sent (a
+protocol error's text can hold the first bytes of the answer); callers add where it happened
+and what to do. Connection attempts are short and not retried, so an offline
 machine fails in seconds rather than minutes.
 """
 
@@ -28,14 +30,38 @@ class SourceFailed(Exception):
 
 
 def first_line(exc: BaseException) -> str:
+    """The exception's kind and first line: for failures of our own requests, not a source's."""
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
-def supported(source: str, *, allow_local: bool = True) -> bool:
+#: What each kind of httpx failure means, in words that quote nothing the other side sent.
+_HTTP_FAILURES: tuple[tuple[type[httpx.HTTPError], str], ...] = (
+    (httpx.ConnectTimeout, "the connection timed out"),
+    (httpx.ConnectError, "could not connect (no route, refused, or TLS failed)"),
+    (httpx.ReadTimeout, "the source stopped sending"),
+    (httpx.TimeoutException, "timed out"),
+    (httpx.ProtocolError, "the answer was not valid HTTP"),
+    (httpx.TooManyRedirects, "too many redirects"),
+)
+
+
+def describe(exc: httpx.HTTPError) -> str:
+    """A one-line reason for an httpx failure, by its kind only."""
+    return next(
+        (text for kind, text in _HTTP_FAILURES if isinstance(exc, kind)),
+        f"the request failed ({type(exc).__name__})",
+    )
+
+
+def status_reason(code: int) -> str:
+    """``HTTP 404 Not Found``: the standard phrase, not the one the server chose to send."""
+    return f"HTTP {code} {httpx.codes.get_reason_phrase(code)}".rstrip()
+
+
+def supported(source: str) -> bool:
     """Whether :func:`open_source` can read ``source``."""
-    scheme = urlparse(source).scheme
-    return scheme in _OPENERS and (allow_local or scheme != "")
+    return urlparse(source).scheme in _OPENERS
 
 
 def open_source(
@@ -61,10 +87,11 @@ def _http(url: str, connect_timeout: float, read_timeout: float) -> Iterator[Ope
             length = response.headers.get("Content-Length")
             yield response.iter_bytes(), int(length) if length else None
     except httpx.HTTPStatusError as exc:
-        response = exc.response
-        raise SourceFailed(f"HTTP {response.status_code} {response.reason_phrase}") from exc
-    except (httpx.HTTPError, httpx.InvalidURL) as exc:
-        raise SourceFailed(first_line(exc)) from exc
+        raise SourceFailed(status_reason(exc.response.status_code)) from exc
+    except httpx.HTTPError as exc:
+        raise SourceFailed(describe(exc)) from exc
+    except httpx.InvalidURL as exc:
+        raise SourceFailed("not a valid URL") from exc
 
 
 @contextlib.contextmanager
@@ -88,8 +115,11 @@ def _s3(url: str, connect_timeout: float, read_timeout: float) -> Iterator[Opene
         response = client.get_object(Bucket=bucket, Key=key)
         with contextlib.closing(response["Body"]) as body:
             yield body.iter_chunks(CHUNK), int(response["ContentLength"])
-    except (BotoCoreError, ClientError) as exc:
-        raise SourceFailed(first_line(exc)) from exc
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "unknown")
+        raise SourceFailed(f"S3 error {code}") from exc
+    except BotoCoreError as exc:
+        raise SourceFailed(f"S3 request failed ({type(exc).__name__})") from exc
 
 
 @contextlib.contextmanager

@@ -58,12 +58,37 @@ def serve_command(
             "Seconds a cancelled or timed-out job has to stop before its worker is killed",
         ),
     ] = None,
+    max_msa_rows: Annotated[
+        int | None, _setting("max_msa_rows", "Most rows a job's MSA may hold, refused at /run")
+    ] = None,
+    max_query_length: Annotated[
+        int | None,
+        _setting("max_query_length", "Longest query (residues) a job may have, refused at /run"),
+    ] = None,
+    allow_http: Annotated[
+        bool | None,
+        _setting("allow_http", "Let msa_url and webhooks use http://, not only https://", "off"),
+    ] = None,
+    allow_url_prefix: Annotated[
+        list[str] | None,
+        _setting(
+            "allow_url_prefixes",
+            "Fetch URLs under this prefix even on a private address (an internal mirror); "
+            "repeatable",
+            "none",
+        ),
+    ] = None,
+    s3_bucket: Annotated[
+        list[str] | None,
+        _setting("s3_buckets", "Read s3:// msa_url from this bucket; repeatable", "none"),
+    ] = None,
 ) -> None:
     """Serve RunPod's job API on this machine, with warm AlphaFold2 workers.
 
     Flags beat the environment, which beats the defaults.
 
-    The API key comes from FOLDSERVE_API_KEY or the config file, never from a flag.
+    The API key comes from FOLDSERVE_API_KEY or the config file, never from a flag; so does the
+    webhook signing secret, FOLDSERVE_WEBHOOK_SECRET.
     """
     flags = {
         "host": ("--host", host),
@@ -76,6 +101,11 @@ def serve_command(
         "retention_hours": ("--retention", retention),
         "inline_limit_mb": ("--inline-limit", inline_limit),
         "stop_grace": ("--stop-grace", stop_grace),
+        "max_msa_rows": ("--max-msa-rows", max_msa_rows),
+        "max_query_length": ("--max-query-length", max_query_length),
+        "allow_http": ("--allow-http", allow_http),
+        "allow_url_prefixes": ("--allow-url-prefix", allow_url_prefix or None),
+        "s3_buckets": ("--s3-bucket", s3_bucket or None),
     }
     given = {field: (flag, value) for field, (flag, value) in flags.items() if value is not None}
     settings = ServeSettings.load(

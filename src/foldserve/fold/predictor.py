@@ -138,6 +138,18 @@ class Predictor:
         choose = bucket_shape if self.bucketing else exact_shape
         return choose(msa.query_length, len(msa))
 
+    def check_models(self, models: tuple[int, ...], *, where: str = "models") -> None:
+        """Refuse models whose parameters are not installed; the message names no path (a
+        job's sender is told it too)."""
+        unavailable = sorted(set(models) - set(self.available_models))
+        if unavailable:
+            raise InputError(
+                f"model {unavailable[0]} has no parameters installed here",
+                where=where,
+                fix=f"choose among {', '.join(map(str, self.available_models))}, "
+                "or fetch all weights (`foldserve weights fetch`)",
+            )
+
     def check_fits(self, msa: Msa) -> None:
         """Refuse, before any work, a job whose estimated memory exceeds the device's."""
         shape = self.shape_for(msa)
@@ -161,14 +173,7 @@ class Predictor:
     ) -> Prediction:
         """Run every requested model and seed on ``msa``; return the runs ranked best first."""
         options = options or PredictOptions()
-        unavailable = sorted(set(options.models) - set(self.available_models))
-        if unavailable:
-            raise InputError(
-                f"model {unavailable[0]} has no parameters in {self.param_dir / 'params'}",
-                where="models",
-                fix=f"choose among {', '.join(map(str, self.available_models))}, "
-                "or fetch all weights",
-            )
+        self.check_models(options.models)
         self.check_fits(msa)
         started = time.perf_counter()
         report = _Reporter(progress, started)
@@ -242,8 +247,9 @@ class Predictor:
         progress: ProgressCallback | None = None,
         cancel: CancelCheck | None = None,
     ) -> Prediction:
-        """:meth:`predict`, then write the prediction directory (the run_alphafold layout) into ``out_dir`` and,
-        given ``best_model``, the best model there too, each file whole or not at all."""
+        """:meth:`predict`, then write the prediction directory (the run_alphafold layout) into
+        ``out_dir`` and, given ``best_model``, the best model there too, each file whole or not
+        at all."""
         prediction = self.predict(msa, options, progress=progress, cancel=cancel)
         write_prediction(prediction, out_dir, best_model=best_model)
         return prediction

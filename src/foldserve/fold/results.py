@@ -17,6 +17,11 @@ from foldserve.msa.model import Msa
 RankBy = Literal["plddt", "ptm"]
 FloatArray = npt.NDArray[np.float32]
 
+#: The largest seed: JAX's PRNG keys and numpy's RandomState take 32 bits.
+MAX_SEED = 2**32 - 1
+MAX_RECYCLES = 48
+MAX_SEEDS = 1000
+
 
 @dataclass(frozen=True)
 class PredictOptions:
@@ -43,11 +48,11 @@ class PredictOptions:
             )
         if len(set(self.models)) != len(self.models):
             raise bad("models", "a model is listed twice", "list each model once")
-        if not 0 <= self.num_recycles <= 48:
+        if not 0 <= self.num_recycles <= MAX_RECYCLES:
             raise bad(
                 "num_recycles",
-                f"{self.num_recycles} recycles is outside 0..48",
-                "use 3 (AlphaFold's default) or up to 48",
+                f"{self.num_recycles} recycles is outside 0..{MAX_RECYCLES}",
+                f"use 3 (AlphaFold's default) or up to {MAX_RECYCLES}",
             )
         tolerance = self.recycle_early_stop_tolerance
         if tolerance is not None and tolerance < 0:
@@ -56,10 +61,17 @@ class PredictOptions:
                 f"tolerance {tolerance} is negative",
                 "give a distance in Å such as 0.5, or leave it out",
             )
-        if self.seed < 0:
-            raise bad("seed", f"seed {self.seed} is negative", "give 0 or a positive integer")
-        if not 1 <= self.num_seeds <= 1000:
-            raise bad("num_seeds", f"{self.num_seeds} seeds", "give between 1 and 1000 seeds")
+        if not 1 <= self.num_seeds <= MAX_SEEDS:
+            raise bad(
+                "num_seeds", f"{self.num_seeds} seeds", f"give between 1 and {MAX_SEEDS} seeds"
+            )
+        last_seed = self.seed + self.num_seeds - 1
+        if not 0 <= self.seed <= last_seed <= MAX_SEED:
+            raise bad(
+                "seed",
+                f"seeds {self.seed} to {last_seed} are outside 0..{MAX_SEED}",
+                f"give a seed from 0 to {MAX_SEED - self.num_seeds + 1} (32 bits, as JAX takes)",
+            )
         if self.rank_by not in ("plddt", "ptm"):
             raise bad("rank_by", f"unknown ranking {self.rank_by!r}", "use plddt or ptm")
         if self.templates:

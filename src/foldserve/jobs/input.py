@@ -9,10 +9,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from foldserve.errors import InputError
-from foldserve.fold.results import PredictOptions
+from foldserve.fold.results import MAX_RECYCLES, MAX_SEED, MAX_SEEDS, PredictOptions
 from foldserve.fold.weights import MODEL_NUMBERS
 
 #: RunPod's default execution timeout; a prediction often needs more, so clients send their own.
@@ -28,29 +36,50 @@ RUNSYNC_BODY_LIMIT = 20_000_000
 OutputKind = Literal["pdb", "cif", "scores", "pae", "msa"]
 DEFAULT_OUTPUTS: tuple[OutputKind, ...] = ("pdb", "cif", "scores", "pae")
 
+#: Strict types: no ``"3"`` or ``true`` for a number, no coercion of any kind.
+_STRICT = ConfigDict(extra="forbid", frozen=True, strict=True, use_attribute_docstrings=True)
+
+
+def _encodable(text: str) -> str:
+    """``text`` if it is valid Unicode: JSON's ``\\ud800`` escapes can make lone surrogates."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise PydanticCustomError(
+            "unicode_surrogate",
+            "holds a lone surrogate {code} at position {position}, which is not Unicode text",
+            {"code": f"U+{ord(text[exc.start]):04X}", "position": exc.start + 1},
+        ) from None
+    return text
+
+
+#: A string that can be stored, logged and encoded as UTF-8.
+Text = Annotated[str, AfterValidator(_encodable)]
+
 
 class FoldJobInput(BaseModel):
     """Version 1 of the fold job input: exactly one of ``msa``, ``msa_gz_b64``, ``msa_url``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    model_config = _STRICT
 
-    msa: str | None = None
+    msa: Text | None = None
     """The MSA as text."""
-    msa_gz_b64: str | None = None
+    msa_gz_b64: Text | None = None
     """The MSA text, gzip-compressed, then base64."""
-    msa_url: str | None = None
+    msa_url: Text | None = None
     """An http(s):// or s3:// URL of the MSA (plain or gzip)."""
-    msa_format: str = "auto"
+    msa_format: Text = "auto"
     """a3m, sto, fasta, ... or auto (recognised from the content)."""
-    query: str | None = None
+    query: Text | None = None
     """Name of the query row (default: the first row)."""
     models: list[int] = Field(default_factory=lambda: list(MODEL_NUMBERS))
     """AlphaFold2 pTM models to run, of 1 to 5."""
-    num_recycles: int = 3
-    recycle_early_stop_tolerance: float | None = None
+    num_recycles: Annotated[int, Field(ge=0, le=MAX_RECYCLES)] = 3
+    recycle_early_stop_tolerance: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
     """Stop recycling once CA positions move less than this (Å)."""
-    seed: int = 0
-    num_seeds: int = 1
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED)] = 0
+    """The first seed; seed + num_seeds - 1 is at most 2**32 - 1 (JAX's PRNG)."""
+    num_seeds: Annotated[int, Field(ge=1, le=MAX_SEEDS)] = 1
     """Seeds per model."""
     rank_by: Literal["plddt", "ptm"] = "plddt"
     outputs: list[OutputKind] = Field(default_factory=lambda: list(DEFAULT_OUTPUTS))
@@ -60,8 +89,11 @@ class FoldJobInput(BaseModel):
     def _one_msa_source(self) -> FoldJobInput:
         given = [n for n in ("msa", "msa_gz_b64", "msa_url") if getattr(self, n) is not None]
         if len(given) != 1:
-            found = f"got {' and '.join(given)}" if given else "got none"
-            raise ValueError(f"give exactly one of msa, msa_gz_b64 and msa_url ({found})")
+            raise PydanticCustomError(
+                "msa_source",
+                "give exactly one of msa, msa_gz_b64 and msa_url ({found})",
+                {"found": f"got {' and '.join(given)}" if given else "got none"},
+            )
         return self
 
     def options(self) -> PredictOptions:
@@ -82,7 +114,7 @@ class FoldJobInput(BaseModel):
 class Policy(BaseModel):
     """RunPod's execution policy, in milliseconds."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    model_config = _STRICT
 
     executionTimeout: Annotated[int, Field(gt=0, le=MAX_POLICY_MS)] = DEFAULT_EXECUTION_TIMEOUT_MS
     """How long the job may run once started, in ms."""
@@ -93,11 +125,11 @@ class Policy(BaseModel):
 class RunRequest(BaseModel):
     """The body of ``/run`` and ``/runsync``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    model_config = _STRICT
 
     input: FoldJobInput
     policy: Policy = Field(default_factory=Policy)
-    webhook: Annotated[str, Field(pattern=r"^https?://", max_length=2048)] | None = None
+    webhook: Annotated[Text, Field(pattern=r"^https?://", max_length=2048)] | None = None
     """A URL that is POSTed the job's status object when the job finishes."""
 
 
@@ -131,28 +163,43 @@ _FIXES = {
     "int_parsing": "give a whole number",
     "float_type": "give a number",
     "float_parsing": "give a number",
+    "finite_number": "give a finite number (not NaN or Infinity)",
     "string_type": "give a string",
     "list_type": "give a JSON array",
     "model_type": "give a JSON object",
+    "model_attributes_type": "give a JSON object",
     "dict_type": "give a JSON object",
     "literal_error": "use one of the values listed",
     "bool_type": "give true or false",
-    "greater_than": "give a positive number of milliseconds",
-    "less_than_equal": "give at most 7 days in milliseconds",
+    "greater_than": "give a number greater than {gt}",
+    "greater_than_equal": "give {ge} or more",
+    "less_than_equal": "give at most {le}",
     "string_pattern_mismatch": "give an http:// or https:// URL",
+    "unicode_surrogate": "send valid Unicode text (UTF-8; no \\ud800-\\udfff escapes alone)",
+    "string_unicode": "send valid Unicode text (UTF-8; no \\ud800-\\udfff escapes alone)",
+    "msa_source": "send the MSA once, as msa (text), msa_gz_b64 or msa_url",
 }
 
 
 def validation_error(exc: ValidationError, prefix: tuple[str | int, ...] = ()) -> InputError:
     """The first problem pydantic found, as a field path, the reason and the fix."""
     error = exc.errors()[0]
-    location = prefix + tuple(error["loc"])
-    where = ".".join(str(part) for part in location) or "body"
+    where = json_path(prefix + tuple(error["loc"]))
     reason = str(error["msg"]).removeprefix("Value error, ")
     known = ", ".join(FoldJobInput.model_fields)
-    fix = _FIXES.get(error["type"], SCHEMA_HINT).format(known=known)
+    fix = _FIXES.get(error["type"], SCHEMA_HINT).format(known=known, **error.get("ctx", {}))
     if error["type"] == "extra_forbidden":
         reason = "unknown field"
-    if error["type"] == "value_error":
-        fix = "send the MSA once, as msa (text), msa_gz_b64 or msa_url"
     return InputError(reason, where=where, fix=fix)
+
+
+def json_path(location: tuple[str | int, ...]) -> str:
+    """``input.models[0]``; a key that is not printable text is shown escaped."""
+    where = ""
+    for part in location:
+        if isinstance(part, int):
+            where += f"[{part}]"
+            continue
+        name = part if part.isprintable() else ascii(part)
+        where += f".{name}" if where else name
+    return where or "body"

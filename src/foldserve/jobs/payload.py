@@ -3,7 +3,8 @@
 The client sends the alignment as gzip + base64 A3M (``msa_gz_b64``), already parsed and
 validated, so a bad file never costs GPU time. The worker accepts plain text, the packed form
 or a URL, and refuses anything that would inflate past :data:`MAX_MSA_BYTES` (a gzip bomb
-gets a clear error, not an exhausted worker).
+gets a clear error, not an exhausted worker) or hold more than the :class:`MsaLimits` allow
+(reading stops there). Row names may be any Unicode: the packed A3M is UTF-8.
 """
 
 from __future__ import annotations
@@ -15,15 +16,23 @@ import io
 import zlib
 
 from foldserve import remote
-from foldserve.errors import InputError, TooLarge
+from foldserve.errors import InputError, MsaError, TooLarge
 from foldserve.jobs.input import FoldJobInput
+from foldserve.msa.builder import MsaLimits
 from foldserve.msa.model import Msa
 from foldserve.msa.reading import read
 from foldserve.msa.writing import write_a3m
+from foldserve.outbound import STRICT, OutboundPolicy
 
 #: The largest MSA text a job may carry once inflated. ColabFold's models see at most 5,632
 #: rows; at 2,500 residues that is 14 MB of A3M, so this leaves ample room for insertions.
-MAX_MSA_BYTES = 64 << 20
+MAX_MSA_BYTES = 64_000_000
+#: The most rows a job's MSA may hold: about 0.5 s to read. The model uses at most 5,632.
+MAX_MSA_ROWS = 100_000
+#: The longest query: by :func:`foldserve.fold.shapes.estimate_bytes` the largest GPU (141 GB)
+#: fits 6,000 residues with a single-sequence MSA, and no more.
+MAX_QUERY_LENGTH = 6_000
+DEFAULT_LIMITS = MsaLimits(max_rows=MAX_MSA_ROWS, max_query_length=MAX_QUERY_LENGTH)
 
 
 def a3m_text(msa: Msa) -> str:
@@ -34,7 +43,7 @@ def a3m_text(msa: Msa) -> str:
 
 def pack_msa(msa: Msa) -> str:
     """``msa`` as gzip + base64 A3M, the ``msa_gz_b64`` field."""
-    packed = gzip.compress(a3m_text(msa).encode("ascii"), compresslevel=6, mtime=0)
+    packed = gzip.compress(a3m_text(msa).encode("utf-8"), compresslevel=6, mtime=0)
     return base64.b64encode(packed).decode("ascii")
 
 
@@ -51,15 +60,22 @@ def inflate(data: bytes, *, limit: int, where: str) -> bytes:
         ) from None
     if len(text) > limit:
         raise TooLarge(
-            f"inflates to more than {limit >> 20} MB",
+            f"inflates to more than {limit / 1e6:g} MB",
             where=where,
             fix="reduce the MSA first (foldserve msa filter --max-seqs 5632)",
         )
     return text
 
 
-def unpack_msa(job_input: FoldJobInput, *, connect_timeout: float = 10.0) -> Msa:
-    """The job's MSA, parsed and validated; errors name the ``input.`` field."""
+def unpack_msa(
+    job_input: FoldJobInput,
+    *,
+    limits: MsaLimits = DEFAULT_LIMITS,
+    outbound: OutboundPolicy = STRICT,
+) -> Msa:
+    """The job's MSA, parsed and validated within ``limits``; errors name the ``input.`` field.
+    An ``msa_url`` is fetched under ``outbound``, the server's policy (the strictest by
+    default)."""
     if job_input.msa is not None:
         where, text = "input.msa", job_input.msa.encode()
         if len(text) > MAX_MSA_BYTES:
@@ -77,21 +93,30 @@ def unpack_msa(job_input: FoldJobInput, *, connect_timeout: float = 10.0) -> Msa
         text = inflate(packed, limit=MAX_MSA_BYTES, where=where)
     else:
         assert job_input.msa_url is not None
-        where, text = "input.msa_url", _download(job_input.msa_url, connect_timeout)
+        where, text = "input.msa_url", _download(job_input.msa_url, outbound)
     stream = io.BytesIO(text)
     stream.name = where
-    return read(stream, format=job_input.msa_format, query=job_input.query)
+    try:
+        return read(stream, format=job_input.msa_format, query=job_input.query, limits=limits)
+    except MsaError as exc:
+        if job_input.msa_url is None:
+            raise
+        # A reader's message can quote the file; what a URL served is never shown back.
+        raise MsaError(
+            "the downloaded file is not a usable MSA",
+            source=where,
+            line=exc.line,
+            fix="check it with `foldserve msa inspect FILE`, or send the MSA inline",
+        ) from None
 
 
-def _download(url: str, connect_timeout: float) -> bytes:
+def _download(url: str, outbound: OutboundPolicy) -> bytes:
     where = "input.msa_url"
-    if not remote.supported(url, allow_local=False):
-        raise InputError(
-            "not an http(s):// or s3:// URL", where=where, fix="give an http(s) or s3 URL"
-        )
     received = bytearray()
     try:
-        with remote.open_source(url, connect_timeout=connect_timeout) as (chunks, _):
+        with outbound.open(url, where=where) as (chunks, size):
+            if size is not None and size > MAX_MSA_BYTES:
+                raise _msa_too_large(where)
             for chunk in chunks:
                 received += chunk
                 if len(received) > MAX_MSA_BYTES:
@@ -109,7 +134,7 @@ def _download(url: str, connect_timeout: float) -> bytes:
 
 def _msa_too_large(where: str) -> TooLarge:
     return TooLarge(
-        f"is larger than {MAX_MSA_BYTES >> 20} MB",
+        f"is larger than {MAX_MSA_BYTES / 1e6:g} MB",
         where=where,
         fix="reduce the MSA first (foldserve msa filter --max-seqs 5632)",
     )

@@ -16,8 +16,10 @@ from foldserve.fold.predictor import Predictor
 from foldserve.fold.results import CancelCheck
 from foldserve.jobs.input import FoldJobInput
 from foldserve.jobs.output import DEFAULT_INLINE_LIMIT, JobOutput, UrlFor, build_output
-from foldserve.jobs.payload import unpack_msa
+from foldserve.jobs.payload import DEFAULT_LIMITS, unpack_msa
 from foldserve.jobs.progress import JobProgress
+from foldserve.msa.builder import MsaLimits
+from foldserve.outbound import STRICT, OutboundPolicy
 
 #: Receives the job's progress: stage, model, recycle, scores.
 OnProgress = Callable[[JobProgress], None]
@@ -32,6 +34,8 @@ def run_fold_job(
     cancel: CancelCheck | None = None,
     inline_limit: int = DEFAULT_INLINE_LIMIT,
     url_for: UrlFor | None = None,
+    outbound: OutboundPolicy = STRICT,
+    limits: MsaLimits = DEFAULT_LIMITS,
 ) -> JobOutput:
     """Parse, check, predict, write the files into ``work_dir``; return the job's output.
 
@@ -42,7 +46,8 @@ def run_fold_job(
     started = time.perf_counter()
     progress(JobProgress(stage="parse", elapsed=0.0))
     options = job_input.options()
-    msa = unpack_msa(job_input)
+    predictor.check_models(options.models, where="input.models")
+    msa = unpack_msa(job_input, limits=limits, outbound=outbound)
     predictor.check_fits(msa)
     parse_seconds = time.perf_counter() - started
 

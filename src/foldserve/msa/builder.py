@@ -15,12 +15,13 @@ deletion count (see :class:`foldserve.msa.model.Msa`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
-from foldserve.errors import MsaError
+from foldserve.errors import MsaError, TooLarge
 from foldserve.msa.alphabet import (
     DOT,
     GAP,
@@ -46,6 +47,14 @@ UNALIGNED_FIX = (
     "align the sequences first (hmmalign, mafft, clustalo or jackhmmer -A) "
     "and give the aligned file"
 )
+
+
+@dataclass(frozen=True)
+class MsaLimits:
+    """The most an MSA may hold: reading stops as soon as it is past either."""
+
+    max_rows: int
+    max_query_length: int
 
 
 class RawRow(NamedTuple):
@@ -132,12 +141,15 @@ class MsaBuilder:
         rule: ColumnRule,
         query: str | None = None,
         size_hint: int | None = None,
+        limits: MsaLimits | None = None,
     ) -> None:
         """``size_hint``: bytes of text to come, when known; bounds the number of rows."""
         self.source = source
         self.format = format
         self.rule = rule
         self.wanted_query = query
+        self.limits = limits
+        self._rows = 0
         self.warnings: list[str] = []
         self._pending: list[RawRow] = []
         self._query: RawRow | None = None
@@ -161,6 +173,14 @@ class MsaBuilder:
                 source=self.source,
                 line=row.line,
                 fix="the file looks truncated or damaged; remove the empty record or re-export it",
+            )
+        self._rows += 1
+        if self.limits is not None and self._rows > self.limits.max_rows:
+            raise TooLarge(
+                f"holds more than {self.limits.max_rows:,} rows",
+                where=self.source,
+                fix="keep the rows the model can use: "
+                "`foldserve msa filter --max-seqs 5632` (it reads at most 5,632)",
             )
         if self._query is None:
             if self.wanted_query is None or row.name == self.wanted_query:
@@ -245,6 +265,14 @@ class MsaBuilder:
                 line=row.line,
                 fix="foldserve predicts proteins: give a protein alignment "
                 "(translate the sequences first)",
+            )
+        if self.limits is not None and len(residues) > self.limits.max_query_length:
+            raise TooLarge(
+                f"the query {row.name!r} has {len(residues):,} residues, more than the "
+                f"{self.limits.max_query_length:,} this endpoint predicts",
+                where=self.source,
+                fix=f"predict a part of at most {self.limits.max_query_length:,} residues "
+                "(a domain), cutting the MSA's columns to match",
             )
         self._query = row
 

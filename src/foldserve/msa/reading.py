@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from foldserve.msa.builder import MsaBuilder
+from foldserve.msa.builder import MsaBuilder, MsaLimits
 from foldserve.msa.easel import EASEL_FORMATS, read_with_easel
 from foldserve.msa.model import Msa
 from foldserve.msa.records import scan_records
@@ -11,13 +11,21 @@ from foldserve.msa.source import SourceLike, open_source
 from foldserve.msa.stockholm import read_stockholm
 
 
-def read(source: SourceLike, *, format: str = "auto", query: str | None = None) -> Msa:
+def read(
+    source: SourceLike,
+    *,
+    format: str = "auto",
+    query: str | None = None,
+    limits: MsaLimits | None = None,
+) -> Msa:
     """Read an MSA in A3M, aligned FASTA, A2M, Stockholm or Clustal.
 
     ``source`` is a path, ``"-"`` for standard input, or a binary file object; gzip, bzip2 and
     xz are decompressed transparently. The format is recognised from the content unless given.
     The first sequence is the query unless ``query`` names another. Raises
-    :class:`foldserve.errors.MsaError` (with file, line and fix) for input that cannot be used.
+    :class:`foldserve.errors.MsaError` (with file, line and fix) for input that cannot be used,
+    and :class:`foldserve.errors.TooLarge` as soon as it is past ``limits`` (rows, or residues
+    of the query), without reading further.
     """
     with open_source(source) as text:
         head = text.head()
@@ -27,7 +35,12 @@ def read(source: SourceLike, *, format: str = "auto", query: str | None = None) 
         else:
             rule = rule_for(fmt)
         builder = MsaBuilder(
-            source=text.name, format=fmt, rule=rule, query=query, size_hint=text.size
+            source=text.name,
+            format=fmt,
+            rule=rule,
+            query=query,
+            size_hint=text.size,
+            limits=limits,
         )
         if fmt in EASEL_FORMATS:
             read_with_easel(text.blocks(), builder, fmt)

@@ -3,7 +3,9 @@
 Request bodies are read as a stream and refused past their limit (10 MB for ``/run``, 20 MB
 for ``/runsync``, as on RunPod), also when a gzip body would inflate past it. The MSA is parsed
 at submission, so a bad file is refused with its line before it waits in the queue. Errors are
-JSON ``{"error": "<where>: <what>. Fix: <how>", "field": "<where>"}``.
+JSON ``{"error": "<where>: <what>. Fix: <how>", "field": "<where>"}``; a job store that cannot
+be written (a full disk) answers 503 with ``Retry-After``, so clients wait and try again. The
+OpenAPI document (``/openapi.json``) needs the key like every route; there are no ``/docs``.
 """
 
 from __future__ import annotations
@@ -16,18 +18,29 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, JSONResponse
 
 from foldserve._version import __version__
-from foldserve.errors import InputError, MsaError, NotFound, TooLarge, Unauthorized
+from foldserve.errors import (
+    InputError,
+    MsaError,
+    NotFound,
+    StoreFull,
+    StoreUnavailable,
+    TooLarge,
+    Unauthorized,
+)
 from foldserve.jobs.ids import checked_file_name, checked_job_id
 from foldserve.jobs.payload import inflate, unpack_msa
 from foldserve.jobs.schema import (
     RUN_BODY_LIMIT,
     RUNSYNC_BODY_LIMIT,
     JobStatus,
+    RunRequest,
     parse_run_request,
 )
+from foldserve.outbound import OutboundPolicy
 from foldserve.server import layout
 from foldserve.server.auth import key_check
 from foldserve.server.settings import ServeSettings
@@ -37,12 +50,24 @@ from foldserve.server.store import Job, JobStore, WorkerState
 #: How long ``/runsync`` waits by default, and at most (RunPod's figures).
 RUNSYNC_WAIT_MS = 90_000
 RUNSYNC_MAX_WAIT_MS = 300_000
+#: Seconds a client is told to wait when the job store cannot be written (503).
+STORE_RETRY_AFTER_S = 30
+#: ``/run`` and ``/runsync`` read their body themselves (streamed, size-capped); the OpenAPI
+#: document describes it from the contract's model all the same.
+_RUN_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RunRequest"}}},
+    }
+}
 
 
 def create_app(store: JobStore, settings: ServeSettings, api_keys: tuple[str, ...]) -> FastAPI:
     """The API over ``store``; ``api_keys`` empty: no authentication (loopback only, see
     :func:`foldserve.server.auth.required_keys`)."""
-    app = FastAPI(title="foldserve", version=__version__, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="foldserve", version=__version__, openapi_url=None, docs_url=None, redoc_url=None
+    )
     _install_error_handlers(app)
 
     def endpoint(endpoint_id: str) -> None:
@@ -64,18 +89,20 @@ def create_app(store: JobStore, settings: ServeSettings, api_keys: tuple[str, ..
         return job
 
     async def submit(request: Request, limit: int) -> Job:
-        run = parse_run_request(await _json_body(request, limit))
+        run = await run_in_threadpool(parse_run_request, await _json_body(request, limit))
+        # Decided now, not by a job that fails later: what the server may fetch or call.
+        await run_in_threadpool(_check_urls, settings.outbound, run.input.msa_url, run.webhook)
         if run.input.msa_url is None:
             # Parse now: a bad MSA is refused with its line, before it waits in the queue.
-            await run_in_threadpool(unpack_msa, run.input)
+            await run_in_threadpool(unpack_msa, run.input, limits=settings.msa_limits)
         return await run_in_threadpool(store.submit, run.input, run.policy, run.webhook)
 
-    @router.post("/run")
+    @router.post("/run", openapi_extra=_RUN_BODY)
     async def run(request: Request) -> dict[str, Any]:
         job = await submit(request, RUN_BODY_LIMIT)
         return {"id": job.id, "status": job.status.value}
 
-    @router.post("/runsync")
+    @router.post("/runsync", openapi_extra=_RUN_BODY)
     async def runsync(
         request: Request,
         wait: Annotated[int, Query(ge=0, le=RUNSYNC_MAX_WAIT_MS)] = RUNSYNC_WAIT_MS,
@@ -156,7 +183,32 @@ def create_app(store: JobStore, settings: ServeSettings, api_keys: tuple[str, ..
         return FileResponse(path, media_type=_media_type(name), filename=name)
 
     app.include_router(router)
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(key_check(api_keys))])
+    def openapi() -> dict[str, Any]:
+        return _openapi_document(app)
+
     return app
+
+
+def _openapi_document(app: FastAPI) -> dict[str, Any]:
+    """The API's OpenAPI document, with the request body of ``/run`` from the job contract."""
+    if app.openapi_schema is None:
+        document = get_openapi(title=app.title, version=app.version, routes=app.routes)
+        body = RunRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        schemas.update(body.pop("$defs", {}))
+        schemas["RunRequest"] = body
+        app.openapi_schema = document
+    return app.openapi_schema
+
+
+def _check_urls(outbound: OutboundPolicy, msa_url: str | None, webhook: str | None) -> None:
+    """Refuse, naming the field, a URL the outbound policy would refuse (resolving its host)."""
+    if msa_url is not None:
+        outbound.check(msa_url, where="input.msa_url", allow_s3=True)
+    if webhook is not None:
+        outbound.check(webhook, where="webhook")
 
 
 def _no_job(job_id: str) -> NotFound:
@@ -177,22 +229,30 @@ async def _json_body(request: Request, limit: int) -> Any:
         body += chunk
         if len(body) > limit:
             raise _too_large(limit)
-    data = bytes(body)
-    if request.headers.get("content-encoding", "").lower() == "gzip":
+    gzipped = request.headers.get("content-encoding", "").lower() == "gzip"
+    return await run_in_threadpool(_decoded_json, bytes(body), limit, gzipped)
+
+
+def _decoded_json(data: bytes, limit: int, gzipped: bool) -> Any:
+    """The JSON in ``data``; whatever cannot be read (nesting deeper than Python's recursion
+    limit, text that is not UTF-8, a number of over 4,300 digits) is a user error."""
+    if gzipped:
         data = inflate(data, limit=limit, where="body")
     try:
         return json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        position = (
-            f" (line {exc.lineno}, column {exc.colno})"
-            if isinstance(exc, json.JSONDecodeError)
-            else ""
-        )
-        raise InputError(
-            f"not valid JSON{position}",
-            where="body",
-            fix='send {"input": {...}}; `foldserve jobs schema` prints the JSON Schema',
-        ) from None
+    except RecursionError:
+        reason = "nested too deeply"
+    except json.JSONDecodeError as exc:
+        reason = f"{exc.msg} at line {exc.lineno}, column {exc.colno}"
+    except UnicodeDecodeError as exc:
+        reason = f"not UTF-8 at byte {exc.start}"
+    except ValueError as exc:
+        reason = str(exc).split(":")[0][:100]
+    raise InputError(
+        f"not valid JSON ({reason})",
+        where="body",
+        fix='send {"input": {...}}; `foldserve jobs schema` prints the JSON Schema',
+    )
 
 
 def _too_large(limit: int) -> TooLarge:
@@ -231,8 +291,17 @@ def _install_error_handlers(app: FastAPI) -> None:
             {"error": f"{where}: {error.get('msg')}", "field": where}, status_code=400
         )
 
+    async def store_fault(_request: Request, exc: Exception) -> JSONResponse:
+        # The store logged it (once per interval); the client is not told the server's paths.
+        full = isinstance(exc, StoreFull)
+        problem = "the server's disk is full" if full else "the server cannot use its job store now"
+        body = {"error": f"{problem}. Fix: try again later; nothing was changed", "field": None}
+        headers = {"Retry-After": str(STORE_RETRY_AFTER_S)}
+        return JSONResponse(body, status_code=503, headers=headers)
+
     app.add_exception_handler(InputError, user_error)
     app.add_exception_handler(RequestValidationError, bad_request)
+    app.add_exception_handler(StoreUnavailable, store_fault)
 
 
 def _media_type(name: str) -> str:

@@ -10,6 +10,9 @@ from fastapi import Request
 
 from foldserve.errors import InputError, Unauthorized
 
+#: The shortest API key ``foldserve serve`` accepts: shorter ones can be guessed.
+MIN_KEY_LENGTH = 16
+
 
 def is_loopback(host: str) -> bool:
     if host == "localhost":
@@ -21,7 +24,9 @@ def is_loopback(host: str) -> bool:
 
 
 def required_keys(host: str, api_keys: tuple[str, ...], no_auth: bool) -> tuple[str, ...]:
-    """The keys to require; refuse to serve without keys anywhere but on loopback."""
+    """The keys to require; refuse to serve without keys anywhere but on loopback, or with a
+    key short enough to guess (their characters are checked where they are read,
+    :func:`foldserve.config.server_api_keys`)."""
     if no_auth:
         if not is_loopback(host):
             raise InputError(
@@ -36,6 +41,13 @@ def required_keys(host: str, api_keys: tuple[str, ...], no_auth: bool) -> tuple[
             where="FOLDSERVE_API_KEY",
             fix="set FOLDSERVE_API_KEY (or api_keys under [serve] in "
             "~/.config/foldserve/config.toml); on 127.0.0.1 alone, --no-auth",
+        )
+    if any(len(key) < MIN_KEY_LENGTH for key in api_keys):
+        raise InputError(
+            f"an API key is shorter than {MIN_KEY_LENGTH} characters",
+            where="FOLDSERVE_API_KEY or [serve] api_keys",
+            fix="use a long random key, e.g. "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`",
         )
     return api_keys
 

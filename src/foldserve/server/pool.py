@@ -3,7 +3,8 @@
 One thread in the server process starts the workers, restarts any that die (the job a dead
 worker held is retried once, then failed with the reason), enforces execution timeouts and
 ttls, kills a worker whose job was cancelled or timed out but which has not stopped within the
-grace period, delivers webhooks, and deletes results past their retention.
+grace period, hands webhooks to :mod:`foldserve.server.webhooks`, and deletes results past
+their retention.
 """
 
 from __future__ import annotations
@@ -19,13 +20,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO
 
-import httpx
-
+from foldserve.errors import StoreUnavailable
 from foldserve.retry import RetryPolicy
 from foldserve.server import layout
 from foldserve.server.settings import WORKER_VARIABLE, ServeSettings, WorkerLaunch
 from foldserve.server.status import status_body
-from foldserve.server.store import JobStore, WebhookState
+from foldserve.server.store import JobStore
+from foldserve.server.webhooks import WebhookSender
 from foldserve.server.worker import COMMAND, EXIT_NO_MODEL
 
 TICK_SECONDS = 0.25
@@ -57,11 +58,17 @@ class WorkerPool:
         gpus = _gpu_ids(settings.workers)
         self._slots = [_Slot(name=f"worker-{i}", gpu=gpus[i]) for i in range(settings.workers)]
         self._stopping = threading.Event()
-        # Waits between webhook attempts end early when the server stops.
-        self._webhook_retry = RetryPolicy(max_retries=2, first_s=1.0, max_s=10.0, sleep=self._pause)
+        self._webhooks = WebhookSender(
+            outbound=settings.outbound,
+            secret=settings.webhook_secret,
+            # Waits between attempts end early when the server stops.
+            retry=RetryPolicy(max_retries=2, first_s=1.0, max_s=10.0, sleep=self._pause),
+            done=store.set_webhook_state,
+            stopping=self._stopping,
+        )
         self._threads = [
             threading.Thread(target=self._loop, args=(self._tick,), name="supervisor"),
-            # Webhooks have their own thread: a slow receiver must not delay timeouts and kills.
+            # Webhooks have their own threads: a slow receiver must not delay timeouts and kills.
             threading.Thread(target=self._loop, args=(self._send_webhooks,), name="webhooks"),
         ]
         self._last_expiry = 0.0
@@ -81,6 +88,7 @@ class WorkerPool:
         self._stopping.set()
         for thread in self._threads:
             thread.join(timeout=timeout + 5)
+        self._webhooks.close()
         for slot in self._slots:
             if slot.process and slot.process.poll() is None:
                 slot.process.terminate()
@@ -101,6 +109,8 @@ class WorkerPool:
         while not self._stopping.is_set():
             try:
                 step()
+            except StoreUnavailable:  # a full disk: the store logs it, once per interval
+                pass
             except Exception:  # the supervisor must outlive any one bad tick
                 log.exception("%s failed", step.__name__)
             self._stopping.wait(TICK_SECONDS)
@@ -141,8 +151,12 @@ class WorkerPool:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         if slot.log is None:
             slot.log = open(log_path, "ab")  # noqa: SIM115 - kept open across restarts
-        launch = WorkerLaunch(name=slot.name, server_pid=os.getpid(), settings=self.settings)
-        env = {**os.environ, WORKER_VARIABLE: launch.model_dump_json()}
+        # Workers send no webhooks: the secret stays in this process.
+        settings = self.settings.model_copy(update={"webhook_secret": None})
+        launch = WorkerLaunch(name=slot.name, server_pid=os.getpid(), settings=settings)
+        secret = ServeSettings.env_name("webhook_secret")
+        env = {k: v for k, v in os.environ.items() if k != secret}
+        env[WORKER_VARIABLE] = launch.model_dump_json()
         if slot.gpu is not None:
             env["CUDA_VISIBLE_DEVICES"] = slot.gpu
         slot.process = subprocess.Popen(
@@ -176,22 +190,11 @@ class WorkerPool:
     def _send_webhooks(self) -> None:
         for job in self.store.webhooks_due():
             assert job.webhook is not None
-            body = status_body(job, self.settings.public_url)
-            try:
-                self._webhook_retry.retrying(httpx.HTTPError)(_post, job.webhook, body)
-                state = WebhookState.SENT
-            except httpx.HTTPError as exc:
-                log.warning("webhook for %s failed after retries: %s", job.id, exc)
-                state = WebhookState.FAILED
-            self.store.set_webhook_state(job.id, state)
+            self._webhooks.send(job.id, job.webhook, status_body(job, self.settings.public_url))
 
     def _expire(self, now: float) -> None:
         for job_id in self.store.expire(now - self.settings.retention_s):
             shutil.rmtree(layout.results_dir(self.settings.data_dir, job_id), ignore_errors=True)
-
-
-def _post(url: str, body: object) -> None:
-    httpx.post(url, json=body, timeout=5.0).raise_for_status()
 
 
 def _gpu_ids(count: int) -> list[str | None]:

@@ -16,6 +16,10 @@ from foldserve.server.store import JobStore
 
 log = logging.getLogger("foldserve.server")
 
+#: The most bytes of request line and headers read before a request is refused (400), so a
+#: client without a key cannot make the server buffer a huge header. Bodies are limited apart.
+MAX_HEADER_BYTES = 64 * 1024
+
 
 def serve(
     settings: ServeSettings,
@@ -41,6 +45,7 @@ def serve(
         ) from None
     try:
         store = JobStore(layout.database(settings.data_dir))
+        store.check()
         orphans = store.orphaned_jobs()
         for job_id in orphans:
             store.requeue_or_fail(job_id, "the server stopped while it ran")
@@ -48,7 +53,15 @@ def serve(
         pool = WorkerPool(store, settings)
         app = create_app(store, settings, api_keys)
         server = uvicorn.Server(
-            uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning")
+            uvicorn.Config(
+                app,
+                host=settings.host,
+                port=settings.port,
+                log_level="warning",
+                # h11, not httptools: only h11 bounds what it buffers before the headers end.
+                http="h11",
+                h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+            )
         )
         pool.start()
         if on_ready is not None:

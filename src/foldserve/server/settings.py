@@ -14,17 +14,25 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from foldserve.errors import InputError
 from foldserve.fold.predictor import Precision
 from foldserve.jobs.ids import JOB_ID
 from foldserve.jobs.output import DEFAULT_INLINE_LIMIT
+from foldserve.jobs.payload import MAX_MSA_ROWS, MAX_QUERY_LENGTH
+from foldserve.msa.builder import MsaLimits
+from foldserve.outbound import OutboundPolicy
 
 _MB = 1 << 20
 #: The environment variable that carries a worker's :class:`WorkerLaunch`.
 WORKER_VARIABLE = "FOLDSERVE_WORKER"
+
+
+#: An allow-listed URL prefix (an internal mirror): scheme, host, optional port and path.
+UrlPrefix = Annotated[str, Field(pattern=r"^https?://[^/?#@\s]+(/[^?#\s]*)?$")]
+BucketName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
 
 
 def default_data_dir() -> Path:
@@ -46,13 +54,21 @@ class ServeSettings(BaseSettings):
     data_dir: Path = Field(default_factory=default_data_dir)
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 8000
-    workers: Annotated[int, Field(ge=0, le=64)] = 1
+    workers: Annotated[int, Field(ge=1, le=64)] = 1
     endpoint_id: Annotated[str, Field(pattern=f"^{JOB_ID.pattern}$")] = "local"
     params_dir: Path | None = Field(default=None, validation_alias="PARAM_DIR")
     precision: Precision = "auto"
     retention_hours: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 24.0
     inline_limit_mb: Annotated[float, Field(gt=0, allow_inf_nan=False)] = DEFAULT_INLINE_LIMIT / _MB
     stop_grace: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 30.0
+    max_msa_rows: Annotated[int, Field(ge=1)] = MAX_MSA_ROWS
+    max_query_length: Annotated[int, Field(ge=1)] = MAX_QUERY_LENGTH
+    #: The outbound policy (:mod:`foldserve.outbound`) for msa_url and webhooks.
+    allow_http: bool = False
+    allow_url_prefixes: tuple[UrlPrefix, ...] = ()
+    s3_buckets: tuple[BucketName, ...] = ()
+    #: Signs webhooks (HMAC-SHA256); from the environment only, never a flag, never to workers.
+    webhook_secret: SecretStr | None = None
 
     @property
     def url(self) -> str:
@@ -64,6 +80,20 @@ class ServeSettings(BaseSettings):
         """``http://host:port``, the root that webhooks make result URLs absolute against."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
+
+    @property
+    def outbound(self) -> OutboundPolicy:
+        """What the server may fetch or call for a user (msa_url, webhooks)."""
+        return OutboundPolicy(
+            allow_http=self.allow_http,
+            allow_prefixes=self.allow_url_prefixes,
+            s3_buckets=self.s3_buckets,
+        )
+
+    @property
+    def msa_limits(self) -> MsaLimits:
+        """What a job's MSA may hold, decided at ``/run`` (and again by the worker)."""
+        return MsaLimits(max_rows=self.max_msa_rows, max_query_length=self.max_query_length)
 
     @property
     def retention_s(self) -> float:
@@ -112,12 +142,16 @@ class WorkerLaunch(BaseModel):
 
 _FIXES = {
     "port": "give 1 to 65535",
-    "workers": "give 0 to 64",
+    "workers": "give 1 to 64",
     "endpoint_id": "use letters, digits, '-' and '_'",
     "precision": "use auto, bfloat16 or float32",
     "retention_hours": "give a number of hours > 0",
     "inline_limit_mb": "give a number of MB > 0",
     "stop_grace": "give a number of seconds >= 0",
+    "max_msa_rows": "give a number of rows >= 1",
+    "max_query_length": "give a number of residues >= 1",
+    "allow_url_prefixes": "give an http(s)://host[:port]/path prefix, without credentials",
+    "s3_buckets": "give an S3 bucket name (3-63 lowercase letters, digits, '.' and '-')",
 }
 
 

@@ -28,7 +28,9 @@ def status_body(job: Job, base_url: str, now: float | None = None) -> dict[str, 
         body["output"] = _absolute_urls(job.output, base_url.rstrip("/")).to_wire()
     elif job.status == JobStatus.IN_PROGRESS and job.progress is not None:
         body["output"] = job.progress.to_wire()
-    if job.error and job.status != JobStatus.COMPLETED:
+    # A job requeued after a failure keeps its last error in the store, for the log: only a
+    # job that ended without its output shows one.
+    if job.error and job.status.finished and job.status != JobStatus.COMPLETED:
         body["error"] = job.error
     return body
 

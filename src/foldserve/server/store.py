@@ -9,28 +9,40 @@ were taken from them, is what keeps a job from ever running twice at the same ti
 
 Progress events are numbered per job (``events.seq``). ``/stream`` hands each event out once,
 as RunPod hands out stream chunks: the job's ``stream_cursor`` is the last ``seq`` handed out.
+
+Storage faults: a file that is not a database, or whose pages are damaged, is refused at start
+(:meth:`JobStore.check`) with what to do. At run time a full disk raises :class:`StoreFull` and
+any other damage :class:`StoreUnavailable`, each logged once per :data:`LOG_EVERY_S`; nothing is
+written half (every change is one transaction), so when there is room again the store simply
+works again.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
+from foldserve.errors import InputError, StoreFull, StoreUnavailable
 from foldserve.jobs.schema import FoldJobInput, JobOutput, JobProgress, JobStatus, Policy
 
 #: A job whose worker died is run once more; the second death fails it.
 MAX_ATTEMPTS = 2
 #: Progress events kept per job for ``/stream``.
 MAX_EVENTS = 2000
+#: A storage fault is logged at most once per this many seconds (per process and kind).
+LOG_EVERY_S = 60.0
+
+log = logging.getLogger("foldserve.store")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -78,6 +90,11 @@ _JOB_COLUMNS = (
     "id, status, input, execution_timeout_ms, ttl_ms, webhook, submitted_at, started_at,"
     " finished_at, attempts, retried, worker, run_token, progress, output, error"
 )
+
+
+def open_database(path: Path) -> sqlite3.Connection:
+    """A connection to the store's file, in autocommit mode (transactions are explicit)."""
+    return sqlite3.connect(path, timeout=30.0, isolation_level=None)
 
 
 class WorkerState(StrEnum):
@@ -166,21 +183,49 @@ class JobStore:
     """The queue in ``path``; every method is one transaction on a private connection.
 
     ``clock`` is the wall clock every timestamp and deadline is read from (tests pass their own
-    to step past a deadline without waiting for it).
+    to step past a deadline without waiting for it); ``connect`` opens the file (tests pass one
+    that caps its size, to fill a "disk" without filling the real one). A file that is not a
+    job store raises :class:`InputError`.
     """
 
-    def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        clock: Callable[[], float] = time.time,
+        connect: Callable[[Path], sqlite3.Connection] = open_database,
+    ) -> None:
         self.path = path
         self.clock = clock
+        self._open = connect
+        self._faults = _FaultLog(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(_SCHEMA)
-        with self._transaction() as db:
-            present = {row["name"] for row in db.execute("PRAGMA table_info(jobs)")}
-            for column, definition in _ADDED_COLUMNS.items():
-                if column not in present:
-                    db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {definition}")
+        try:
+            with self._connect() as db:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.executescript(_SCHEMA)
+            with self._transaction() as db:
+                present = {row["name"] for row in db.execute("PRAGMA table_info(jobs)")}
+                for column, definition in _ADDED_COLUMNS.items():
+                    if column not in present:
+                        db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {definition}")
+        except StoreFull:
+            raise
+        except StoreUnavailable as exc:
+            raise _damaged(path, exc.problem) from None
+
+    def check(self) -> None:
+        """Refuse a store with damaged pages (``PRAGMA quick_check``), at server start: one
+        that opens but fails later would answer 500s and lose jobs."""
+        try:
+            with self._connect() as db:
+                found = [row[0] for row in db.execute("PRAGMA quick_check(1)")]
+        except StoreFull:
+            raise
+        except StoreUnavailable as exc:
+            raise _damaged(self.path, exc.problem) from None
+        if found != ["ok"]:
+            raise _damaged(self.path, str(found[0]) if found else "no answer from quick_check")
 
     # -- the API's side ------------------------------------------------------------------------
 
@@ -381,6 +426,18 @@ class JobStore:
             _free_worker(db, job, self.clock())
         return bool(changed)
 
+    def give_back(self, job: Job) -> None:
+        """The claimant cannot finish ``job`` now (its disk is full): back to the queue, this
+        attempt not counted, its worker idle."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE jobs SET status = ?, started_at = NULL, attempts = attempts - 1,"
+                " worker = NULL, run_token = NULL, progress = NULL"
+                " WHERE id = ? AND run_token = ? AND status = ?",
+                (JobStatus.IN_QUEUE, job.id, job.run_token, JobStatus.IN_PROGRESS),
+            )
+            _free_worker(db, job, self.clock())
+
     def stopped(self, job: Job) -> None:
         """The claimant of ``job`` stopped it when told to (the job is already CANCELLED or
         TIMED_OUT): its worker is idle, and not a straggler for the supervisor to kill."""
@@ -540,12 +597,27 @@ class JobStore:
         assert job is not None, job_id
         return job
 
-    def _connect(self) -> closing[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-        db.row_factory = sqlite3.Row
-        db.execute("PRAGMA busy_timeout = 30000")
-        db.execute("PRAGMA synchronous = NORMAL")
-        return closing(db)
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        """A private connection, closed after use; a storage fault in it (also in the caller's
+        statements) raises :class:`StoreFull` or :class:`StoreUnavailable`."""
+        try:
+            db = self._open(self.path)
+        except sqlite3.DatabaseError as exc:
+            if not _is_fault(exc):
+                raise
+            raise self._faults.raised(exc) from None
+        try:
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA busy_timeout = 30000")
+            db.execute("PRAGMA synchronous = NORMAL")
+            yield db
+        except sqlite3.DatabaseError as exc:
+            if not _is_fault(exc):
+                raise
+            raise self._faults.raised(exc) from None
+        finally:
+            db.close()
 
     @contextmanager
     def _transaction(
@@ -558,9 +630,72 @@ class JobStore:
             try:
                 yield db
             except BaseException:
-                db.execute("ROLLBACK")
+                # A full disk can end the transaction itself (SQLite rolls back on SQLITE_FULL).
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
+        if mode == "IMMEDIATE":
+            self._faults.cleared()
+
+
+#: SQLite's primary result codes for a file that cannot be used (``sqlite3.SQLITE_*``).
+_FULL = {sqlite3.SQLITE_FULL}
+_DAMAGED = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_IOERR}
+
+
+def _is_fault(exc: sqlite3.DatabaseError) -> bool:
+    """A fault of the file or the disk, not of a statement (those are bugs: they propagate)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and (code & 0xFF) in _FULL | _DAMAGED
+
+
+class _FaultLog:
+    """Turns a storage fault into its error, logging each kind once per :data:`LOG_EVERY_S`
+    (a full disk would otherwise log on every request and every supervisor tick)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._logged: dict[type[StoreUnavailable], float] = {}
+
+    def raised(self, exc: sqlite3.DatabaseError) -> StoreUnavailable:
+        code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+        error: StoreUnavailable
+        if code in _FULL:
+            error = StoreFull(
+                "the disk holding the job store is full",
+                where=str(self.path),
+                fix="free space on that disk; the server works again by itself when there is "
+                "room, and no job is lost",
+            )
+        else:
+            error = StoreUnavailable(
+                f"the job store cannot be read or written ({exc})",
+                where=str(self.path),
+                fix="check the disk; if the file is damaged, stop the server and restore it "
+                "from a backup or move it aside",
+            )
+        now = time.monotonic()
+        kind = type(error)
+        if now - self._logged.get(kind, -LOG_EVERY_S) >= LOG_EVERY_S:
+            self._logged[kind] = now
+            log.error("%s (logged once per %g s while it lasts)", error.one_line(), LOG_EVERY_S)
+        return error
+
+    def cleared(self) -> None:
+        """A write succeeded: say so once if faults were being logged."""
+        if self._logged:
+            self._logged.clear()
+            log.warning("%s: the job store works again", self.path)
+
+
+def _damaged(path: Path, detail: str) -> InputError:
+    return InputError(
+        f"the job store is damaged ({' '.join(detail.split())[:200]})",
+        where=str(path),
+        fix="restore it from a backup, or move it and its -wal and -shm files aside to start "
+        "with an empty queue",
+    )
 
 
 def _job(row: sqlite3.Row) -> Job:

@@ -8,21 +8,29 @@ A worker dies with its server (``PR_SET_PDEATHSIG`` where Linux offers it, and a
 thread everywhere), so a restarted server never finds an old worker still running a job.
 Anything a job does wrong that is not the user's fault ends the worker after the job is
 failed, so the next job starts on a fresh process and device.
+
+A full disk (the store's, or the results' ``ENOSPC``) is not the job's fault: the job goes back
+to the queue with its attempt unspent and the worker waits for room; an outcome already
+computed is kept until the store takes it.
 """
 
 from __future__ import annotations
 
 import ctypes
+import errno
 import logging
 import os
+import shutil
 import signal
 import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
-from foldserve.errors import Cancelled, InputError
+from foldserve.errors import Cancelled, InputError, StoreFull, StoreUnavailable
 from foldserve.fold.predictor import Predictor
 from foldserve.jobs.failures import crash_message
 from foldserve.jobs.run import run_fold_job
@@ -32,9 +40,14 @@ from foldserve.server.settings import WORKER_VARIABLE, ServeSettings, WorkerLaun
 from foldserve.server.store import Job, JobStore, StopReason, WorkerState
 
 POLL_SECONDS = 0.2
+#: How long a worker waits before it tries a store it could not write again.
+STORE_RETRY_SECONDS = 5.0
+#: The ``errno`` values of a full disk (or quota).
+_NO_SPACE = {errno.ENOSPC, errno.EDQUOT}
 EXIT_NO_MODEL = 3
 
 log = logging.getLogger("foldserve.worker")
+T = TypeVar("T")
 
 
 #: How the server starts a worker; what it is to do comes in ``$FOLDSERVE_WORKER``.
@@ -67,21 +80,50 @@ def run_job(store: JobStore, job: Job, predictor: Predictor, settings: ServeSett
             cancel=cancelled,
             inline_limit=settings.inline_limit,
             url_for=url_for,
+            outbound=settings.outbound,
+            limits=settings.msa_limits,
         )
-        store.finish(job, JobStatus.COMPLETED, output=output)
-        log.info("job %s completed", job.id)
     except Cancelled:
         # Cancelled or timed out: the store already says so (report() times a job out itself
         # when it is past its deadline).
-        store.stopped(job)
+        until_stored(lambda: store.stopped(job))
         log.info("job %s stopped: %s", job.id, stop)
+        return
     except InputError as exc:
-        store.finish(job, JobStatus.FAILED, error=exc.one_line())
-        log.info("job %s failed: %s", job.id, exc.one_line())
+        error = exc.one_line()
+        until_stored(lambda: store.finish(job, JobStatus.FAILED, error=error))
+        log.info("job %s failed: %s", job.id, error)
+        return
     except Exception as exc:
+        if _no_room(exc):
+            shutil.rmtree(work_dir, ignore_errors=True)
+            until_stored(lambda: store.give_back(job))
+            raise StoreFull(
+                f"no room to run job {job.id} ({exc}); it is back in the queue",
+                where=str(settings.data_dir),
+                fix="free space on that disk; the worker tries again by itself",
+            ) from None
         log.error("job %s crashed:\n%s", job.id, traceback.format_exc())
         store.finish(job, JobStatus.FAILED, error=crash_message(exc, "it was restarted"))
         raise SystemExit(1) from None
+    until_stored(lambda: store.finish(job, JobStatus.COMPLETED, output=output))
+    log.info("job %s completed", job.id)
+
+
+def until_stored(write: Callable[[], T]) -> T:
+    """``write`` to the store, waiting while it cannot be written (the store logs why)."""
+    while True:
+        try:
+            return write()
+        except StoreUnavailable:
+            time.sleep(STORE_RETRY_SECONDS)
+
+
+def _no_room(exc: Exception) -> bool:
+    """A full disk, under the store or the results."""
+    return isinstance(exc, StoreUnavailable) or (
+        isinstance(exc, OSError) and exc.errno in _NO_SPACE
+    )
 
 
 def serve_jobs(settings: ServeSettings, name: str) -> None:
@@ -96,12 +138,18 @@ def serve_jobs(settings: ServeSettings, name: str) -> None:
     log.info("ready: %s, %d evoformer blocks", predictor.device, predictor.evoformer_blocks)
     store.set_worker_state(name, WorkerState.IDLE)
     while True:
-        job = store.claim(name)
-        if job is None:
-            time.sleep(POLL_SECONDS)
-            continue
-        log.info("job %s claimed (attempt %d)", job.id, job.attempts)
-        run_job(store, job, predictor, settings)
+        try:
+            job = store.claim(name)
+            if job is None:
+                time.sleep(POLL_SECONDS)
+                continue
+            log.info("job %s claimed (attempt %d)", job.id, job.attempts)
+            run_job(store, job, predictor, settings)
+        except StoreFull as exc:
+            log.warning("%s", exc.one_line())
+            time.sleep(STORE_RETRY_SECONDS)
+        except StoreUnavailable:  # logged by the store, once per interval
+            time.sleep(STORE_RETRY_SECONDS)
 
 
 def _die_with_parent(parent_pid: int) -> None:

@@ -2,7 +2,9 @@
 
 The atom records come from AlphaFold's own writers (``alphafold.common.protein``), so files read
 the same as DeepMind's and ColabFold's; this module adds the header remarks that say how the
-model was made (and, loudly, when it was made with random test weights).
+model was made (and, loudly, when it was made with random test weights). PDB and mmCIF 1.1 hold
+printable ASCII only, so anything else in a remark (a Unicode file or row name, a control
+character) is written as a ``\\u`` escape; the A3M and JSON outputs keep the original text.
 """
 
 from __future__ import annotations
@@ -57,5 +59,13 @@ def to_mmcif(model: ModelCoordinates, *, name: str, remarks: list[str], test_wei
 
 
 def _header(remarks: list[str], test_weights: bool) -> list[str]:
-    """The provenance lines, led by the test-weights notice when it applies."""
-    return [TEST_WEIGHTS_NOTICE.upper(), *remarks] if test_weights else list(remarks)
+    """The provenance lines, led by the test-weights notice when it applies, as printable ASCII."""
+    lines = [TEST_WEIGHTS_NOTICE.upper(), *remarks] if test_weights else remarks
+    return [printable_ascii(line) for line in lines]
+
+
+def printable_ascii(text: str) -> str:
+    """``text`` with every character outside printable ASCII escaped: ``☃`` → ``\\u2603``."""
+    if text.isascii() and text.isprintable():
+        return text
+    return "".join(c if c.isascii() and c.isprintable() else ascii(c)[1:-1] for c in text)
