@@ -93,6 +93,7 @@ def exact_predictor(test_params: Path) -> Iterator[Predictor]:
     yield Predictor(test_params, bucketing=False)
 
 
+@pytest.mark.timeout(900)  # two full ColabFold runs: 80 s on 2 idle cores, far more when busy
 @pytest.mark.parametrize(("relative", "model"), [(SMALL, 1), (DEEP, 4)])
 def test_coordinates_match_colabfold_run(
     relative: str,
@@ -117,6 +118,7 @@ def test_coordinates_match_colabfold_run(
         assert deviation.max() < TOLERANCE, f"CA deviates by {deviation.max():.3f} Å"
 
 
+@pytest.mark.timeout(600)
 def test_padding_changes_no_coordinate(predictor: Predictor, exact_predictor: Predictor) -> None:
     msa = read(data("msa/fasta_aligned/prody_msa_Cys_knot_PF00007.fasta"))
     options = PredictOptions(models=(2,), num_recycles=2, seed=3)
@@ -129,6 +131,7 @@ def test_padding_changes_no_coordinate(predictor: Predictor, exact_predictor: Pr
     assert padded.pae.shape == exact.pae.shape == (msa.query_length, msa.query_length)
 
 
+@pytest.mark.timeout(600)
 def test_a_stream_of_lengths_compiles_once_per_bucket(test_params: Path) -> None:
     predictor = Predictor(test_params)
     options = PredictOptions(models=(1, 2, 3, 4, 5), num_recycles=0)
