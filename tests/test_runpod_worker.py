@@ -333,9 +333,14 @@ def test_settings_name_the_variable_at_fault(monkeypatch: pytest.MonkeyPatch) ->
                 patch.delenv(str(info.alias), raising=False)
             for name, value in env.items():
                 patch.setenv(name, value)
-            return RunpodSettings()
+            return RunpodSettings.load()
 
     assert from_env({}).param_dir == Path("/runpod-volume")
+    assert from_env({}).outbound.s3_buckets == ()  # msa_url: public https only by default
+    mirrors = from_env(
+        {"FOLDSERVE_S3_BUCKETS": '["lab-msas"]', "FOLDSERVE_ALLOW_URL_PREFIXES": '["http://m/a"]'}
+    ).outbound
+    assert mirrors.s3_buckets == ("lab-msas",) and mirrors.allow_prefixes == ("http://m/a",)
     settings = from_env(
         {"BUCKET_NAME": "b", "BUCKET_ACCESS_KEY_ID": "id", "BUCKET_SECRET_ACCESS_KEY": "s3cr3t"}
     )
@@ -347,6 +352,7 @@ def test_settings_name_the_variable_at_fault(monkeypatch: pytest.MonkeyPatch) ->
         "FOLDSERVE_PRECISION": "half",
         "FOLDSERVE_PARAMS_SHA256": "abc",
         "BUCKET_URL_EXPIRY": "999999999",
+        "FOLDSERVE_S3_BUCKETS": '["Not_A_Bucket"]',
     }
     for name, value in cases.items():
         with pytest.raises(InputError) as caught:

@@ -23,14 +23,20 @@ import socket
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Annotated
 from urllib.parse import unquote
 
 import httpx
+from pydantic import Field
 
 from foldserve import remote
 from foldserve.errors import InputError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+#: An operator's allow-listed URL prefix (settings of the server and of the RunPod worker).
+UrlPrefix = Annotated[str, Field(pattern=r"^https?://[^/?#@\s]+(/[^?#\s]*)?$")]
+#: An S3 bucket name jobs may read their MSA from.
+BucketName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
 #: ``(host, port)`` to the addresses it resolves to, as strings.
 Resolver = Callable[[str, int], Sequence[str]]
 

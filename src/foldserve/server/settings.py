@@ -23,16 +23,11 @@ from foldserve.jobs.ids import JOB_ID
 from foldserve.jobs.output import DEFAULT_INLINE_LIMIT
 from foldserve.jobs.payload import MAX_MSA_ROWS, MAX_QUERY_LENGTH
 from foldserve.msa.builder import MsaLimits
-from foldserve.outbound import OutboundPolicy
+from foldserve.outbound import BucketName, OutboundPolicy, UrlPrefix
 
 _MB = 1 << 20
 #: The environment variable that carries a worker's :class:`WorkerLaunch`.
 WORKER_VARIABLE = "FOLDSERVE_WORKER"
-
-
-#: An allow-listed URL prefix (an internal mirror): scheme, host, optional port and path.
-UrlPrefix = Annotated[str, Field(pattern=r"^https?://[^/?#@\s]+(/[^?#\s]*)?$")]
-BucketName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
 
 
 def default_data_dir() -> Path:

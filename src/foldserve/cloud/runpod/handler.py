@@ -77,6 +77,7 @@ class FoldJobs:
                     cancel=stop.is_set,
                     inline_limit=self.settings.inline_limit,
                     url_for=self.bucket.url_for(job_id) if self.bucket else None,
+                    outbound=self.settings.outbound,
                 )
             except (FoldserveError, Cancelled) as exc:
                 log.info("job %s ended: %s", job_id, exc)

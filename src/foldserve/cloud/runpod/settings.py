@@ -14,13 +14,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from foldserve.errors import InputError
 from foldserve.fold.predictor import Precision
 from foldserve.fold.weights import DEFAULT_PARAMS_URL
 from foldserve.jobs.output import DEFAULT_INLINE_LIMIT
+from foldserve.outbound import BucketName, OutboundPolicy, UrlPrefix
 
 #: Where RunPod mounts an endpoint's network volume on every serverless worker.
 VOLUME_MOUNT = Path("/runpod-volume")
@@ -66,6 +74,36 @@ class RunpodSettings(BaseSettings):
         default=None, alias="BUCKET_SECRET_ACCESS_KEY"
     )
     bucket_url_expiry: float = Field(default=DEFAULT_URL_EXPIRY, alias="BUCKET_URL_EXPIRY")
+    #: What a job's msa_url may point at (:mod:`foldserve.outbound`), as for ``foldserve serve``.
+    allow_http: bool = Field(default=False, alias="FOLDSERVE_ALLOW_HTTP")
+    allow_url_prefixes: tuple[UrlPrefix, ...] = Field(
+        default=(), alias="FOLDSERVE_ALLOW_URL_PREFIXES"
+    )
+    s3_buckets: tuple[BucketName, ...] = Field(default=(), alias="FOLDSERVE_S3_BUCKETS")
+
+    @classmethod
+    def load(cls) -> RunpodSettings:
+        """The settings from the environment; a bad value is one :class:`InputError` naming
+        its variable (the field validators name theirs themselves)."""
+        try:
+            return cls()
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            variable = str(error["loc"][0]) if error["loc"] else "environment"
+            raise InputError(
+                f"{error['msg']}, not {error['input']!r}",
+                where=variable,
+                fix="see the worker's variables in the README (Serverless on RunPod)",
+            ) from None
+
+    @property
+    def outbound(self) -> OutboundPolicy:
+        """What the worker may fetch for a job (``msa_url``)."""
+        return OutboundPolicy(
+            allow_http=self.allow_http,
+            allow_prefixes=self.allow_url_prefixes,
+            s3_buckets=self.s3_buckets,
+        )
 
     @property
     def inline_limit(self) -> int:

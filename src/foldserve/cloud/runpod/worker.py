@@ -29,7 +29,7 @@ def main() -> None:
         format="%(asctime)s foldserve %(levelname)s %(message)s",
     )
     try:
-        settings = RunpodSettings()
+        settings = RunpodSettings.load()
         bucket = Bucket(settings.bucket) if settings.bucket else None
         prepare_weights(settings)
         predictor = load_predictor(settings)
