@@ -329,8 +329,8 @@ def test_settings_name_the_variable_at_fault(monkeypatch: pytest.MonkeyPatch) ->
     def from_env(env: dict[str, str]) -> RunpodSettings:
         """The settings a worker whose environment holds ``env`` (and nothing else) reads."""
         with monkeypatch.context() as patch:
-            for info in RunpodSettings.model_fields.values():
-                patch.delenv(str(info.alias), raising=False)
+            for name, info in RunpodSettings.model_fields.items():
+                patch.delenv(info.alias or f"FOLDSERVE_{name.upper()}", raising=False)
             for name, value in env.items():
                 patch.setenv(name, value)
             return RunpodSettings.load()

@@ -27,7 +27,7 @@ from typing import Annotated
 from urllib.parse import unquote
 
 import httpx
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from foldserve import remote
 from foldserve.errors import InputError
@@ -343,3 +343,22 @@ def _until(chunks: Iterator[bytes], deadline: float, total: float) -> Iterator[b
 
 #: https to public addresses only, no s3: for callers the operator has not configured.
 STRICT = OutboundPolicy()
+
+
+class OutboundSettings(BaseModel):
+    """The operator's settings of the policy, shared by ``foldserve serve`` and the RunPod
+    worker (each reads them as ``FOLDSERVE_ALLOW_HTTP``, ``FOLDSERVE_ALLOW_URL_PREFIXES``,
+    ``FOLDSERVE_S3_BUCKETS``)."""
+
+    allow_http: bool = False
+    allow_url_prefixes: tuple[UrlPrefix, ...] = ()
+    s3_buckets: tuple[BucketName, ...] = ()
+
+    @property
+    def outbound(self) -> OutboundPolicy:
+        """What may be fetched or called for a user (``msa_url``, webhooks)."""
+        return OutboundPolicy(
+            allow_http=self.allow_http,
+            allow_prefixes=self.allow_url_prefixes,
+            s3_buckets=self.s3_buckets,
+        )

@@ -23,7 +23,7 @@ from foldserve.jobs.ids import JOB_ID
 from foldserve.jobs.output import DEFAULT_INLINE_LIMIT
 from foldserve.jobs.payload import MAX_MSA_ROWS, MAX_QUERY_LENGTH
 from foldserve.msa.builder import MsaLimits
-from foldserve.outbound import BucketName, OutboundPolicy, UrlPrefix
+from foldserve.outbound import OutboundSettings
 
 _MB = 1 << 20
 #: The environment variable that carries a worker's :class:`WorkerLaunch`.
@@ -35,7 +35,7 @@ def default_data_dir() -> Path:
     return Path(base) / "foldserve" / "server"
 
 
-class ServeSettings(BaseSettings):
+class ServeSettings(OutboundSettings, BaseSettings):
     """Everything the server and its workers are told, in the units of the command's flags."""
 
     model_config = SettingsConfigDict(
@@ -58,10 +58,6 @@ class ServeSettings(BaseSettings):
     stop_grace: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 30.0
     max_msa_rows: Annotated[int, Field(ge=1)] = MAX_MSA_ROWS
     max_query_length: Annotated[int, Field(ge=1)] = MAX_QUERY_LENGTH
-    #: The outbound policy (:mod:`foldserve.outbound`) for msa_url and webhooks.
-    allow_http: bool = False
-    allow_url_prefixes: tuple[UrlPrefix, ...] = ()
-    s3_buckets: tuple[BucketName, ...] = ()
     #: Signs webhooks (HMAC-SHA256); from the environment only, never a flag, never to workers.
     webhook_secret: SecretStr | None = None
 
@@ -75,15 +71,6 @@ class ServeSettings(BaseSettings):
         """``http://host:port``, the root that webhooks make result URLs absolute against."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
-
-    @property
-    def outbound(self) -> OutboundPolicy:
-        """What the server may fetch or call for a user (msa_url, webhooks)."""
-        return OutboundPolicy(
-            allow_http=self.allow_http,
-            allow_prefixes=self.allow_url_prefixes,
-            s3_buckets=self.s3_buckets,
-        )
 
     @property
     def msa_limits(self) -> MsaLimits:

@@ -28,7 +28,7 @@ from foldserve.errors import InputError
 from foldserve.fold.predictor import Precision
 from foldserve.fold.weights import DEFAULT_PARAMS_URL
 from foldserve.jobs.output import DEFAULT_INLINE_LIMIT
-from foldserve.outbound import BucketName, OutboundPolicy, UrlPrefix
+from foldserve.outbound import OutboundSettings
 
 #: Where RunPod mounts an endpoint's network volume on every serverless worker.
 VOLUME_MOUNT = Path("/runpod-volume")
@@ -51,10 +51,13 @@ class BucketSettings:
     secret_access_key: str | None = field(default=None, repr=False)
 
 
-class RunpodSettings(BaseSettings):
-    """Each field is read from the variable its alias names; an empty variable is unset."""
+class RunpodSettings(OutboundSettings, BaseSettings):
+    """Each field is read from the variable its alias names (the outbound ones with the
+    ``FOLDSERVE_`` prefix); an empty variable is unset."""
 
-    model_config = SettingsConfigDict(env_ignore_empty=True, extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="FOLDSERVE_", env_ignore_empty=True, extra="ignore", frozen=True
+    )
 
     param_dir: Path = Field(default=VOLUME_MOUNT, alias="PARAM_DIR")
     params_url: str = Field(default=DEFAULT_PARAMS_URL, alias="FOLDSERVE_PARAMS_URL")
@@ -74,12 +77,6 @@ class RunpodSettings(BaseSettings):
         default=None, alias="BUCKET_SECRET_ACCESS_KEY"
     )
     bucket_url_expiry: float = Field(default=DEFAULT_URL_EXPIRY, alias="BUCKET_URL_EXPIRY")
-    #: What a job's msa_url may point at (:mod:`foldserve.outbound`), as for ``foldserve serve``.
-    allow_http: bool = Field(default=False, alias="FOLDSERVE_ALLOW_HTTP")
-    allow_url_prefixes: tuple[UrlPrefix, ...] = Field(
-        default=(), alias="FOLDSERVE_ALLOW_URL_PREFIXES"
-    )
-    s3_buckets: tuple[BucketName, ...] = Field(default=(), alias="FOLDSERVE_S3_BUCKETS")
 
     @classmethod
     def load(cls) -> RunpodSettings:
@@ -89,21 +86,17 @@ class RunpodSettings(BaseSettings):
             return cls()
         except ValidationError as exc:
             error = exc.errors()[0]
-            variable = str(error["loc"][0]) if error["loc"] else "environment"
+            name = str(error["loc"][0]) if error["loc"] else ""
+            field = cls.model_fields.get(name)
+            if field is None:
+                variable = name or "environment"
+            else:  # an alias is the variable; the other fields take the FOLDSERVE_ prefix
+                variable = field.alias or f"FOLDSERVE_{name.upper()}"
             raise InputError(
                 f"{error['msg']}, not {error['input']!r}",
                 where=variable,
                 fix="see the worker's variables in the README (Serverless on RunPod)",
             ) from None
-
-    @property
-    def outbound(self) -> OutboundPolicy:
-        """What the worker may fetch for a job (``msa_url``)."""
-        return OutboundPolicy(
-            allow_http=self.allow_http,
-            allow_prefixes=self.allow_url_prefixes,
-            s3_buckets=self.s3_buckets,
-        )
 
     @property
     def inline_limit(self) -> int:
