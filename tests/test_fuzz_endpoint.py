@@ -21,7 +21,8 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.core.result import Ok
 
 from foldserve.server import layout
-from tests.serving import API_KEY, Server, running_server
+from tests.conftest import data
+from tests.serving import API_KEY, SMALL_MSA, Server, running_server
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 EXAMPLES = 400
@@ -87,3 +88,57 @@ def test_fuzz_the_endpoint(server: Server) -> None:
     store = server.store
     assert all(store.get(job_id) is not None for job_id in submitted), "a job was lost"
     server.request("POST", "/purge-queue")
+
+
+#: Row names a careless or hostile client might send: any Unicode must survive to the outputs.
+ROW_NAMES = st.text(
+    st.characters(blacklist_categories=["Cs", "Cc", "Zl", "Zp"], blacklist_characters=">"),
+    min_size=1,
+    max_size=12,
+).filter(lambda name: name.strip() == name and name.split() == [name])
+
+
+def _msa_with_query_named(name: str) -> str:
+    """The 6-row test MSA with its query row renamed."""
+    lines = data(SMALL_MSA).read_text().splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith(">"))
+    lines[first] = f">{name}"
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.timeout(300)
+def test_valid_jobs_from_the_edges_of_the_contract_run_to_an_end(server: Server) -> None:
+    """Inputs schemathesis hardly reaches (it seldom builds a valid MSA): valid jobs at the edges
+    of every field run on the real worker, and each ends COMPLETED, or FAILED with one line;
+    the worker never crashes."""
+    worker_pid = server.worker_pid()
+    finished: list[dict[str, Any]] = []
+
+    @settings(max_examples=8, derandomize=True, database=None, deadline=None)
+    @given(
+        name=ROW_NAMES,
+        models=st.lists(st.integers(1, 5), min_size=1, max_size=2, unique=True),
+        seed=st.sampled_from([0, 1, 2**31, 2**32 - 2]),
+        outputs=st.lists(st.sampled_from(["pdb", "cif", "scores", "pae", "msa"]), min_size=1),
+        rank_by=st.sampled_from(["plddt", "ptm"]),
+    )
+    def job(name: str, models: list[int], seed: int, outputs: list[str], rank_by: str) -> None:
+        job_input = {
+            "msa": _msa_with_query_named(name),
+            "models": models,
+            "num_recycles": 0,
+            "seed": seed,
+            "outputs": sorted(set(outputs)),
+            "rank_by": rank_by,
+        }
+        finished.append(server.wait_finished(server.submit(job_input), timeout=120))
+
+    job()
+
+    assert finished
+    for body in finished:
+        assert body["status"] in ("COMPLETED", "FAILED"), body
+        if body["status"] == "FAILED":
+            assert "\n" not in body["error"] and "crashed" not in body["error"], body["error"]
+    assert any(body["status"] == "COMPLETED" for body in finished)
+    assert server.worker_pid() == worker_pid, "a worker was restarted"
