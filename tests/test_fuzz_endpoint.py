@@ -36,8 +36,14 @@ def server(tmp_path_factory: pytest.TempPathFactory, test_params: Path) -> Itera
 
 @pytest.mark.timeout(60)
 def test_a_huge_header_is_refused_before_auth(server: Server) -> None:
-    answer = httpx.get(f"{server.base}/health", headers={"X-Big": "a" * 4_000_000}, timeout=30)
-    assert answer.status_code in (400, 431)
+    try:
+        answer = httpx.get(f"{server.base}/health", headers={"X-Big": "a" * 4_000_000}, timeout=30)
+    except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError):
+        # The server answered 400 and closed while the client was still sending the header:
+        # the reset can reach the client before the answer does.
+        pass
+    else:
+        assert answer.status_code in (400, 431)
     assert server.request("GET", "/health").status_code == 200  # still up
 
 
