@@ -88,14 +88,17 @@ def create_app(store: JobStore, settings: ServeSettings, api_keys: tuple[str, ..
             raise _no_job(job_id)
         return job
 
-    async def submit(request: Request, limit: int) -> Job:
-        run = await run_in_threadpool(parse_run_request, await _json_body(request, limit))
-        # Decided now, not by a job that fails later: what the server may fetch or call.
-        await run_in_threadpool(_check_urls, settings.outbound, run.input.msa_url, run.webhook)
+    def accept(body: Any) -> Job:
+        """Check all that can be checked now, then queue: refused here, not by a job that
+        fails later (run off the event loop: it parses the MSA and resolves hosts)."""
+        run = parse_run_request(body)
+        _check_urls(settings.outbound, run.input.msa_url, run.webhook)
         if run.input.msa_url is None:
-            # Parse now: a bad MSA is refused with its line, before it waits in the queue.
-            await run_in_threadpool(unpack_msa, run.input, limits=settings.msa_limits)
-        return await run_in_threadpool(store.submit, run.input, run.policy, run.webhook)
+            unpack_msa(run.input, limits=settings.msa_limits)  # a bad MSA names its line
+        return store.submit(run.input, run.policy, run.webhook)
+
+    async def submit(request: Request, limit: int) -> Job:
+        return await run_in_threadpool(accept, await _json_body(request, limit))
 
     @router.post("/run", openapi_extra=_RUN_BODY)
     async def run(request: Request) -> dict[str, Any]:
