@@ -11,12 +11,6 @@ app = typer.Typer(
 )
 
 
-@app.callback()
-def _group() -> None:
-    """The job contract: JSON Schema of job input and output."""
-    # A callback keeps `jobs` a group: Typer runs an app of one command as that command.
-
-
 @app.command("schema")
 def schema_command() -> None:
     """Print the JSON Schema of the /run body, the job output and a progress event."""
