@@ -1,0 +1,95 @@
+"""``config.json`` of a prediction directory: how the run was made, and its own file list.
+
+ColabFold writes a ``config.json`` of the run's settings beside its models; foldserve writes
+one too, with the settings, the MSA the network saw, the weights (and their fingerprint), the
+device and the versions, so a folder read months later still says what it holds. ``files``
+lists every file the run wrote: readers (``report``, ``compare``) take the run's models from
+it, never from a glob that could pick up a stranger's file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from foldserve.errors import InputError
+
+CONFIG_NAME = "config.json"
+#: Tells a foldserve ``config.json`` from ColabFold's (which has no such key).
+FORMAT = "foldserve-run/1"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class RunMsa(_Frozen):
+    """The alignment as the network saw it."""
+
+    source: str
+    format: str
+    query_name: str
+    query_length: int
+    depth: int
+    neff: float | None = None
+    #: Cluster centres and extra rows the network reads (the rest of a deep MSA is unused).
+    clusters: int
+    extra: int
+
+
+class RunWeights(_Frozen):
+    params_dir: str
+    fingerprint: str
+    test_weights: bool
+    evoformer_blocks: int
+
+
+class RunSettings(_Frozen):
+    """The knobs, named as the job JSON and the command line name them."""
+
+    models: tuple[int, ...]
+    num_recycles: int
+    recycle_early_stop_tolerance: float | None = None
+    seed: int
+    num_seeds: int
+    rank_by: str
+    stop_at_score: float | None = None
+    max_msa_clusters: int
+    max_extra_msa: int
+
+
+class RunConfig(_Frozen):
+    format: str = FORMAT
+    engine: str
+    created: str
+    settings: RunSettings
+    msa: RunMsa
+    weights: RunWeights
+    device: str
+    precision: str
+    #: The padded shape the compiled network ran at, and why that one.
+    shape: dict[str, int]
+    versions: dict[str, str]
+    test_weights: bool
+    #: Every file of the run, ``config.json`` included, relative to the directory.
+    files: tuple[str, ...] = ()
+
+
+def read_config(directory: Path) -> RunConfig | None:
+    """The foldserve ``config.json`` of ``directory``; None when there is none or it is
+    another tool's (ColabFold's has different keys)."""
+    path = directory / CONFIG_NAME
+    if not path.is_file():
+        return None
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if FORMAT not in text:
+        return None
+    try:
+        return RunConfig.model_validate_json(text)
+    except ValidationError as exc:
+        raise InputError(
+            f"not a readable foldserve run record ({exc.error_count()} problem(s))",
+            where=str(path),
+            fix="predict again into a new folder",
+        ) from None
