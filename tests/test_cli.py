@@ -64,7 +64,7 @@ def test_filter_writes_the_most_diverse_rows(tmp_path: Path) -> None:
         "--max-seq-id",
         "90",
         "--min-coverage",
-        "0.5",
+        "50",
         "--max-seqs",
         "300",
     )

@@ -4,6 +4,7 @@ program's GDT-TS and AlphaFold's own lDDT."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -213,20 +214,27 @@ def test_altlocs_keep_the_first_and_insertion_codes_make_residues(tmp_path: Path
 
 
 def test_prediction_directory_table_and_json(tmp_path: Path) -> None:
-    """Three 1L2Y models laid out as ranked_0..2.pdb, compared with each other and model 4."""
+    """Three 1L2Y models laid out as ranked_0..2.pdb, compared with each other and model 4.
+
+    No ranking_debug.json or config.json says which files are the run's: ranked_0 up to the
+    first gap are taken (ranked_7.pdb is not), with a warning."""
     ensemble = gemmi.read_structure(str(data(S + "pdb/biotite_1l2y_38models.pdb")))
     for rank in range(4):
         single = gemmi.Structure()
         single.add_model(ensemble[rank])
         single.write_pdb(str(tmp_path / (f"ranked_{rank}.pdb" if rank < 3 else "ref.pdb")))
-    result = compare_json(str(tmp_path), "--reference", str(tmp_path / "ref.pdb"))
+    shutil.copy(tmp_path / "ref.pdb", tmp_path / "ranked_7.pdb")
+    ran = foldserve("compare", "--json", str(tmp_path), "--reference", str(tmp_path / "ref.pdb"))
+    assert ran.exit_code == 0, ran.stderr
+    assert "no ranking_debug.json or config.json: took ranked_0 to ranked_2" in ran.stderr
+    result = json.loads(ran.stdout)
     pairs = [(c["a"], c["b"]) for c in result["comparisons"]]
     assert pairs[:3] == [
         ("ranked_0.pdb", "ranked_1.pdb"),
         ("ranked_0.pdb", "ranked_2.pdb"),
         ("ranked_1.pdb", "ranked_2.pdb"),
     ]
-    assert [b for _, b in pairs[3:]] == ["ref.pdb"] * 3
+    assert [b for _, b in pairs[3:]] == ["ref.pdb"] * 3 and len(pairs) == 6
     table = foldserve("compare", str(tmp_path), env={"COLUMNS": "120"})
     assert table.exit_code == 0 and "TM (A)" in table.stdout
     assert "ranked_2.pdb" in table.stdout

@@ -12,6 +12,7 @@ import pytest
 from foldserve.errors import Cancelled, InputError, TooLarge
 from foldserve.fold.features import raw_features
 from foldserve.fold.network import evoformer_blocks
+from foldserve.fold.outputs import write_best_model, write_prediction
 from foldserve.fold.predictor import Predictor
 from foldserve.fold.results import PredictOptions, ProgressEvent
 from foldserve.fold.weights import model_param_file
@@ -236,13 +237,14 @@ def test_an_unknown_precision_is_refused_not_ignored(test_params: Path, precisio
     assert repr(precision) in refused.value.problem
 
 
-def test_predict_to_dir_writes_the_directory_and_the_best_model(
+def test_write_prediction_writes_the_directory_and_the_best_model(
     predictor: Predictor, tmp_path: Path
 ) -> None:
     out, best = tmp_path / "run", tmp_path / "models" / "best.pdb"
-    prediction = predictor.predict_to_dir(
-        read(data(SMALL)), out, PredictOptions(models=(1, 2), num_recycles=0), best_model=best
-    )
+    prediction = predictor.predict(read(data(SMALL)), PredictOptions(models=(1, 2), num_recycles=0))
+    write_prediction(prediction, out)
+    best.parent.mkdir()
+    write_best_model(out, best)
     names = sorted(p.name for p in out.iterdir())
     assert names == sorted(
         [
@@ -256,22 +258,10 @@ def test_predict_to_dir_writes_the_directory_and_the_best_model(
             "timings.json",
             "scores.json",
             "msa.a3m",
+            "config.json",
         ]
     )  # and no temporary file left beside them
     assert best.read_bytes() == (out / "ranked_0.pdb").read_bytes()
     assert list(best.parent.iterdir()) == [best]
     ranking = json.loads((out / "ranking_debug.json").read_text())
     assert ranking["order"][0] == prediction.best.name
-
-
-def test_predict_to_dir_cancelled_writes_nothing(predictor: Predictor, tmp_path: Path) -> None:
-    best = tmp_path / "best.pdb"
-    with pytest.raises(Cancelled):
-        predictor.predict_to_dir(
-            read(data(SMALL)),
-            tmp_path / "run",
-            PredictOptions(models=(1,), num_recycles=0),
-            best_model=best,
-            cancel=lambda: True,
-        )
-    assert list(tmp_path.iterdir()) == []

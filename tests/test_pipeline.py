@@ -130,6 +130,35 @@ def test_runs_list_and_compare_side_by_side(first_run: Path, test_params: Path) 
     assert unknown.exit_code == 2 and "no run with id 'zzzz'" in unknown.stderr
 
 
+def test_an_unchanged_rerun_logs_no_second_run(first_run: Path, test_params: Path) -> None:
+    """A re-run that finds every step cached computed nothing new: MLflow keeps one run."""
+    reference = ("--reference", str(data(REFERENCE)))
+    uri = tracking.default_uri(first_run)
+    # Other tests may have left another reference's steps: this run records these inputs.
+    assert pipeline(first_run, test_params, *reference).exit_code == 0
+    runs = tracking.list_runs(uri)
+    again = pipeline(first_run, test_params, *reference)
+    assert again.exit_code == 0, again.stderr
+    assert statuses(again.stderr) == dict.fromkeys(STEPS, "cached")
+    assert tracking.list_runs(uri) == runs
+    assert f"unchanged since MLflow run {runs[0].run_id}" in again.stderr
+
+
+@pytest.mark.timeout(60)
+def test_runs_list_outside_a_run_folder_creates_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    listed = foldserve("runs", "list")
+    assert listed.exit_code == 0, listed.stderr
+    assert "no runs" in listed.stderr and listed.stdout == ""
+    elsewhere = foldserve("runs", "list", "--dir", str(tmp_path / "nothing-here"))
+    assert elsewhere.exit_code == 0 and "no runs" in elsewhere.stderr
+    compared = foldserve("runs", "compare", "abc")
+    assert compared.exit_code == 2 and "no run with id 'abc'" in compared.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_resume_after_ctrl_c(test_params: Path, tmp_path: Path) -> None:
     """Ctrl-C is a signal to a process: this run has one of its own."""
     out = tmp_path / "run"

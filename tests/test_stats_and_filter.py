@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from foldserve import msa
 from foldserve.msa.filtering import FilterSettings, filter_msa
 from foldserve.msa.stats import inspect, neff
+from tests.cli_runner import foldserve
 from tests.conftest import data
 
 pytestmark = pytest.mark.timeout(60)
@@ -107,3 +109,72 @@ def test_filter_settings_validate() -> None:
         FilterSettings(max_seq_id=1.5)
     with pytest.raises(ValueError, match="max_seqs must be at least 1"):
         FilterSettings(max_seqs=0)
+
+
+FLAGS = ["--max-seq-id", "--min-coverage", "--min-query-id"]
+
+
+@pytest.mark.parametrize("flag", FLAGS)
+@pytest.mark.parametrize(("value", "fix"), [("0.5", "50 for 50%"), ("1", "100 for 100%")])
+def test_filter_refuses_a_value_that_reads_as_fraction_and_percentage(
+    tmp_path: Path, flag: str, value: str, fix: str
+) -> None:
+    """hhfilter's -id/-cov/-qid take percentages: -cov 1 is 1%, which a fraction reads as 100%."""
+    out = tmp_path / "x.a3m"
+    result = foldserve(
+        "msa", "filter", str(data("msa/stockholm/hmmer_fn3.sto")), str(out), flag, value
+    )
+    assert result.exit_code == 2
+    assert f"{flag}: {value} is ambiguous" in result.stderr
+    assert f"give a percentage: {fix}" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("flag", FLAGS)
+@pytest.mark.parametrize("value", ["-5", "100.5", "nan"])
+def test_filter_refuses_a_value_that_is_no_percentage(
+    tmp_path: Path, flag: str, value: str
+) -> None:
+    out = tmp_path / "x.a3m"
+    result = foldserve(
+        "msa", "filter", str(data("msa/stockholm/hmmer_fn3.sto")), str(out), flag, value
+    )
+    assert result.exit_code == 2
+    assert f"{flag}: " in result.stderr and "not a percentage" in result.stderr
+
+
+def test_filter_percentages_mean_what_hhfilter_means(tmp_path: Path, fn3: msa.Msa) -> None:
+    out = tmp_path / "x.a3m"
+    result = foldserve(
+        "msa",
+        "filter",
+        str(data("msa/stockholm/hmmer_fn3.sto")),
+        str(out),
+        "--max-seq-id",
+        "90",
+        "--min-coverage",
+        "50",
+        "--min-query-id",
+        "20",
+    )
+    assert result.exit_code == 0, result.stderr
+    expected, _ = filter_msa(
+        fn3, FilterSettings(max_seq_id=0.9, min_coverage=0.5, min_query_id=0.2)
+    )
+    assert msa.read(out).names == expected.names
+    assert "coverage >= 50%" in result.stderr
+    # 0 and 100 are unambiguous: no threshold, and everything up to identical rows kept.
+    result = foldserve(
+        "msa",
+        "filter",
+        str(data("msa/stockholm/hmmer_fn3.sto")),
+        str(out),
+        "--min-coverage",
+        "0",
+        "--max-seq-id",
+        "100",
+        "--keep-duplicates",
+    )
+    assert result.exit_code == 0, result.stderr
+    assert len(msa.read(out)) == len(fn3)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from foldserve import Client
+from foldserve.files import sha256_file
 from foldserve.fold.results import PredictOptions
 from foldserve.jobs.schema import JobStatus
 from tests.cli_runner import Ran, foldserve
@@ -142,3 +143,48 @@ def test_batch_submits_each_msa_and_skips_finished_ones_on_rerun(
     rerun = shell(*args, state=tmp_path / "state")
     assert rerun.exit_code == 0, rerun.stderr
     assert server.request("GET", "/health").json()["jobs"]["completed"] == completed
+
+
+def test_batch_runs_an_msa_again_when_its_settings_or_its_file_changed(
+    server: Server, tmp_path: Path
+) -> None:
+    msa_dir = tmp_path / "msas"
+    msa_dir.mkdir()
+    msa = msa_dir / "one.a3m"
+    msa.write_bytes(data(SMALL_MSA).read_bytes())
+    out = tmp_path / "out"
+    record = out / "one" / "foldserve_job.json"
+
+    def batch(models: str) -> str:
+        ran = shell(
+            "submit", "--url", server.root, "--msa-dir", str(msa_dir), "--out-dir", str(out),
+            "--models", models, "--num-recycles", "0", state=tmp_path / "state",
+        )  # fmt: skip
+        assert ran.exit_code == 0, ran.stderr
+        return ran.stderr
+
+    def models_ranked() -> list[str]:
+        ranking = json.loads((out / "one" / "ranking_debug.json").read_text())
+        return sorted(name.split("_ptm")[0] for name in ranking["order"])
+
+    batch("1")
+    assert models_ranked() == ["model_1"]
+    again = batch("1,3")
+    assert "settings changed since the last run (models 1 -> 1,3): running again" in again
+    assert "1 done, 0 already done" in again
+    assert models_ranked() == ["model_1", "model_3"]
+    assert "0 done, 1 already done" in batch("1,3")
+
+    # Same name, same shape, one residue of the last row changed.
+    lines = msa.read_text().splitlines()
+    lines[-1] = lines[-1].replace("ATLL", "GTLL", 1)
+    msa.write_text("\n".join(lines) + "\n")
+    assert "the MSA file changed since the last run: running again" in batch("1,3")
+    assert json.loads(record.read_text())["key"]["msa_sha256"] == sha256_file(msa)
+
+    # A record from before keys were kept: what it was made from is unknown, so it runs again.
+    old = json.loads(record.read_text())
+    del old["key"]
+    record.write_text(json.dumps(old))
+    assert "the last run left no record of its MSA and settings" in batch("1,3")
+    assert models_ranked() == ["model_1", "model_3"]

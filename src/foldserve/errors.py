@@ -23,6 +23,7 @@ Anything else that escapes is a bug in foldserve and keeps its traceback.
     │   └── WaitTimedOut      waiting gave up; the job keeps running
     ├── WeightsError          model weights missing, damaged or not fetchable
     ├── StorageError          a result bucket that cannot be written
+    ├── OutputNotWritten      a finished run that could not be put in its folder (kept elsewhere)
     ├── StoreUnavailable      the server's job store cannot be used now    HTTP 503
     │   └── StoreFull         its disk is full                             HTTP 503
     └── Cancelled             a prediction stopped at a recycle boundary on request
@@ -33,6 +34,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from foldserve.jobs.schema import JobState
 
 
@@ -132,6 +135,20 @@ class WeightsError(FoldserveError):
 
 class StorageError(FoldserveError):
     """A bucket for large results that cannot be written or signed."""
+
+
+class OutputNotWritten(FoldserveError):
+    """A prediction was computed but could not be written where asked; ``kept_in`` (named in
+    the fix) holds it when it could be written anywhere."""
+
+    def __init__(self, problem: str, *, where: str, kept_in: Path | None) -> None:
+        fix = (
+            f"the results are kept in {kept_in}; move them where you want them"
+            if kept_in is not None
+            else "free space or fix permissions, then run again"
+        )
+        super().__init__(problem, where=where, fix=fix)
+        self.kept_in = kept_in
 
 
 class StoreUnavailable(FoldserveError):

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import Annotated, Any
+from pathlib import PurePath
+from typing import Annotated, Any, get_args
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from foldserve._version import __version__
 from foldserve.errors import FoldserveError, InputError, Refused, WeightsError
@@ -86,6 +87,48 @@ def print_error(error: FoldserveError) -> None:
     )
 
 
+def _one_value(param: TyperArgument | TyperOption) -> str:
+    """What one value of a list parameter is, as Typer names a single one: ``<path>``, ``<str>``."""
+    (element,) = get_args(param.type_descriptor.annotation)
+    if isinstance(element, type) and issubclass(element, PurePath):
+        return f"<{param.type_descriptor.path_type}>"
+    return f"<{getattr(element, '__name__', element)}>"
+
+
+class _ListArgument(TyperArgument):
+    """An argument taking many values, labelled in help by what one value is (``PATHS...
+    <path>``): Typer labels it with its annotation (``<list[Path]>``) and, unlike an option's,
+    an argument's metavar does not replace that label."""
+
+    def display_type(self, ctx: Any) -> str:
+        return _one_value(self)
+
+
+def plain_help(command: Any) -> Any:
+    """``command`` and its subcommands with the help ``foldserve --help`` has: click's plain
+    layout, and each value labelled by its kind, never by a Python annotation.
+
+    Typer's default, Rich's option table, gives each part of an option its own column and cuts
+    a long option name short (``--recycle-early-stop-…``) at 80 columns; click's layout puts
+    such a name on a line of its own, and shows a flag without a ``<bool>`` label. A
+    repeatable option or an argument taking many values is labelled by one value's kind, and a
+    group lists its commands as ``foldserve --help`` does, by their whole first paragraph.
+    """
+    if isinstance(command, TyperCommand | TyperGroup):
+        command.rich_markup_mode = None
+    for param in command.params:
+        if isinstance(param, TyperOption) and param.multiple and param.metavar is None:
+            param.metavar = _one_value(param)
+        elif isinstance(param, TyperArgument) and param.type_descriptor.is_list:
+            param.__class__ = _ListArgument
+    for subcommand in getattr(command, "commands", {}).values():
+        if subcommand.short_help is None and subcommand.help:
+            # A group lists its commands by their first paragraph, wrapped (click would cut it).
+            subcommand.short_help = subcommand.help.split("\n\n")[0]
+        plain_help(subcommand)
+    return command
+
+
 class LazyGroup(TyperGroup):
     """The top-level group: a command's module is imported only when it runs or shows help."""
 
@@ -105,7 +148,7 @@ class LazyGroup(TyperGroup):
             # A group even with one command (Typer would run that command in its place).
             command = typer.main.get_group(getattr(module, _APP_NAMES.get(cmd_name, "app")))
         command.name = cmd_name
-        return command
+        return plain_help(command)
 
     def format_commands(self, ctx: Any, formatter: Any) -> None:
         with formatter.section("Commands"):

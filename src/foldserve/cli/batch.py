@@ -87,6 +87,10 @@ def submit_batch(
                     bar.console.print(
                         f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True
                     )
+            elif event.kind == "rerun":
+                bar.console.print(
+                    f"{name}: {event.message}: running again", highlight=False, soft_wrap=True
+                )
             elif event.kind == "resumed":
                 bar.console.print(
                     f"{name}: following job {event.job_id} again", highlight=False, soft_wrap=True

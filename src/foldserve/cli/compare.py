@@ -1,4 +1,5 @@
-"""``foldserve compare``: two structures, or every ranked model of a prediction directory."""
+"""``foldserve compare``: two structures, or every ranked model of a prediction directory
+(foldserve's, ColabFold's or AlphaFold's)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import typer
 from rich import box
 from rich.table import Table
 
-from foldserve.cli.console import out
+from foldserve.cli.console import err, out
 from foldserve.errors import InputError
 from foldserve.pipeline import prediction_dir
 from foldserve.structure.compare import Align, Comparison, compare, compare_all
@@ -25,6 +26,10 @@ Paths = Annotated[
 ]
 ReferenceOption = Annotated[
     Path | None, typer.Option("--reference", "-r", help="Experimental or reference structure.")
+]
+JobOption = Annotated[
+    str | None,
+    typer.Option("--job", help="The job to read, in a ColabFold folder of several."),
 ]
 
 
@@ -87,15 +92,24 @@ def compare_command(
         ),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    job: JobOption = None,
 ) -> None:
     """TM-score (by each length), RMSD, aligned length, GDT-TS and lDDT of structures."""
     how = cast(Align, align)
     ref = read_chain(reference, reference_chain) if reference else None
     if len(paths) == 1 and paths[0].is_dir():
-        models = prediction_dir.load(paths[0]).models
-        chains = [read_chain(model.path) for model in models]
+        prediction = prediction_dir.load(paths[0], job=job)
+        for warning in prediction.warnings:
+            err().print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
+        chains = [read_chain(model.path) for model in prediction.models]
         _print(compare_all(chains, ref, align=how), as_json, title=str(paths[0]))
         return
+    if job is not None:
+        raise InputError(
+            "--job picks a job in a ColabFold folder",
+            where="--job",
+            fix="give the ColabFold folder as the one path, or leave --job out",
+        )
     if len(paths) != 2:
         raise InputError(
             f"{len(paths)} paths given",

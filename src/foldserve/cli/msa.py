@@ -51,6 +51,8 @@ def _print_report(report: MsaReport) -> None:
     table.add_row("file", report.source)
     table.add_row("format", report.format)
     table.add_row("query", f"{report.query_name} ({report.query_length} residues)")
+    if report.complex is not None:
+        table.add_row("chains", report.complex.describe())
     table.add_row("depth", f"{report.depth} rows (query included)")
     table.add_row("unique", f"{report.unique} rows")
     sampled = "" if report.neff_rows == report.depth else f" (estimated on {report.neff_rows} rows)"
@@ -129,19 +131,31 @@ def convert_command(
         )
 
 
-def _fraction(value: float | None, option: str) -> float | None:
-    """Accept 0.9 or 90 (hhfilter's percent) for identities and coverages."""
+def _percentage(value: float | None, option: str) -> float | None:
+    """Read a percentage (0 to 100, as hhfilter's -id, -cov and -qid take it) as a fraction.
+
+    A value above 0 and up to 1 is refused: hhfilter reads ``-cov 1`` as 1%, while 1 as a
+    fraction would be 100%, and thresholds that low are no use as percentages anyway.
+    """
     if value is None:
         return None
-    if 1.0 < value <= 100.0:
-        value /= 100.0
-    if not 0.0 <= value <= 1.0:
+    if not 0.0 <= value <= 100.0:
         raise InputError(
-            f"{value} is not a fraction or a percentage",
+            f"{value:g} is not a percentage",
             where=option,
-            fix="give a value between 0 and 1, or a percentage up to 100",
+            fix="give a percentage from 0 to 100, as hhfilter takes it (90 for 90%)",
         )
-    return value
+    if 0.0 < value <= 1.0:
+        raise InputError(
+            f"{value:g} is ambiguous: hhfilter reads it as {value:g}%, a fraction would be "
+            f"{value * 100:g}%",
+            where=option,
+            fix=f"give a percentage: {value * 100:g} for {value * 100:g}%",
+        )
+    return value / 100.0
+
+
+PERCENT_HELP = "A percentage, 0-100; values above 0 and up to 1 are refused as ambiguous."
 
 
 @app.command("filter")
@@ -151,16 +165,23 @@ def filter_command(
     max_seq_id: Annotated[
         float | None,
         typer.Option(
-            help="Drop rows more identical than this to a row kept before them (0.9 or 90)."
+            help="Drop rows more than this % identical to a row kept before them "
+            f"(hhfilter -id; 90 for 90%). {PERCENT_HELP}"
         ),
     ] = None,
     min_coverage: Annotated[
         float | None,
-        typer.Option(help="Drop rows covering less of the query than this (0.5 or 50)."),
+        typer.Option(
+            help="Drop rows covering less than this % of the query "
+            f"(hhfilter -cov; 50 for 50%). {PERCENT_HELP}"
+        ),
     ] = None,
     min_query_id: Annotated[
         float | None,
-        typer.Option(help="Drop rows less identical than this to the query (0.3 or 30)."),
+        typer.Option(
+            help="Drop rows less than this % identical to the query "
+            f"(hhfilter -qid; 30 for 30%). {PERCENT_HELP}"
+        ),
     ] = None,
     max_seqs: Annotated[
         int | None, typer.Option(help="Keep at most this many rows, the most diverse, query first.")
@@ -179,9 +200,9 @@ def filter_command(
         )
     settings = msa.FilterSettings(
         remove_duplicates=not keep_duplicates,
-        max_seq_id=_fraction(max_seq_id, "--max-seq-id"),
-        min_coverage=_fraction(min_coverage, "--min-coverage"),
-        min_query_id=_fraction(min_query_id, "--min-query-id"),
+        max_seq_id=_percentage(max_seq_id, "--max-seq-id"),
+        min_coverage=_percentage(min_coverage, "--min-coverage"),
+        min_query_id=_percentage(min_query_id, "--min-query-id"),
         max_seqs=max_seqs,
     )
     _require_format_for_stdout(destination, to)

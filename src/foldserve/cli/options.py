@@ -27,6 +27,10 @@ TEST_WEIGHTS_WARNING = (
 )
 
 
+#: Option fields whose flag is not their name with dashes.
+_FLAGS = {"max_msa_clusters": "--max-msa", "max_extra_msa": "--max-msa"}
+
+
 def parse_models(text: str) -> tuple[int, ...]:
     """``"1,2,3"`` → ``(1, 2, 3)``; a clear error for anything else."""
     try:
@@ -46,9 +50,12 @@ def predict_options(
     rank_by: str,
     *,
     templates: bool = False,
+    **defaulted: float | int | None,
 ) -> PredictOptions:
-    """The options the flags ask for; errors name the flag the user typed."""
+    """The options the flags ask for; errors name the flag the user typed. ``defaulted``
+    options (``stop_at_score=…``) left None keep PredictOptions' default."""
     model_numbers = parse_models(models)
+    given = {name: value for name, value in defaulted.items() if value is not None}
     try:
         return PredictOptions(
             models=model_numbers,
@@ -58,8 +65,10 @@ def predict_options(
             num_seeds=num_seeds,
             rank_by=cast(RankBy, rank_by),
             templates=templates,
+            **given,  # type: ignore[arg-type]
         )
     except InputError as exc:
         # The options name JSON fields; on the command line the flag is what the user typed.
-        flag = f"--{(exc.where or '').replace('_', '-')}"
+        field = exc.where or ""
+        flag = _FLAGS.get(field, f"--{field.replace('_', '-')}")
         raise InputError(exc.problem, where=flag, fix=exc.fix) from None

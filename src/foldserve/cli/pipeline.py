@@ -88,10 +88,17 @@ def run_command(
 
     result = run_pipeline(settings, on_step=show, on_progress=progress)
     with err().status("Recording the run in MLflow …", spinner="dots"):
-        run_id = tracking.log_run(result, settings.tracking_uri)
-    uri = settings.tracking_uri or tracking.default_uri(settings.out)
+        logged = tracking.log_run(result, settings.tracking_uri)
+    uri = _uri(settings.out, settings.tracking_uri)
     err().print(f"report: {result.output('report', 'report')}", highlight=False, soft_wrap=True)
-    err().print(f"MLflow run {run_id} in {uri}", highlight=False, soft_wrap=True)
+    if logged.new:
+        err().print(f"MLflow run {logged.run_id} in {uri}", highlight=False, soft_wrap=True)
+    else:
+        err().print(
+            f"unchanged since MLflow run {logged.run_id} in {uri}: nothing new logged",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _uri(directory: Path, tracking_uri: str | None) -> str:
@@ -117,6 +124,14 @@ def list_command(directory: DirArgument = Path("."), tracking_uri: TrackingOptio
     """Every recorded pipeline run, newest first."""
     uri = _uri(directory, tracking_uri)
     runs = tracking.list_runs(uri)
+    if not runs:
+        err().print(
+            f"no runs in {uri}: `foldserve pipeline run` records one "
+            "(--dir names a pipeline's output directory)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return
     table = Table(title=uri, title_justify="left")
     for column in ("run", "name", "started", "models", "test wts", "pLDDT", "pTM", "TM ref"):
         table.add_column(column, no_wrap=column in ("run", "started"))
@@ -132,8 +147,6 @@ def list_command(directory: DirArgument = Path("."), tracking_uri: TrackingOptio
             _number(run.metrics.get("tm_score_to_reference"), 3),
         )
     out().print(table)
-    if not runs:
-        err().print("no runs recorded yet: `foldserve pipeline run` records one")
 
 
 @runs_app.command("compare")

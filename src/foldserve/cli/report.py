@@ -7,13 +7,17 @@ from typing import Annotated
 
 import typer
 
+from foldserve.cli.compare import JobOption
 from foldserve.cli.console import err
 from foldserve.pipeline import prediction_dir
 from foldserve.pipeline.report import write_report
 
 
 def report_command(
-    directory: Annotated[Path, typer.Argument(help="Prediction directory (ranked_*.pdb).")],
+    directory: Annotated[
+        Path,
+        typer.Argument(help="Prediction directory: foldserve's, ColabFold's or AlphaFold's."),
+    ],
     reference: Annotated[
         Path | None,
         typer.Option("--reference", "-r", help="Structure to superpose on and compare with."),
@@ -30,10 +34,14 @@ def report_command(
             help="Directory for the PNG plots (default: OUTPUT without .html + _figures)."
         ),
     ] = None,
+    job: JobOption = None,
 ) -> None:
-    """Write a self-contained HTML report: 3D models, pLDDT, PAE, MSA depth, comparisons."""
-    prediction = prediction_dir.load(directory)
+    """Write a self-contained HTML report: run settings, 3D models, pLDDT, PAE, MSA coverage,
+    comparisons."""
+    prediction = prediction_dir.load(directory, job=job)
     stderr = err(highlight=False)
+    for warning in prediction.warnings:
+        stderr.print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True)
     with stderr.status("Writing the report …", spinner="dots"):
         report = write_report(
             prediction,

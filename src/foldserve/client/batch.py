@@ -7,8 +7,11 @@ Layout of the output directory, for an input ``DIR/family.a3m``::
     OUT/family/foldserve_job.json    the job record: id, endpoint, last known status
 
 The record is written when the job is submitted and marked COMPLETED last, after every file is
-in place. Running the same batch again skips completed MSAs, picks up jobs still queued or
-running on the same endpoint instead of submitting them again, and resubmits the rest.
+in place. It carries the job's :class:`~foldserve.client.records.InputKey` (the SHA-256 of the
+MSA file and the prediction settings). Running the same batch again skips completed MSAs, picks
+up jobs still queued or running on the same endpoint instead of submitting them again, and
+resubmits the rest; an MSA whose file or settings changed since (or whose record has no key)
+is submitted again whatever its record says, and the reason reported.
 """
 
 from __future__ import annotations
@@ -16,13 +19,13 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
 from foldserve.client import records
 from foldserve.client.client import Client, save_best_model
-from foldserve.client.records import JobRecord
+from foldserve.client.records import InputKey, JobRecord
 from foldserve.client.request import build_request
 from foldserve.errors import FoldserveError, InputError, JobNotFound
 from foldserve.fold.results import PredictOptions
@@ -47,7 +50,9 @@ class BatchItem:
         return self.out_dir / RECORD_NAME
 
 
-EventKind = Literal["skipped", "submitted", "resumed", "update", "done", "failed"]
+#: ``rerun``: the item's record was made from another MSA or other settings (``message`` says
+#: which); its job is neither skipped nor followed, but submitted again.
+EventKind = Literal["rerun", "skipped", "submitted", "resumed", "update", "done", "failed"]
 
 
 @dataclass(frozen=True)
@@ -166,7 +171,13 @@ def _run_one(
     execution_timeout_s: float,
     emit: Callable[[BatchEvent], None],
 ) -> None:
+    key = InputKey.of(item.msa, options)
     previous = records.read(item.record) if item.record.exists() else None
+    if previous is not None:
+        changed = key.changes_from(previous.key)
+        if changed is not None:
+            emit(BatchEvent(item, "rerun", job_id=previous.id, message=changed))
+            previous = None
     if previous and previous.status == JobStatus.COMPLETED and item.best.exists():
         emit(BatchEvent(item, "skipped", job_id=previous.id))
         return
@@ -176,7 +187,7 @@ def _run_one(
     else:
         request = build_request(item.msa, options, execution_timeout_s=execution_timeout_s)
         job_id = client.submit_request(request, output=item.best, out_dir=item.out_dir)
-        record = records.load(job_id)  # written by the client
+        record = replace(records.load(job_id), key=key)  # written by the client, without key
         records.save(record, item.record)
         emit(BatchEvent(item, "submitted", job_id=job_id, warnings=request.warnings))
 

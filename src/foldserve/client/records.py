@@ -16,8 +16,59 @@ from typing import Any
 
 from foldserve.config import Endpoint, EndpointKind, endpoint_at, state_dir
 from foldserve.errors import InputError
-from foldserve.files import write_text
+from foldserve.files import sha256_file, write_text
+from foldserve.fold.results import PredictOptions
 from foldserve.jobs.ids import checked_job_id
+
+
+@dataclass(frozen=True)
+class InputKey:
+    """What a job's result depends on: the MSA file's bytes and the prediction settings.
+
+    ``settings`` is the canonical JSON (sorted keys) of every field of the
+    :class:`PredictOptions`, taken from the dataclass itself, so an option added later is part
+    of the key without a change here.
+    """
+
+    msa_sha256: str
+    settings: str
+
+    def __post_init__(self) -> None:
+        """Refuse a key :meth:`of` cannot have made (read from a damaged record)."""
+        if not isinstance(self.msa_sha256, str) or not isinstance(json.loads(self.settings), dict):
+            raise TypeError("not an input key")
+
+    @classmethod
+    def of(cls, msa: Path, options: PredictOptions) -> InputKey:
+        settings = json.dumps(asdict(options), sort_keys=True, separators=(",", ":"))
+        return cls(msa_sha256=sha256_file(msa), settings=settings)
+
+    def changes_from(self, earlier: InputKey | None) -> str | None:
+        """Why a result made under ``earlier`` is not one for this key; None when it is.
+
+        A record without a key (written before keys existed) cannot show what it was made
+        from, so it counts as made from something else.
+        """
+        if earlier is None:
+            return "the last run left no record of its MSA and settings"
+        if earlier.msa_sha256 != self.msa_sha256:
+            return "the MSA file changed since the last run"
+        if earlier.settings != self.settings:
+            before, now = json.loads(earlier.settings), json.loads(self.settings)
+            changed = ", ".join(
+                f"{name} {_setting(before.get(name))} -> {_setting(now.get(name))}"
+                for name in sorted(before.keys() | now.keys())
+                if before.get(name) != now.get(name)
+            )
+            return f"settings changed since the last run ({changed})"
+        return None
+
+
+def _setting(value: Any) -> str:
+    """A setting as the command line spells it: ``1,3`` for a list of models."""
+    if isinstance(value, list):
+        return ",".join(map(str, value))
+    return "none" if value is None else str(value)
 
 
 @dataclass(frozen=True)
@@ -31,6 +82,9 @@ class JobRecord:
     out_dir: str | None
     submitted_at: str
     status: str = "IN_QUEUE"
+    #: Set by ``submit --msa-dir`` (:mod:`foldserve.client.batch`), which re-runs an MSA whose
+    #: record was made from another input or settings.
+    key: InputKey | None = None
 
     @classmethod
     def new(
@@ -80,8 +134,7 @@ def save(record: JobRecord, path: Path | None = None) -> Path:
 def read(path: Path) -> JobRecord:
     """The record kept at ``path``; a damaged one is a :class:`InputError`."""
     try:
-        raw: Any = json.loads(path.read_text(encoding="utf-8"))
-        record = JobRecord(**raw)
+        record = _from_json(json.loads(path.read_text(encoding="utf-8")))
         checked_job_id(record.id, where="JOB")
     except (ValueError, TypeError, InputError) as exc:
         raise InputError(
@@ -96,6 +149,12 @@ def read(path: Path) -> JobRecord:
             fix="delete it and name the job's endpoint with --url, --endpoint-id or --profile",
         )
     return record
+
+
+def _from_json(raw: Any) -> JobRecord:
+    """The record in ``raw`` as :func:`save` wrote it; TypeError or ValueError if it is not."""
+    key = raw.get("key") if isinstance(raw, dict) else None
+    return JobRecord(**{**raw, "key": None if key is None else InputKey(**key)})
 
 
 def load(job_id: str) -> JobRecord:

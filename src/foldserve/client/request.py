@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -102,6 +103,7 @@ def build_request(
             num_seeds=options.num_seeds,
             rank_by=options.rank_by,
             outputs=list(DEFAULT_OUTPUTS if outputs is None else outputs),
+            **_changed(options, ("stop_at_score", "max_msa_clusters", "max_extra_msa")),
         )
     except ValidationError as exc:
         raise validation_error(exc, prefix=("input",)) from None
@@ -131,6 +133,13 @@ def build_request(
         f"sending the {len(sent)} most diverse of {len(msa)} rows ({note})"
     )
     return JobRequest(content, sent, tuple(warnings), source)
+
+
+def _changed(options: PredictOptions, names: tuple[str, ...]) -> dict[str, Any]:
+    """The options among ``names`` that differ from their defaults: newer fields are sent only
+    when used, so an endpoint that predates them still takes every job that does not."""
+    default = PredictOptions()
+    return {n: getattr(options, n) for n in names if getattr(options, n) != getattr(default, n)}
 
 
 def _reduce(msa: Msa, encode: Callable[[Msa], bytes], limit: int) -> tuple[Msa, bytes]:

@@ -43,11 +43,18 @@ class InputShape:
     clusters: int
     extra: int
 
+    def describe(self) -> str:
+        """``96 residues x 64+1024 MSA rows``: what a progress line shows."""
+        return f"{self.length} residues x {self.clusters}+{self.extra} MSA rows"
 
-def msa_sizes(depth: int) -> tuple[int, int]:
-    """Cluster centres and extra rows for ``depth`` rows: ColabFold's rule for one query."""
-    clusters = min(depth, MAX_MSA_CLUSTERS)
-    extra = max(min(depth - clusters, MAX_EXTRA_MSA), 1)
+
+def msa_sizes(
+    depth: int, max_clusters: int = MAX_MSA_CLUSTERS, max_extra: int = MAX_EXTRA_MSA
+) -> tuple[int, int]:
+    """Cluster centres and extra rows for ``depth`` rows: ColabFold's rule for one query, with
+    its ``--max-msa CLUSTERS:EXTRA`` caps."""
+    clusters = min(depth, max_clusters)
+    extra = max(min(depth - clusters, max_extra), 1)
     return clusters, extra
 
 
@@ -86,19 +93,19 @@ def process_features(
     *,
     seed: int,
     num_recycles: int,
-    depth: int,
+    sizes: tuple[int, int],
     shape: InputShape,
 ) -> FeatureDict:
     """Sample and featurise the MSA as DeepMind's pipeline does, then pad to ``shape``.
 
-    The sampling uses ColabFold's sizes for this depth, so a padded run sees exactly the rows an
-    unpadded one would; padding adds masked rows and residues only.
+    ``sizes`` are the cluster centres and extra rows to sample (:func:`msa_sizes`), so a padded
+    run sees exactly the rows an unpadded one would; padding adds masked rows and residues only.
     """
     from alphafold.model import features
     from colabfold.alphafold.msa import make_fixed_size
 
     config = copy.deepcopy(model_config)
-    clusters, extra = msa_sizes(depth)
+    clusters, extra = sizes
     config.data.eval.max_msa_clusters = clusters
     config.data.common.max_extra_msa = extra
     config.data.common.num_recycle = num_recycles

@@ -2,26 +2,52 @@
 
 Tools written for AlphaFold's output keep working: ``ranked_{i}.pdb``/``.cif``,
 ``unrelaxed_{model}_pred_{seed}.pdb``, ``ranking_debug.json``, ``timings.json``, and per run the
-AlphaFold DB's PAE and confidence JSON. ``scores.json`` has one line per run, and ``msa.a3m`` is
-the alignment the network actually saw. Every JSON file carries ``test_weights``.
+AlphaFold DB's PAE and confidence JSON. ``scores.json`` has one line per run, ``msa.a3m`` is
+the alignment the network actually saw, and ``config.json`` (:mod:`foldserve.fold.run_config`)
+says how the run was made and lists its files. Every JSON file carries ``test_weights``.
 """
 
 from __future__ import annotations
 
+import datetime
+import gzip
 import json
+import pickle
+import platform
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from foldserve._version import __version__
-from foldserve.files import copy_file, write_text
+from foldserve.errors import InputError
+from foldserve.files import write_bytes, write_text
+from foldserve.fold.features import msa_sizes
 from foldserve.fold.results import ModelRun, Prediction
+from foldserve.fold.run_config import (
+    CONFIG_NAME,
+    RunConfig,
+    RunMsa,
+    RunSettings,
+    RunWeights,
+)
 from foldserve.msa.writing import write as write_msa
 from foldserve.structure.model_files import ModelCoordinates, to_mmcif, to_pdb
 
 ENGINE = "alphafold2_ptm"
 BEST_MODEL = "ranked_0.pdb"
+#: What the best model's file name may end in, and the ranked file each is made from.
+BEST_MODEL_FORMATS = {
+    ".pdb": "ranked_0.pdb",
+    ".pdb.gz": "ranked_0.pdb",
+    ".ent": "ranked_0.pdb",
+    ".cif": "ranked_0.cif",
+    ".mmcif": "ranked_0.cif",
+    ".cif.gz": "ranked_0.cif",
+    ".mmcif.gz": "ranked_0.cif",
+}
+_VERSIONED = ("alphafold-colabfold", "colabfold", "jax", "jaxlib", "numpy")
 
 
 def confidence_category(plddt: float) -> str:
@@ -46,12 +72,17 @@ def _coordinates(prediction: Prediction, run: ModelRun) -> ModelCoordinates:
 
 
 def write_prediction(
-    prediction: Prediction, out_dir: Path, *, best_model: Path | None = None
+    prediction: Prediction,
+    out_dir: Path,
+    *,
+    neff: float | None = None,
+    save_all: bool = False,
 ) -> dict[str, Path]:
     """Write every output file into ``out_dir``; return them by name.
 
-    Each file appears whole or not at all. ``best_model`` names where a copy of the best model
-    (``ranked_0.pdb``) goes too, e.g. the ``--output`` of ``foldserve predict``.
+    Each file appears whole or not at all; ``config.json`` comes last and lists them.
+    ``neff`` (when the caller computed it) goes into ``config.json``; ``save_all`` writes each
+    run's raw network outputs as DeepMind's ``result_{run}.pkl``.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
@@ -76,9 +107,92 @@ def write_prediction(
     msa_path = out_dir / "msa.a3m"
     write_msa(prediction.msa, msa_path, format="a3m")
     files["msa.a3m"] = msa_path
-    if best_model is not None:
-        copy_file(files[BEST_MODEL], best_model)
+    if save_all:
+        for run in prediction.ranked:
+            if run.raw is not None:
+                name = f"result_{run.name}.pkl"
+                files[name] = write_bytes(out_dir / name, pickle.dumps(run.raw, protocol=4))
+    files[CONFIG_NAME] = write_config(out_dir, run_config(prediction, neff=neff))
     return files
+
+
+def run_config(prediction: Prediction, *, neff: float | None = None) -> RunConfig:
+    """How ``prediction`` was made, for its ``config.json`` (files filled in when written)."""
+    options, msa, engine = prediction.options, prediction.msa, prediction.engine
+    clusters, extra = msa_sizes(len(msa), options.max_msa_clusters, options.max_extra_msa)
+    return RunConfig(
+        engine=ENGINE,
+        created=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        settings=RunSettings(
+            models=options.models,
+            num_recycles=options.num_recycles,
+            recycle_early_stop_tolerance=options.recycle_early_stop_tolerance,
+            seed=options.seed,
+            num_seeds=options.num_seeds,
+            rank_by=options.rank_by,
+            stop_at_score=options.stop_at_score,
+            max_msa_clusters=options.max_msa_clusters,
+            max_extra_msa=options.max_extra_msa,
+        ),
+        msa=RunMsa(
+            source=msa.source,
+            format=msa.format,
+            query_name=msa.query_name,
+            query_length=msa.query_length,
+            depth=len(msa),
+            neff=neff,
+            clusters=clusters,
+            extra=extra,
+        ),
+        weights=RunWeights(
+            params_dir=engine.params_dir,
+            fingerprint=engine.weights_fingerprint,
+            test_weights=engine.test_weights,
+            evoformer_blocks=engine.evoformer_blocks,
+        ),
+        device=engine.device,
+        precision=engine.precision,
+        shape={
+            "length": prediction.shape.length,
+            "clusters": prediction.shape.clusters,
+            "extra": prediction.shape.extra,
+        },
+        versions=_versions(),
+        test_weights=engine.test_weights,
+    )
+
+
+def write_config(out_dir: Path, config: RunConfig) -> Path:
+    """Write ``config.json`` listing every file now in ``out_dir`` (itself included).
+
+    Called again when a caller adds files (plots, the log) to a run it has staged.
+    """
+    names = sorted({p.name for p in out_dir.iterdir() if p.is_file()} | {CONFIG_NAME})
+    listed = config.model_copy(update={"files": tuple(names)})
+    return write_text(out_dir / CONFIG_NAME, listed.model_dump_json(indent=2) + "\n")
+
+
+def best_model_source(destination: Path) -> str:
+    """The ranked file a best-model path is made from, by its extension; an error up front
+    for an extension that names no structure format."""
+    name = destination.name.lower()
+    for suffix, source in BEST_MODEL_FORMATS.items():
+        if name.endswith(suffix):
+            return source
+    raise InputError(
+        f"cannot tell a structure format from the name {destination.name!r}",
+        where=str(destination),
+        fix=f"end it in {', '.join(BEST_MODEL_FORMATS)}",
+    )
+
+
+def write_best_model(run_dir: Path, destination: Path) -> Path:
+    """Copy the best model to ``destination`` in the format its extension names (gzip for
+    ``.gz``), whole or not at all."""
+    data = (run_dir / best_model_source(destination)).read_bytes()
+    if destination.name.lower().endswith(".gz"):
+        data = gzip.compress(data, mtime=0)
+    return write_bytes(destination, data)
 
 
 def ranking_debug(prediction: Prediction) -> dict[str, Any]:
@@ -138,6 +252,16 @@ def _remarks(prediction: Prediction, run: ModelRun) -> list[str]:
         f"mean pLDDT {run.mean_plddt:.2f} pTM {run.ptm:.4f} recycles {run.recycles}",
         f"MSA {Path(prediction.msa.source).name}: {len(prediction.msa)} rows",
     ]
+
+
+def _versions() -> dict[str, str]:
+    versions = {"foldserve": __version__, "python": platform.python_version()}
+    for name in _VERSIONED:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
 
 
 def _rounded(values: dict[str, float]) -> dict[str, float]:

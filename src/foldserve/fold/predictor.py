@@ -23,10 +23,10 @@ import numpy as np
 
 from foldserve.errors import Cancelled, InputError, TooLarge
 from foldserve.fold import network
-from foldserve.fold.features import InputShape, process_features, raw_features
-from foldserve.fold.outputs import write_prediction
+from foldserve.fold.features import InputShape, msa_sizes, process_features, raw_features
 from foldserve.fold.results import (
     CancelCheck,
+    EngineInfo,
     ModelRun,
     Prediction,
     PredictOptions,
@@ -36,6 +36,7 @@ from foldserve.fold.results import (
 from foldserve.fold.shapes import GIB, bucket_shape, estimate_bytes, exact_shape, reduced_depth_hint
 from foldserve.fold.weights import (
     MODEL_NUMBERS,
+    fingerprint,
     is_test_weights,
     model_param_file,
     resolve_param_dir,
@@ -119,6 +120,14 @@ class Predictor:
         self._params: dict[int, network.Params] = {3: model_3}
         self._compiled: dict[InputShape, Any] = {}
         self.compile_count = 0
+        self.engine = EngineInfo(
+            params_dir=str(self.param_dir),
+            weights_fingerprint=fingerprint(self.param_dir),
+            test_weights=self.test_weights,
+            evoformer_blocks=self._network.evoformer_blocks,
+            device=self.device,
+            precision="bfloat16" if self.bfloat16 else "float32",
+        )
 
     @property
     def evoformer_blocks(self) -> int:
@@ -133,10 +142,25 @@ class Predictor:
         for number in self.available_models:
             self._model_params(number)
 
-    def shape_for(self, msa: Msa) -> InputShape:
+    def shape_for(self, msa: Msa, options: PredictOptions | None = None) -> InputShape:
         """The padded (or, without bucketing, exact) input shape ``msa`` runs at."""
+        options = options or PredictOptions()
         choose = bucket_shape if self.bucketing else exact_shape
-        return choose(msa.query_length, len(msa))
+        return choose(msa.query_length, _sizes(msa, options))
+
+    def check_input(self, msa: Msa, options: PredictOptions, *, where: str = "models") -> None:
+        """Everything that can be refused before any work: a complex (not supported yet),
+        models without parameters, a job too large for the device."""
+        if msa.complex is not None:
+            raise InputError(
+                f"a ColabFold complex A3M ({msa.complex.describe()}); foldserve folds single "
+                "chains for now",
+                where=f"{msa.source}:1",
+                fix="fold one chain's MSA (the query's unpaired block), "
+                "or use colabfold_batch for complexes",
+            )
+        self.check_models(options.models, where=where)
+        self.check_fits(msa, options)
 
     def check_models(self, models: tuple[int, ...], *, where: str = "models") -> None:
         """Refuse models whose parameters are not installed; the message names no path (a
@@ -150,9 +174,9 @@ class Predictor:
                 "or fetch all weights (`foldserve weights fetch`)",
             )
 
-    def check_fits(self, msa: Msa) -> None:
+    def check_fits(self, msa: Msa, options: PredictOptions | None = None) -> None:
         """Refuse, before any work, a job whose estimated memory exceeds the device's."""
-        shape = self.shape_for(msa)
+        shape = self.shape_for(msa, options)
         needed = estimate_bytes(shape, self._param_bytes())
         if self.memory_limit_bytes and needed > self.memory_limit_bytes:
             raise TooLarge(
@@ -170,11 +194,16 @@ class Predictor:
         *,
         progress: ProgressCallback | None = None,
         cancel: CancelCheck | None = None,
+        keep_raw: bool = False,
     ) -> Prediction:
-        """Run every requested model and seed on ``msa``; return the runs ranked best first."""
+        """Run every requested model and seed on ``msa``; return the runs ranked best first.
+
+        With ``options.stop_at_score``, no further model runs once one has reached it
+        (ColabFold's rule: easy targets cost one model). ``keep_raw`` keeps every array the
+        network returned (``--save-all``).
+        """
         options = options or PredictOptions()
-        self.check_models(options.models)
-        self.check_fits(msa)
+        self.check_input(msa, options)
         started = time.perf_counter()
         report = _Reporter(progress, started)
         timings: dict[str, float] = {}
@@ -182,23 +211,27 @@ class Predictor:
         report(ProgressEvent(stage="features", elapsed=0.0))
         tick = time.perf_counter()
         raw = raw_features(msa)
-        shape = self.shape_for(msa)
+        shape = self.shape_for(msa, options)
         timings["features"] = _since(tick)
 
         runs: list[ModelRun] = []
         num_runs = len(options.models) * options.num_seeds
         for seed in range(options.seed, options.seed + options.num_seeds):
+            if _reached(runs, options):
+                break
             tick = time.perf_counter()
             batch = process_features(
                 raw,
                 self._network.config,
                 seed=seed,
                 num_recycles=options.num_recycles,
-                depth=len(msa),
+                sizes=_sizes(msa, options),
                 shape=shape,
             )
             timings[f"process_features_pred_{seed}"] = _since(tick)
             for number in options.models:
+                if _reached(runs, options):
+                    break
                 model_name = f"model_{number}_ptm"
                 tick = time.perf_counter()
                 params = self._model_params(number)
@@ -216,6 +249,7 @@ class Predictor:
                     options,
                     report.at(run_index=len(runs), num_runs=num_runs),
                     cancel,
+                    keep_raw=keep_raw,
                 )
                 timings[f"predict_{run.name}"] = run.seconds
                 runs.append(run)
@@ -232,27 +266,10 @@ class Predictor:
             ranked=ranked,
             options=options,
             shape=shape,
-            test_weights=self.test_weights,
-            evoformer_blocks=self.evoformer_blocks,
+            engine=self.engine,
             timings=timings,
+            skipped_runs=num_runs - len(runs),
         )
-
-    def predict_to_dir(
-        self,
-        msa: Msa,
-        out_dir: Path,
-        options: PredictOptions | None = None,
-        *,
-        best_model: Path | None = None,
-        progress: ProgressCallback | None = None,
-        cancel: CancelCheck | None = None,
-    ) -> Prediction:
-        """:meth:`predict`, then write the prediction directory (the run_alphafold layout) into
-        ``out_dir`` and, given ``best_model``, the best model there too, each file whole or not
-        at all."""
-        prediction = self.predict(msa, options, progress=progress, cancel=cancel)
-        write_prediction(prediction, out_dir, best_model=best_model)
-        return prediction
 
     def _param_bytes(self) -> int:
         return model_param_file(self.param_dir, 3).stat().st_size
@@ -293,6 +310,8 @@ class Predictor:
         options: PredictOptions,
         report: _Reporter,
         cancel: CancelCheck | None,
+        *,
+        keep_raw: bool,
     ) -> ModelRun:
         import jax
 
@@ -339,6 +358,7 @@ class Predictor:
             recycles=recycle,
             tolerance=float(result["tol"]) if recycle > 0 else None,
             seconds=_since(tick),
+            raw=_unpadded(result, padded_length, length) if keep_raw else None,
         )
 
 
@@ -366,6 +386,31 @@ class _Reporter:
     def __call__(self, event: ProgressEvent) -> None:
         if self.callback is not None:
             self.callback(replace(event, run_index=self.run_index, num_runs=self.num_runs))
+
+
+def _sizes(msa: Msa, options: PredictOptions) -> tuple[int, int]:
+    return msa_sizes(len(msa), options.max_msa_clusters, options.max_extra_msa)
+
+
+def _reached(runs: list[ModelRun], options: PredictOptions) -> bool:
+    """Whether a run so far scored at least ``options.stop_at_score``."""
+    limit = options.stop_at_score
+    return limit is not None and any(run.score_100(options.rank_by) >= limit for run in runs)
+
+
+def _unpadded(result: dict[str, Any], padded: int, length: int) -> dict[str, Any]:
+    """The network's outputs as numpy arrays, residue axes (the leading two) cut to
+    ``length``."""
+    import jax
+
+    def cut(value: Any) -> Any:
+        array = np.asarray(value)
+        for axis in range(min(2, array.ndim)):
+            if array.shape[axis] == padded:
+                array = array.take(np.arange(length), axis=axis)
+        return array
+
+    return dict(jax.tree_util.tree_map(cut, result))
 
 
 def _since(tick: float) -> float:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from foldserve.errors import InputError
-from foldserve.fold.features import InputShape
+from foldserve.fold.features import MAX_EXTRA_MSA, MAX_MSA_CLUSTERS, InputShape
 from foldserve.fold.weights import MODEL_NUMBERS
 from foldserve.msa.model import Msa
 
@@ -21,6 +21,9 @@ FloatArray = npt.NDArray[np.float32]
 MAX_SEED = 2**32 - 1
 MAX_RECYCLES = 48
 MAX_SEEDS = 1000
+#: The most cluster centres and extra rows foldserve lets a job ask the network to read.
+LIMIT_MSA_CLUSTERS = 2048
+LIMIT_EXTRA_MSA = 20480
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,11 @@ class PredictOptions:
     num_seeds: int = 1
     rank_by: RankBy = "plddt"
     templates: bool = False
+    #: Stop running further models once one scores above this (ColabFold's --stop-at-score):
+    #: mean pLDDT, or pTM x 100 when ranking by pTM.
+    stop_at_score: float | None = None
+    max_msa_clusters: int = MAX_MSA_CLUSTERS
+    max_extra_msa: int = MAX_EXTRA_MSA
 
     def __post_init__(self) -> None:
         def bad(name: str, problem: str, fix: str) -> InputError:
@@ -74,6 +82,24 @@ class PredictOptions:
             )
         if self.rank_by not in ("plddt", "ptm"):
             raise bad("rank_by", f"unknown ranking {self.rank_by!r}", "use plddt or ptm")
+        if self.stop_at_score is not None and not 0 <= self.stop_at_score <= 100:
+            raise bad(
+                "stop_at_score",
+                f"{self.stop_at_score} is outside 0..100",
+                "give a pLDDT-scale score such as 85 (pTM x 100 when ranking by pTM)",
+            )
+        if not 1 <= self.max_msa_clusters <= LIMIT_MSA_CLUSTERS:
+            raise bad(
+                "max_msa_clusters",
+                f"{self.max_msa_clusters} cluster centres is outside 1..{LIMIT_MSA_CLUSTERS}",
+                f"use {MAX_MSA_CLUSTERS} (AlphaFold2's default) or fewer for speed",
+            )
+        if not 1 <= self.max_extra_msa <= LIMIT_EXTRA_MSA:
+            raise bad(
+                "max_extra_msa",
+                f"{self.max_extra_msa} extra rows is outside 1..{LIMIT_EXTRA_MSA}",
+                f"use {MAX_EXTRA_MSA} (AlphaFold2's default) or fewer for speed",
+            )
         if self.templates:
             raise bad(
                 "templates",
@@ -124,8 +150,28 @@ class ModelRun:
         """DeepMind's name for this run, e.g. ``model_1_ptm_pred_0``."""
         return f"{self.model}_pred_{self.seed}"
 
+    #: Every array the network returned for the last recycle, unpadded (``--save-all``).
+    raw: dict[str, Any] | None = field(default=None, repr=False)
+
     def score(self, rank_by: RankBy) -> float:
         return self.mean_plddt if rank_by == "plddt" else self.ptm
+
+    def score_100(self, rank_by: RankBy) -> float:
+        """The ranking score on a 0-100 scale, as ``stop_at_score`` reads it."""
+        return self.mean_plddt if rank_by == "plddt" else 100 * self.ptm
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """What made a prediction: the weights, the device and the arithmetic."""
+
+    params_dir: str
+    #: A short hash of the weights (:func:`foldserve.fold.weights.fingerprint`).
+    weights_fingerprint: str
+    test_weights: bool
+    evoformer_blocks: int
+    device: str
+    precision: Literal["bfloat16", "float32"]
 
 
 @dataclass(frozen=True)
@@ -138,10 +184,19 @@ class Prediction:
     ranked: tuple[ModelRun, ...]
     options: PredictOptions
     shape: InputShape
-    test_weights: bool
-    evoformer_blocks: int
+    engine: EngineInfo
     timings: dict[str, float] = field(default_factory=dict)
+    #: Runs not made because an earlier one reached ``options.stop_at_score``.
+    skipped_runs: int = 0
 
     @property
     def best(self) -> ModelRun:
         return self.ranked[0]
+
+    @property
+    def test_weights(self) -> bool:
+        return self.engine.test_weights
+
+    @property
+    def evoformer_blocks(self) -> int:
+        return self.engine.evoformer_blocks

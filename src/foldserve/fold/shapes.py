@@ -8,7 +8,7 @@ residues and rows are masked, so they change nothing but the cost.
 
 from __future__ import annotations
 
-from foldserve.fold.features import MAX_EXTRA_MSA, MAX_MSA_CLUSTERS, InputShape, msa_sizes
+from foldserve.fold.features import MAX_EXTRA_MSA, MAX_MSA_CLUSTERS, InputShape
 
 CLUSTER_BUCKETS = (32, 64, 128, 256, MAX_MSA_CLUSTERS)
 EXTRA_BUCKETS = (1, 1024, 2048, MAX_EXTRA_MSA)
@@ -25,12 +25,14 @@ def length_bucket(length: int) -> int:
 
 
 def _first_at_least(value: int, ladder: tuple[int, ...]) -> int:
-    return next(size for size in ladder if size >= value)
+    """The first rung at least ``value``; above the ladder (a raised ``--max-msa``), the value."""
+    return next((size for size in ladder if size >= value), value)
 
 
-def bucket_shape(length: int, depth: int) -> InputShape:
-    """The padded shape a query of ``length`` residues with ``depth`` MSA rows runs at."""
-    clusters, extra = msa_sizes(depth)
+def bucket_shape(length: int, sizes: tuple[int, int]) -> InputShape:
+    """The padded shape a query of ``length`` residues runs at, sampling ``sizes`` (cluster
+    centres, extra rows: :func:`~foldserve.fold.features.msa_sizes`)."""
+    clusters, extra = sizes
     return InputShape(
         length=length_bucket(length),
         clusters=_first_at_least(clusters, CLUSTER_BUCKETS),
@@ -38,9 +40,9 @@ def bucket_shape(length: int, depth: int) -> InputShape:
     )
 
 
-def exact_shape(length: int, depth: int) -> InputShape:
+def exact_shape(length: int, sizes: tuple[int, int]) -> InputShape:
     """The unpadded shape: what ColabFold runs for a single query."""
-    clusters, extra = msa_sizes(depth)
+    clusters, extra = sizes
     return InputShape(length=length, clusters=clusters, extra=extra)
 
 

@@ -72,6 +72,21 @@ def is_test_weights(param_dir: Path) -> bool:
     return (param_dir / "params" / TEST_WEIGHTS_MARKER).is_file()
 
 
+def fingerprint(param_dir: Path) -> str:
+    """A short hash that names a weights directory's contents: its ``SHA256SUMS`` manifest
+    when it has one (weights installed by :func:`fetch`), else the test-weights marker and the
+    parameter files' sizes (cheap: no weight file is read)."""
+    params = param_dir / "params"
+    manifest = params / MANIFEST
+    if manifest.is_file():
+        text = manifest.read_bytes()
+    else:
+        marker = params / TEST_WEIGHTS_MARKER
+        sizes = {p.name: p.stat().st_size for p in sorted(params.glob("*.npz"))}
+        text = (marker.read_bytes() if marker.is_file() else b"") + json.dumps(sizes).encode()
+    return hashlib.sha256(text).hexdigest()[:16]
+
+
 @dataclass(frozen=True)
 class FetchResult:
     """What :func:`fetch` installed, or found installed.

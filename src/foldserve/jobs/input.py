@@ -20,7 +20,15 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from foldserve.errors import InputError
-from foldserve.fold.results import MAX_RECYCLES, MAX_SEED, MAX_SEEDS, PredictOptions
+from foldserve.fold.features import MAX_EXTRA_MSA, MAX_MSA_CLUSTERS
+from foldserve.fold.results import (
+    LIMIT_EXTRA_MSA,
+    LIMIT_MSA_CLUSTERS,
+    MAX_RECYCLES,
+    MAX_SEED,
+    MAX_SEEDS,
+    PredictOptions,
+)
 from foldserve.fold.weights import MODEL_NUMBERS
 
 #: RunPod's default execution timeout; a prediction often needs more, so clients send their own.
@@ -82,6 +90,13 @@ class FoldJobInput(BaseModel):
     num_seeds: Annotated[int, Field(ge=1, le=MAX_SEEDS)] = 1
     """Seeds per model."""
     rank_by: Literal["plddt", "ptm"] = "plddt"
+    stop_at_score: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)] | None = None
+    """Run no further model once one scores this much: mean pLDDT, or pTM x 100 when ranking
+    by pTM (ColabFold's --stop-at-score)."""
+    max_msa_clusters: Annotated[int, Field(ge=1, le=LIMIT_MSA_CLUSTERS)] = MAX_MSA_CLUSTERS
+    """MSA cluster centres the network reads (ColabFold's --max-msa CLUSTERS:EXTRA)."""
+    max_extra_msa: Annotated[int, Field(ge=1, le=LIMIT_EXTRA_MSA)] = MAX_EXTRA_MSA
+    """Extra MSA rows the network reads."""
     outputs: list[OutputKind] = Field(default_factory=lambda: list(DEFAULT_OUTPUTS))
     """The files to return."""
 
@@ -106,6 +121,9 @@ class FoldJobInput(BaseModel):
                 seed=self.seed,
                 num_seeds=self.num_seeds,
                 rank_by=self.rank_by,
+                stop_at_score=self.stop_at_score,
+                max_msa_clusters=self.max_msa_clusters,
+                max_extra_msa=self.max_extra_msa,
             )
         except InputError as exc:
             raise InputError(exc.problem, where=f"input.{exc.where}", fix=exc.fix) from None

@@ -149,7 +149,8 @@ def build_output(
 ) -> JobOutput:
     """The output: summary, ranking, and each requested file inline or as a URL."""
     msa = prediction.msa
-    clusters, extra = msa_sizes(len(msa))
+    options = prediction.options
+    clusters, extra = msa_sizes(len(msa), options.max_msa_clusters, options.max_extra_msa)
     summary = JobOutput(
         foldserve_version=__version__,
         engine=ENGINE,

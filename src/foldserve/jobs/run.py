@@ -48,7 +48,7 @@ def run_fold_job(
     options = job_input.options()
     predictor.check_models(options.models, where="input.models")
     msa = unpack_msa(job_input, limits=limits, outbound=outbound)
-    predictor.check_fits(msa)
+    predictor.check_input(msa, options, where="input.models")
     parse_seconds = time.perf_counter() - started
 
     prediction = predictor.predict(

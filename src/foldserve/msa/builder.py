@@ -34,6 +34,7 @@ from foldserve.msa.alphabet import (
     TO_CANONICAL,
     TO_LOWER,
 )
+from foldserve.msa.colabfold import ColabFoldHeader
 from foldserve.msa.model import MAX_DELETION, Msa
 
 ColumnRule = Literal["aligned", "a3m"]
@@ -142,13 +143,21 @@ class MsaBuilder:
         query: str | None = None,
         size_hint: int | None = None,
         limits: MsaLimits | None = None,
+        first_line: int | None = None,
     ) -> None:
-        """``size_hint``: bytes of text to come, when known; bounds the number of rows."""
+        """``size_hint``: bytes of text to come, when known; bounds the number of rows.
+
+        ``first_line``: the line this alignment starts on, for a file that holds several;
+        errors that have no line of their own name it.
+        """
         self.source = source
         self.format = format
         self.rule = rule
         self.wanted_query = query
         self.limits = limits
+        self.first_line = first_line
+        #: ColabFold's first line, when the reader found one: checked against the query.
+        self.header: ColabFoldHeader | None = None
         self._rows = 0
         self.warnings: list[str] = []
         self._pending: list[RawRow] = []
@@ -178,7 +187,7 @@ class MsaBuilder:
         if self.limits is not None and self._rows > self.limits.max_rows:
             raise TooLarge(
                 f"holds more than {self.limits.max_rows:,} rows",
-                where=self.source,
+                where=self._where,
                 fix="keep the rows the model can use: "
                 "`foldserve msa filter --max-seqs 5632` (it reads at most 5,632)",
             )
@@ -200,11 +209,15 @@ class MsaBuilder:
                 raise MsaError(
                     f"no sequence named {self.wanted_query!r}",
                     source=self.source,
+                    line=self.first_line,
                     fix=f"give one of the names in the file, e.g. {self._pending[0].name!r}",
                 )
             raise MsaError(
-                "the file holds no sequences",
+                "the file holds no sequences"
+                if self.first_line is None
+                else "the alignment holds no sequences",
                 source=self.source,
+                line=self.first_line,
                 fix="give an MSA whose first record is the query sequence",
             )
         self._flush()
@@ -215,6 +228,8 @@ class MsaBuilder:
             )
         assert self._store is not None  # set with the query
         residues, deletions = self._store.arrays()
+        if self.header is not None:
+            self.header.check(residues.shape[1], self.source)
         return Msa(
             names=tuple(self._names),
             descriptions=tuple(self._descriptions),
@@ -224,7 +239,12 @@ class MsaBuilder:
             format=self.format,
             source=self.source,
             warnings=tuple(self.warnings),
+            complex=self.header.complex if self.header is not None else None,
         )
+
+    @property
+    def _where(self) -> str:
+        return self.source if self.first_line is None else f"{self.source}:{self.first_line}"
 
     # -- the query ------------------------------------------------------------------------------
     def _set_query(self, row: RawRow) -> None:
@@ -270,7 +290,7 @@ class MsaBuilder:
             raise TooLarge(
                 f"the query {row.name!r} has {len(residues):,} residues, more than the "
                 f"{self.limits.max_query_length:,} this endpoint predicts",
-                where=self.source,
+                where=self._where,
                 fix=f"predict a part of at most {self.limits.max_query_length:,} residues "
                 "(a domain), cutting the MSA's columns to match",
             )

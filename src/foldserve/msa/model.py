@@ -15,6 +15,50 @@ from foldserve.msa.alphabet import IS_GAP, IS_UPPER_OR_GAP
 MAX_DELETION = np.iinfo(np.uint16).max
 VALIDATE_ROWS = 4096
 
+_OLIGOMERS = {2: "dimer", 3: "trimer", 4: "tetramer", 5: "pentamer", 6: "hexamer"}
+
+
+@dataclass(frozen=True)
+class ComplexLayout:
+    """The chains of a complex whose MSA is one A3M, as ColabFold lays it out.
+
+    ``lengths[i]`` residues of chain ``i`` follow one another in the query row (each distinct
+    chain once), and the complex holds ``copies[i]`` copies of chain ``i``: ColabFold's first
+    line ``#31,31<TAB>1,1`` is a heteromer of two 31-residue chains, ``#31<TAB>2`` a homodimer.
+    A single chain in one copy is no complex: an ``Msa`` of a monomer has ``complex=None``.
+    """
+
+    lengths: tuple[int, ...]
+    copies: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.lengths) != len(self.copies):
+            raise ValueError(
+                f"{len(self.lengths)} chain lengths but {len(self.copies)} copy counts"
+            )
+        if not self.lengths or min(self.lengths) < 1 or min(self.copies) < 1:
+            raise ValueError(
+                f"chain lengths {self.lengths} and copies {self.copies} must be at least 1"
+            )
+        if self.copies == (1,):
+            raise ValueError("a single chain in one copy is not a complex: use complex=None")
+
+    @property
+    def query_length(self) -> int:
+        """Residues of the query row: each distinct chain once."""
+        return sum(self.lengths)
+
+    def describe(self) -> str:
+        """In words, e.g. 'heteromer of 2 chains (31 + 31 residues)'."""
+        if len(self.lengths) == 1:
+            count = self.copies[0]
+            kind = _OLIGOMERS.get(count, f"{count}-mer")
+            return f"homo{kind} of a {self.lengths[0]}-residue chain"
+        chains = f"{len(self.lengths)} chains ({' + '.join(map(str, self.lengths))} residues)"
+        if set(self.copies) == {1}:
+            return f"heteromer of {chains}"
+        return f"complex of {chains}, copies {','.join(map(str, self.copies))}"
+
 
 @dataclass(frozen=True)
 class Msa:
@@ -31,6 +75,9 @@ class Msa:
     (lower-case, in order; ``deletions`` says where they go), so writing A3M or an aligned
     format back out loses nothing. Residues after a row's last column are dropped, as in
     AlphaFold.
+
+    ``complex`` is the chain layout of a ColabFold complex A3M (its ``#lengths<TAB>copies``
+    first line), None for a single chain.
     """
 
     names: tuple[str, ...]
@@ -41,6 +88,7 @@ class Msa:
     format: str = "a3m"
     source: str = "<memory>"
     warnings: tuple[str, ...] = field(default=())
+    complex: ComplexLayout | None = None
 
     def __post_init__(self) -> None:
         n = len(self.names)
@@ -73,6 +121,11 @@ class Msa:
                 )
         if IS_GAP[self.residues[0]].any():
             raise ValueError("the query row may not contain gaps")
+        if self.complex is not None and self.complex.query_length != self.query_length:
+            raise ValueError(
+                f"the chains of the complex hold {self.complex.query_length} residues, "
+                f"the query {self.query_length}"
+            )
 
     def __len__(self) -> int:
         """Number of rows, the query included."""
@@ -121,4 +174,5 @@ class Msa:
             format=self.format,
             source=self.source,
             warnings=self.warnings + ((warning,) if warning else ()),
+            complex=self.complex,
         )

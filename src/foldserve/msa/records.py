@@ -15,9 +15,9 @@ from foldserve.msa.builder import RawRow
 _WHITESPACE = b" \t\n\x0b\x0c"
 
 
-def _prelude_lines(text: bytes, source: str) -> None:
+def _prelude_lines(text: bytes, source: str, first_line: int) -> None:
     """Check what comes before the first '>': blank lines, ';' comments, '#' headers only."""
-    for number, line in enumerate(text.split(b"\n"), start=1):
+    for number, line in enumerate(text.split(b"\n"), start=first_line):
         stripped = line.strip()
         if stripped and not stripped.startswith((b";", b"#")):
             raise MsaError(
@@ -47,10 +47,13 @@ def _parse_record(chunk: bytes, line: int, source: str, at_end: bool) -> RawRow:
     return RawRow(name=name, description=description.strip(), text=sequence, line=line)
 
 
-def scan_records(blocks: Iterable[bytes], source: str) -> Iterator[RawRow]:
-    """Yield one ``RawRow`` per '>' record, with the line number of its header."""
+def scan_records(blocks: Iterable[bytes], source: str, *, first_line: int = 1) -> Iterator[RawRow]:
+    """Yield one ``RawRow`` per '>' record, with the line number of its header.
+
+    ``first_line`` is the number of the text's first line in the file.
+    """
     pending = b""
-    line = 1
+    line = first_line
     started = False
     for block in blocks:
         pending += block
@@ -60,9 +63,9 @@ def scan_records(blocks: Iterable[bytes], source: str) -> Iterator[RawRow]:
             elif (newline := pending.find(b"\n>")) >= 0:
                 first = newline + 1
             else:
-                _prelude_lines(pending, source)
+                _prelude_lines(pending, source, first_line)
                 continue
-            _prelude_lines(pending[:first], source)
+            _prelude_lines(pending[:first], source, first_line)
             line += pending.count(b"\n", 0, first)
             pending = pending[first + 1 :]
             started = True
@@ -74,6 +77,6 @@ def scan_records(blocks: Iterable[bytes], source: str) -> Iterator[RawRow]:
             yield _parse_record(chunk, line, source, at_end=False)
             line += chunk.count(b"\n") + 1
     if not started:
-        _prelude_lines(pending, source)
+        _prelude_lines(pending, source, first_line)
         return
     yield _parse_record(pending, line, source, at_end=True)

@@ -31,8 +31,10 @@ def normalise_format(name: str) -> str:
     return key
 
 
-def sniff(head: bytes, source: str) -> tuple[str, ColumnRule]:
+def sniff(head: bytes, source: str, *, first_line: int = 1) -> tuple[str, ColumnRule]:
     """Name the format of the text that starts with ``head``, and the column rule to read it.
+
+    ``first_line`` is the line number of ``head``'s first line in the file.
 
     Aligned FASTA with no lower case and no '.' in the sample is read with the A3M rule: the
     two agree on such rows, and an A3M whose first records carry no insertions looks exactly
@@ -55,7 +57,7 @@ def sniff(head: bytes, source: str) -> tuple[str, ColumnRule]:
     if records and records[0].startswith(b">"):
         return _sniff_fasta_family(meaningful, has_colabfold_header=first.startswith(b"#"))
     shown = (records or meaningful)[0][:40].decode("utf-8", errors="replace")
-    line = lines.index((records or meaningful)[0]) + 1
+    line = lines.index((records or meaningful)[0]) + first_line
     raise MsaError(
         f"not a recognised MSA format (the first line is {shown!r})",
         source=f"{source}:{line}",

@@ -2,7 +2,8 @@
 
 Compression (gzip, bzip2, xz) is recognised by its magic bytes, not the file name. The text is
 handed on in large blocks with carriage returns and NUL bytes already removed, so the parsers
-above never see Windows line endings or the NUL padding some tools leave at the end of a file.
+above never see Windows line endings or the NUL padding some tools leave at the end of a file
+(unless NUL bytes are asked for: they separate the alignments of an MMseqs2 database).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ BLOCK_SIZE = 1 << 20
 SNIFF_SIZE = 64 << 10
 
 SourceLike = str | os.PathLike[str] | BinaryIO
+COMPRESSED_SUFFIXES = frozenset({".gz", ".bz2", ".xz"})
 
 _MAGIC: tuple[tuple[bytes, str, Callable[[io.BufferedReader], BinaryIO]], ...] = (
     (b"\x1f\x8b", "gzip", lambda raw: cast(BinaryIO, gzip.GzipFile(fileobj=raw))),
@@ -42,6 +44,7 @@ class TextBlocks:
     stream: BinaryIO
     compression: str | None = None
     size: int | None = None  # bytes of text to come, when known (an uncompressed file)
+    keep_nul: bool = False
     removed_nul: int = 0
     _head: bytes = b""
     _head_taken: bool = field(default=False, repr=False)
@@ -73,7 +76,7 @@ class TextBlocks:
     def _clean(self, data: bytes) -> bytes:
         if b"\r" in data:
             data = data.replace(b"\r", b"")
-        if b"\x00" in data:
+        if b"\x00" in data and not self.keep_nul:
             count = data.count(b"\x00")
             self.removed_nul += count
             data = data.replace(b"\x00", b"")
@@ -92,9 +95,21 @@ def describe(source: SourceLike) -> str:
     return str(getattr(source, "name", "<stream>"))
 
 
+def file_stem(name: str) -> str:
+    """The file's name without folders, compression and format suffixes: ``x/PF1.sto.gz`` is
+    ``PF1``; standard input is ``stdin``."""
+    if name == "<stdin>":
+        return "stdin"
+    path = Path(name)
+    while path.suffix in COMPRESSED_SUFFIXES:
+        path = path.with_suffix("")
+    return path.stem
+
+
 @contextmanager
-def open_source(source: SourceLike) -> Iterator[TextBlocks]:
-    """Open ``source`` and yield its cleaned text blocks; decompress transparently."""
+def open_source(source: SourceLike, *, keep_nul: bool = False) -> Iterator[TextBlocks]:
+    """Open ``source`` and yield its cleaned text blocks (NUL bytes kept when ``keep_nul``);
+    decompress transparently."""
     name = describe(source)
     with ExitStack() as stack:
         raw: BinaryIO
@@ -134,4 +149,6 @@ def open_source(source: SourceLike) -> Iterator[TextBlocks]:
         size = None
         if compression is None and isinstance(source, str | os.PathLike) and str(source) != "-":
             size = Path(source).stat().st_size
-        yield TextBlocks(name=name, stream=stream, compression=compression, size=size)
+        yield TextBlocks(
+            name=name, stream=stream, compression=compression, size=size, keep_nul=keep_nul
+        )

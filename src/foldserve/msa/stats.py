@@ -10,7 +10,7 @@ import numpy.typing as npt
 
 from foldserve.msa.alphabet import GAP
 from foldserve.msa.identity import Encoded
-from foldserve.msa.model import Msa
+from foldserve.msa.model import ComplexLayout, Msa
 
 #: AlphaFold2 reads at most this many rows: 512 cluster centres plus 5,120 extra sequences.
 MODEL_MAX_ROWS = 512 + 5120
@@ -45,6 +45,7 @@ class MsaReport:
     neff_rows: int  # rows Neff was computed on (all, or a random sample of a deep MSA)
     coverage: Coverage
     warnings: list[str]
+    complex: ComplexLayout | None = None  # the chains of a ColabFold complex A3M
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -126,4 +127,5 @@ def inspect(msa: Msa) -> MsaReport:
         neff_rows=neff_rows,
         coverage=cover,
         warnings=warnings,
+        complex=msa.complex,
     )

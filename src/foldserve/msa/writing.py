@@ -3,6 +3,15 @@
 An ``Msa`` keeps its inserted residues, so nothing is lost: A3M gets them back as lower-case
 letters; the aligned formats get insert columns (lower-case residues, '.' padding), the way
 hmmalign lays out insert states, unless ``keep_insertions=False`` asks for query columns only.
+
+Stockholm needs every row's name to be one word, unique within the alignment (HMMER's Easel
+refuses the file otherwise), and A3M from ColabFold repeats names (``>101`` for each chain's
+query): Stockholm gets names made valid and unique (see :func:`stockholm_names`), while FASTA
+and A3M keep the names as they are.
+
+The chain layout of a complex (``Msa.complex``) is written back as ColabFold's ``#`` first line
+in A3M. Aligned FASTA and Stockholm have no place for it, and without it the rows read back as
+one long chain, so writing a complex in those formats is refused rather than done silently.
 """
 
 from __future__ import annotations
@@ -12,8 +21,9 @@ import errno
 import gzip
 import lzma
 import os
+import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -22,10 +32,14 @@ import numpy as np
 from foldserve.errors import InputError
 from foldserve.files import atomic_write
 from foldserve.msa.alphabet import DOT
+from foldserve.msa.colabfold import header_line
 from foldserve.msa.model import Msa
+from foldserve.msa.names import UniqueNames
 from foldserve.msa.sniff import normalise_format
+from foldserve.msa.source import COMPRESSED_SUFFIXES
 
 CHUNK_ROWS = 4096
+_WHITESPACE = re.compile(r"\s")
 
 
 def a3m_row(msa: Msa, index: int) -> str:
@@ -76,6 +90,8 @@ def _header(name: str, description: str) -> str:
 
 
 def write_a3m(msa: Msa, out: TextIO, *, keep_insertions: bool = True) -> None:
+    if msa.complex is not None:
+        out.write(header_line(msa.complex))
     for index, (name, description) in enumerate(zip(msa.names, msa.descriptions, strict=True)):
         out.write(_header(name, description))
         out.write(a3m_row(msa, index) if keep_insertions else msa.row(index))
@@ -90,15 +106,40 @@ def write_fasta(msa: Msa, out: TextIO, *, keep_insertions: bool = True) -> None:
         out.write("\n")
 
 
+def stockholm_names(names: Sequence[str]) -> list[str]:
+    """``names`` as Stockholm row names: whitespace becomes '_', an empty name ``unnamed``, a
+    name that would read as markup ('#...') or as the end ('//...') gets a leading '_', and a
+    repeat gets ``_2``, ``_3``... (the first keeps its name; no new name takes one already in
+    the list)."""
+    valid = [_stockholm_name(name) for name in names]
+    unique = UniqueNames(reserved=valid)
+    return [unique.add(name) for name in valid]
+
+
+def _stockholm_name(name: str) -> str:
+    name = _WHITESPACE.sub("_", name)
+    if not name:
+        return "unnamed"
+    return f"_{name}" if name.startswith(("#", "//")) else name
+
+
 def write_stockholm(msa: Msa, out: TextIO, *, keep_insertions: bool = True) -> None:
-    names = list(msa.names)
+    names = stockholm_names(msa.names)
     width = max(len(n) for n in names) + 2
     out.write("# STOCKHOLM 1.0\n")
+    renamed = sum(new != old for new, old in zip(names, msa.names, strict=True))
+    if renamed:
+        out.write(
+            f"#=GF CC foldserve renamed {renamed} row(s) to give each a unique one-word name: "
+            "spaces became '_', a repeated name got _2, _3...\n"
+        )
+    for name, row in zip(names, aligned_rows(msa, keep_insertions=keep_insertions), strict=True):
+        out.write(f"{name:<{width}}{row}\n")
+    # After the rows: Easel orders rows by first mention, so '#=GS' lines above them would move
+    # the rows with a description ahead of the query.
     for name, description in zip(names, msa.descriptions, strict=True):
         if description:
             out.write(f"#=GS {name:<{width - 6}} DE {description}\n")
-    for name, row in zip(names, aligned_rows(msa, keep_insertions=keep_insertions), strict=True):
-        out.write(f"{name:<{width}}{row}\n")
     out.write("//\n")
 
 
@@ -116,7 +157,7 @@ _COMPRESSORS: dict[str, Callable[..., TextIO]] = {
 
 def format_for_path(path: str | os.PathLike[str]) -> str:
     """The output format named by a file's extension (``x.sto.gz`` is Stockholm)."""
-    suffixes = [s for s in Path(path).suffixes if s not in _COMPRESSORS]
+    suffixes = [s for s in Path(path).suffixes if s not in COMPRESSED_SUFFIXES]
     if not suffixes:
         raise InputError(
             f"cannot tell the output format of {str(path)!r} from its name",
@@ -141,6 +182,14 @@ def write(
             f"cannot write {fmt}",
             where="--to",
             fix=f"choose one of {', '.join(sorted(WRITERS))}",
+        )
+    if msa.complex is not None and fmt != "a3m":
+        raise InputError(
+            f"the MSA is of a {msa.complex.describe()}, and {fmt} has no place for its chains: "
+            "they would read back as one chain",
+            where=str(destination),
+            fix="write A3M (a name ending in .a3m, or --to a3m), which keeps ColabFold's "
+            "'#lengths<TAB>copies' first line",
         )
     writer = WRITERS[fmt]
     if str(destination) == "-":

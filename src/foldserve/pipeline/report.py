@@ -20,14 +20,15 @@ import gemmi
 import numpy as np
 
 from foldserve._version import __version__
-from foldserve.files import write_bytes, write_text
-from foldserve.msa.reading import read as read_msa
-from foldserve.pipeline import plots, viewer_js
-from foldserve.pipeline.prediction_dir import PredictionDir, RankedModel
+from foldserve.files import write_text
+from foldserve.pipeline import viewer_js
+from foldserve.pipeline.figures import write_figures
+from foldserve.pipeline.prediction_dir import PredictionDir, RankedModel, RunSummary
 from foldserve.structure.compare import Comparison, compare, compare_all
 from foldserve.structure.reading import Chain, read_chain, read_structure
 
 TEMPLATE = "report_template.html"
+LAYOUTS = {"foldserve": "foldserve", "colabfold": "ColabFold", "alphafold": "AlphaFold"}
 TEST_WEIGHTS_WARNING = (
     '<p class="warning">Made with random TEST WEIGHTS: these models are not protein structures.</p>'
 )
@@ -92,6 +93,14 @@ def _table(comparisons: list[Comparison]) -> str:
     return f'<table id="comparison"><tr>{head}</tr>{rows}</table>'
 
 
+def _settings_table(summary: RunSummary) -> str:
+    rows = "".join(
+        f"<tr><th>{html.escape(row.label)}</th><td>{html.escape(row.value)}</td></tr>"
+        for row in summary.rows
+    )
+    return f'<table id="settings">{rows}</table>'
+
+
 def _image(name: str, data: bytes | None, missing: str) -> str:
     if data is None:
         return f'<p class="note">{html.escape(missing)}</p>'
@@ -125,21 +134,9 @@ def write_report(
     target = ref if ref is not None else chains[0]
     placed = [compare(chain, target) if chain is not target else None for chain in chains]
 
-    figures: dict[str, bytes] = {}
-    series = [(m.label, c.plddt) for m, c in zip(prediction.models, chains, strict=True)]
-    with_plddt = [(label, values) for label, values in series if values is not None]
-    if with_plddt:
-        figures["plddt"] = plots.png(plots.plddt_figure(with_plddt))
-    matrices = [(m.label, m.pae(prediction.path)) for m in prediction.models]
-    with_pae = [(label, matrix) for label, matrix in matrices if matrix is not None]
-    if with_pae:
-        figures["pae"] = plots.png(plots.pae_figure(with_pae))
-    if prediction.msa is not None:
-        figures["msa_depth"] = plots.png(plots.msa_depth_figure(read_msa(str(prediction.msa))))
-
     figures_dir = figures_dir or output.with_name(output.stem + "_figures")
-    figures_dir.mkdir(parents=True, exist_ok=True)
-    written = {name: write_bytes(figures_dir / f"{name}.png", png) for name, png in figures.items()}
+    written = write_figures(prediction, figures_dir)
+    figures = {name: path.read_bytes() for name, path in written.items()}
 
     models: list[dict[str, Any]] = [
         {
@@ -154,24 +151,28 @@ def write_report(
         "models": models,
         "reference": {"label": ref.label, "pdb": _pdb_text(ref, None)} if ref else None,
     }
-    title = f"foldserve report: {prediction.path.name}"
+    name = prediction.path.name + (f" ({prediction.job})" if prediction.job else "")
+    title = f"foldserve report: {name}"
     best = prediction.models[0]
-    summary = f"{len(chains)} ranked model(s) of {len(chains[0])} residues; best {best.name}" + (
-        f" (pLDDT {best.mean_plddt}, pTM {best.ptm})" if best.mean_plddt is not None else ""
-    )
+    summary = (
+        f"{LAYOUTS[prediction.layout]} folder; {len(chains)} ranked model(s) of "
+        f"{len(chains[0])} residues; best {best.name}"
+    ) + (f" (pLDDT {best.mean_plddt}, pTM {best.ptm})" if best.mean_plddt is not None else "")
     values = {
         "title": html.escape(title),
-        "warning": TEST_WEIGHTS_WARNING if prediction.test_weights else "",
+        "warning": (TEST_WEIGHTS_WARNING if prediction.test_weights else "")
+        + "".join(f'<p class="warning">{html.escape(w)}</p>' for w in prediction.warnings),
         "summary": html.escape(summary),
         "superposition": html.escape(
             f"Superposed on the reference {ref.label}."
             if ref
-            else "Superposed on the best model (ranked_0)."
+            else f"Superposed on the best model ({best.label})."
         ),
+        "settings_table": _settings_table(prediction.summary),
         "comparison_table": _table(comparisons),
         "plddt_plot": _image("plddt", figures.get("plddt"), "No pLDDT in the B-factor column."),
-        "pae_plot": _image("pae", figures.get("pae"), "No pae_*.json files."),
-        "msa_plot": _image("msa_depth", figures.get("msa_depth"), "No msa.a3m."),
+        "pae_plot": _image("pae", figures.get("pae"), "No predicted aligned error in the folder."),
+        "msa_plot": _image("coverage", figures.get("coverage"), "No MSA in the folder."),
         "version": __version__,
         "viewer_version": viewer_js.VERSION,
         "data": _script_safe(json.dumps(data)),

@@ -79,6 +79,11 @@ class PipelineResult:
         record = next(s.record for s in self.steps if s.name == step)
         return self.config.out / record.outputs[name]
 
+    def inputs_key(self) -> str:
+        """One hash of every step's key: equal for runs given the same inputs, which (steps
+        being deterministic or cached) wrote the same outputs."""
+        return key_of(**{step.name: step.record.key for step in self.steps})
+
 
 def weights_identity(param_dir: Path) -> str:
     """A short fingerprint of a weights directory: its SHA256SUMS manifest when it has one

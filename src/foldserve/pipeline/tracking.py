@@ -2,7 +2,8 @@
 
 The default store is SQLite under the run's output directory (``DIR/mlruns/mlflow.db``, with
 artifacts in ``DIR/mlruns/artifacts``); ``--tracking-uri`` names another store or a server.
-MLflow's own logging and warnings are kept off the user's terminal.
+Only logging a run creates a store: reading one that is not there finds no runs. MLflow's own
+logging and warnings are kept off the user's terminal.
 """
 
 from __future__ import annotations
@@ -20,10 +21,18 @@ from foldserve.pipeline.run import PipelineResult
 
 EXPERIMENT = "foldserve"
 STORE_DIR = "mlruns"
+#: The tag holding :meth:`PipelineResult.inputs_key`: runs with the same one are the same run.
+INPUTS_TAG = "inputs_key"
+_SQLITE = "sqlite:///"
 
 
 def default_uri(run_dir: Path) -> str:
-    return f"sqlite:///{(run_dir / STORE_DIR / 'mlflow.db').resolve()}"
+    return f"{_SQLITE}{(run_dir / STORE_DIR / 'mlflow.db').resolve()}"
+
+
+def _sqlite_file(uri: str) -> Path | None:
+    """The database file of a SQLite store; None for any other store."""
+    return Path(uri.removeprefix(_SQLITE)) if uri.startswith(_SQLITE) else None
 
 
 @contextlib.contextmanager
@@ -46,8 +55,6 @@ def _quiet() -> Iterator[None]:
 
 
 def _client(uri: str) -> Any:
-    if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=uri)
@@ -57,9 +64,8 @@ def _experiment_id(client: Any, uri: str) -> str:
     experiment = client.get_experiment_by_name(EXPERIMENT)
     if experiment is not None:
         return str(experiment.experiment_id)
-    artifacts = None
-    if uri.startswith("sqlite:///"):
-        artifacts = (Path(uri.removeprefix("sqlite:///")).parent / "artifacts").as_uri()
+    database = _sqlite_file(uri)
+    artifacts = (database.parent / "artifacts").as_uri() if database is not None else None
     return str(client.create_experiment(EXPERIMENT, artifact_location=artifacts))
 
 
@@ -98,23 +104,57 @@ def run_metrics(result: PipelineResult) -> dict[str, float]:
     return metrics
 
 
-def log_run(result: PipelineResult, tracking_uri: str | None = None) -> str:
-    """Log parameters, metrics and artifacts of a pipeline run; return the MLflow run id."""
+@dataclass(frozen=True)
+class Logged:
+    """The MLflow run recording a pipeline run: ``new``, or one logged before for the same
+    inputs (see :func:`log_run`)."""
+
+    run_id: str
+    new: bool
+
+
+def log_run(result: PipelineResult, tracking_uri: str | None = None) -> Logged:
+    """Log parameters, metrics and artifacts of a pipeline run, unless nothing changed.
+
+    A run whose every step came from the cache computed nothing: when the store already holds
+    a finished run of the same inputs (tag ``inputs_key``, which chains every step's inputs:
+    MSA, options, weights, reference), that run is returned and nothing is logged. Its
+    parameters, metrics (the cached steps' timings too) and artifacts would be the same, and a
+    copy would only crowd ``runs list``, ``runs compare`` and MLflow's UI; a run stays the
+    record of one computation, so the old one is not touched either. A store without such a
+    run (another ``--tracking-uri``, a run logged before the tag existed) gets one.
+    """
     from mlflow.entities import Metric, Param, RunTag
 
     uri = tracking_uri or default_uri(result.config.out)
     out = result.config.out
+    inputs_key = result.inputs_key()
+    database = _sqlite_file(uri)
+    if database is not None:
+        database.parent.mkdir(parents=True, exist_ok=True)
     with _quiet():
         client = _client(uri)
-        run = client.create_run(_experiment_id(client, uri), run_name=out.name)
+        experiment_id = _experiment_id(client, uri)
+        if all(step.status == "cached" for step in result.steps):
+            same = client.search_runs(
+                [experiment_id],
+                filter_string=f"tags.{INPUTS_TAG} = '{inputs_key}' "
+                "and attributes.status = 'FINISHED'",
+                order_by=["attributes.start_time DESC"],
+                max_results=1,
+            )
+            if same:
+                return Logged(str(same[0].info.run_id), new=False)
+        run = client.create_run(experiment_id, run_name=out.name)
         run_id = str(run.info.run_id)
         stamp = int(run.info.start_time)
         cached = ",".join(s.name for s in result.steps if s.status == "cached")
+        tags = {"out_dir": str(out.resolve()), "cached_steps": cached, INPUTS_TAG: inputs_key}
         client.log_batch(
             run_id,
             metrics=[Metric(k, v, stamp, 0) for k, v in run_metrics(result).items()],
             params=[Param(k, v) for k, v in run_params(result).items()],
-            tags=[RunTag("out_dir", str(out.resolve())), RunTag("cached_steps", cached)],
+            tags=[RunTag(k, v) for k, v in tags.items()],
         )
         prediction = result.output("predict", "prediction")
         for model in sorted(prediction.glob("ranked_*.*")):
@@ -123,7 +163,7 @@ def log_run(result: PipelineResult, tracking_uri: str | None = None) -> str:
         client.log_artifact(run_id, str(result.output("compare", "comparison")))
         client.log_artifacts(run_id, str(result.output("report", "figures")), "figures")
         client.set_terminated(run_id)
-    return run_id
+    return Logged(run_id, new=True)
 
 
 @dataclass(frozen=True)
@@ -148,7 +188,11 @@ def _row(run: Any) -> RunRow:
 
 
 def list_runs(tracking_uri: str) -> list[RunRow]:
-    """Every foldserve run in the store, newest first."""
+    """Every foldserve run in the store, newest first; none from a SQLite store that is not
+    there (opening it would create it)."""
+    database = _sqlite_file(tracking_uri)
+    if database is not None and not database.is_file():
+        return []
     with _quiet():
         client = _client(tracking_uri)
         experiment = client.get_experiment_by_name(EXPERIMENT)

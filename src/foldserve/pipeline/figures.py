@@ -1,0 +1,45 @@
+"""The figures of a prediction, as PNG files beside it: ``plddt.png``, ``pae.png`` and
+``coverage.png`` (ColabFold's sequence coverage plot), each drawn when the folder has its
+data. ``foldserve predict`` and ``submit`` write them next to the models; the report shows the
+same files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+from foldserve.files import write_bytes
+from foldserve.msa.reading import read as read_msa
+from foldserve.pipeline import plots
+from foldserve.pipeline.prediction_dir import PredictionDir
+from foldserve.structure.reading import read_chain
+
+#: Figure name -> file name, in the order the report shows them.
+FIGURES = {"plddt": "plddt.png", "pae": "pae.png", "coverage": "coverage.png"}
+
+
+def write_figures(prediction: PredictionDir, directory: Path) -> dict[str, Path]:
+    """Write the figures whose data ``prediction`` has into ``directory``; by name.
+
+    pLDDT comes from the models' B-factor column (skipped when it is flat, as in a file with
+    no confidences), PAE from each model's PAE file, coverage from the run's MSA.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+
+    def put(name: str, figure: Figure) -> None:
+        written[name] = write_bytes(directory / FIGURES[name], plots.png(figure))
+
+    series = [(m.label, read_chain(m.path).plddt) for m in prediction.models]
+    with_plddt = [(label, values) for label, values in series if values is not None]
+    if with_plddt:
+        put("plddt", plots.plddt_figure(with_plddt))
+    matrices = [(m.label, m.read_pae()) for m in prediction.models]
+    with_pae = [(label, matrix) for label, matrix in matrices if matrix is not None]
+    if with_pae:
+        put("pae", plots.pae_figure(with_pae))
+    if prediction.msa is not None:
+        put("coverage", plots.coverage_figure(read_msa(str(prediction.msa))))
+    return written
