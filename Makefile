@@ -19,7 +19,7 @@ DEMO_OUT := demo-output
 DEMO_PARAMS ?= $(or $(PARAM_DIR),$(HOME)/.cache/foldserve)
 DEMO_TEST_PARAMS := $(DEMO_OUT)/test-weights
 
-demo: $(STAMP)
+demo: $(STAMP) viewer-js
 	mkdir -p $(DEMO_OUT)
 	$(BIN)/foldserve msa inspect $(DEMO_MSA)
 	$(BIN)/foldserve msa filter $(DEMO_MSA) $(DEMO_OUT)/PF02518_filtered.a3m \
@@ -35,10 +35,14 @@ demo: $(STAMP)
 		[ -f "$$params/params/TEST_WEIGHTS.json" ] || \
 			$(BIN)/foldserve weights make-test --out "$$params" --blocks 8; \
 	fi; \
-	$(BIN)/foldserve predict --msa $(DEMO_OUT)/PF02518_filtered.a3m \
-		--output $(DEMO_OUT)/PF02518.pdb --out-dir $(DEMO_OUT)/PF02518_prediction \
-		--params-dir "$$params" --models $$models
-	@echo "demo outputs in $(DEMO_OUT)/ (best model: $(DEMO_OUT)/PF02518.pdb)"
+	$(BIN)/foldserve predict $(DEMO_OUT)/PF02518_filtered.a3m $(DEMO_OUT)/PF02518_prediction \
+		--output $(DEMO_OUT)/PF02518.pdb --overwrite --params-dir "$$params" --models $$models
+	$(BIN)/foldserve report $(DEMO_OUT)/PF02518_prediction --output $(DEMO_OUT)/PF02518_report.html
+	@echo "demo outputs in $(DEMO_OUT)/:"
+	@echo "  best model  $(DEMO_OUT)/PF02518.pdb"
+	@echo "  prediction  $(DEMO_OUT)/PF02518_prediction/ (config.json, log.txt)"
+	@echo "  plots       $(DEMO_OUT)/PF02518_prediction/plddt.png pae.png coverage.png"
+	@echo "  report      $(DEMO_OUT)/PF02518_report.html (open it in a browser)"
 
 test: lint typecheck unit
 

@@ -33,6 +33,7 @@ import pytest
 from foldserve.cli import exit_code_for
 from foldserve.client.client import POLL_FIRST_S, POLL_MAX_S, WAIT_OUTAGE_S, Client, save_best_model
 from foldserve.client.request import build_request
+from foldserve.client.transport import FIRST_CONNECT_S, RetryNotice
 from foldserve.errors import (
     IntegrityError,
     JobFailed,
@@ -334,18 +335,76 @@ def test_gives_up_after_max_retries_with_one_line(
     assert "\n" not in message
 
 
-def test_nothing_listening_is_retried_then_reported(fake_time: FakeTime) -> None:
+def closed_port() -> int:
+    """A port on 127.0.0.1 where nothing listens: bound, then closed."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+        return int(probe.getsockname()[1])
+
+
+def test_nothing_listening_is_retried_then_reported(fake_time: FakeTime) -> None:
+    port = closed_port()
     with (
         Client(url=f"http://127.0.0.1:{port}", retry=fake_time.policy(2)) as client,
-        pytest.raises(Unavailable, match="cannot connect") as caught,
+        pytest.raises(Unavailable, match="connection refused") as caught,
     ):
         client.status("job-1")
     assert "3 attempts" in caught.value.one_line()
     assert len(fake_time.sleeps) == 2
     assert exit_code_for(caught.value) == 1
+
+
+@pytest.mark.timeout(30)
+def test_a_host_that_never_answered_gets_the_first_connection_budget(fake_time: FakeTime) -> None:
+    """Nothing has ever answered there (a wrong URL, a server not started): the retries stop
+    once their waits would pass FIRST_CONNECT_S, not after the whole policy, and whoever
+    made the client hears at the first retry."""
+    port = closed_port()
+    notices: list[RetryNotice] = []
+    policy = fake_time.policy(6)
+    with (
+        Client(url=f"http://127.0.0.1:{port}", retry=policy, on_retry=notices.append) as client,
+        pytest.raises(Unavailable) as caught,
+    ):
+        client.status("job-1")
+    assert len(fake_time.sleeps) == 3 < policy.max_retries
+    assert sum(fake_time.sleeps) <= FIRST_CONNECT_S
+    problem = f"cannot reach http://127.0.0.1:{port} (connection refused)"
+    assert notices == [RetryNotice(problem, within_s=0.5 + 1.0 + 2.0)]
+    message = caught.value.one_line()
+    assert message.startswith(f"{problem}; gave up after 4 attempts")
+    assert "nothing has answered there yet" in message and "\n" not in message
+
+
+@pytest.mark.timeout(30)
+def test_a_host_that_answered_before_gets_the_whole_policy(
+    endpoint: FakeEndpoint, fake_time: FakeTime
+) -> None:
+    """A drop in the middle of a job: the server answered, then went away."""
+    answer = reply(200, {"id": "job-1", "status": "IN_PROGRESS"}, {"Connection": "close"})
+    endpoint.on("GET", "status/job-1", answer)
+    notices: list[RetryNotice] = []
+    with Client(url=endpoint.base, retry=fake_time.policy(6), on_retry=notices.append) as client:
+        assert client.status("job-1").status is JobStatus.IN_PROGRESS
+        endpoint.close()
+        with pytest.raises(Unavailable, match=r"connection refused\); gave up after 7 attempts"):
+            client.status("job-1")
+    assert len(fake_time.sleeps) == 6
+    assert [notice.within_s for notice in notices] == [0.5 + 1 + 2 + 4 + 8 + 15]
+
+
+@pytest.mark.timeout(60)
+def test_status_with_nothing_listening_says_it_retries_then_one_error(tmp_path: Path) -> None:
+    """The command line, with its real policy: the retrying is announced at once, and the
+    first connection gives up after the short budget (counted in attempts, not timed)."""
+    port = closed_port()
+    result = foldserve(tmp_path, "status", "job-1", "--url", f"http://127.0.0.1:{port}")
+    assert result.exit_code == 1
+    notice, error = result.stderr.strip().splitlines()
+    problem = f"cannot reach http://127.0.0.1:{port} (connection refused)"
+    assert notice == f"{problem}; retrying for up to 3.5 s …"
+    assert error.startswith(f"error: {problem}; gave up after 4 attempts")
+    assert result.stdout == ""
 
 
 # --- submission: never twice -------------------------------------------------------------------

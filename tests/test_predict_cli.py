@@ -36,10 +36,10 @@ def prediction_dir(test_params: Path, tmp_path_factory: pytest.TempPathFactory) 
     assert result.exit_code == 0, result.stderr
     stderr = result.stderr
     assert "TEST WEIGHTS" in stderr  # the loud warning
-    # Off a terminal the progress bar prints its last state: every step of 2 models x (the
-    # first pass + 1 recycle) done.
-    (done,) = (line for line in stderr.splitlines() if line.startswith("done "))
-    assert " 4/4 " in done
+    # Off a terminal progress is one line per step: 2 models x (the first pass + 1 recycle).
+    steps = [line for line in stderr.splitlines() if " recycle " in line and "pLDDT" in line]
+    assert len(steps) == 4
+    assert any(line.endswith("] done") for line in stderr.splitlines())
     rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in stderr.splitlines()]
     ranking = {row[1]: row for row in rows if len(row) == 7}
     assert set(ranking) == {"model_2_ptm", "model_5_ptm"}
@@ -53,7 +53,7 @@ def test_run_alphafold_layout(prediction_dir: Path) -> None:
     for name in ("model_2_ptm_pred_0", "model_5_ptm_pred_0"):
         assert {f"unrelaxed_{name}.pdb", f"pae_{name}.json", f"confidence_{name}.json"} <= names
     expected = {"ranked_0.pdb", "ranked_1.pdb", "ranked_0.cif", "ranked_1.cif"}
-    expected |= {"ranking_debug.json", "timings.json", "scores.json", "msa.a3m"}
+    expected |= {"ranking_debug.json", "timings.json", "scores.json", "msa.a3m", "config.json"}
     assert expected <= names
     assert not any(name.endswith(".partial") for name in names)
     assert (prediction_dir / "best.pdb").read_text() == (run / "ranked_0.pdb").read_text()

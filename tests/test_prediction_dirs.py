@@ -140,6 +140,8 @@ def test_report_of_the_colabfold_folder(tmp_path: Path) -> None:
     assert "<th>Recycles</th><td>3</td>" in settings.group(1)
     assert "mmseqs2_uniref_env" in settings.group(1)
     assert "TEST WEIGHTS" not in page and "ColabFold folder; 5 ranked model(s)" in page
+    comparison = re.search(r'<table id="comparison">(.*?)</table>', page)
+    assert comparison is not None and "<td>rank_001</td><td>rank_002</td>" in comparison.group(1)
 
 
 def alphafold_folder(tmp_path: Path, *, pae: bool) -> Path:

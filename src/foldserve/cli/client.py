@@ -36,6 +36,7 @@ from foldserve.client import records
 from foldserve.client.client import Client, check_job_id, save_best_model
 from foldserve.client.records import JobRecord
 from foldserve.client.request import JobRequest, build_request, policy_milliseconds
+from foldserve.client.transport import RetryNotice
 from foldserve.config import Endpoint, resolve_endpoint
 from foldserve.errors import InputError
 from foldserve.jobs.schema import JobOutput, JobProgress, JobState, JobStatus
@@ -62,6 +63,20 @@ ProfileOption = Annotated[
     ),
 ]
 JobArgument = Annotated[str, typer.Argument(help="Job id, as printed by foldserve submit.")]
+
+
+def say_retrying(notice: RetryNotice) -> None:
+    """One line on stderr when a request starts retrying, so a wait is never silent."""
+    err().print(
+        f"{notice.problem}; retrying for up to {notice.within_s:g} s …",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def connect(endpoint: Endpoint) -> Client:
+    """A client of ``endpoint`` that says on stderr when it retries."""
+    return Client(endpoint=endpoint, on_retry=say_retrying)
 
 
 def submit_command(
@@ -141,7 +156,7 @@ def _submit_one(
     directory = out_dir or (output.with_name(output.stem + "_prediction") if output else None)
     for warning in request.warnings:
         err().print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
-    with Client(endpoint=endpoint) as client:
+    with connect(endpoint) as client:
         with err().status(f"Submitting to {endpoint.base_url} …", spinner="dots"):
             job_id = client.submit_request(request, output=output, out_dir=directory)
         record = records.load(job_id)  # written by the client
@@ -309,7 +324,7 @@ def status_command(
 ) -> None:
     """Show a job's status: queued, running (stage, model, recycle), finished."""
     record, endpoint = _job_endpoint(job_id, url, endpoint_id, profile)
-    with Client(endpoint=endpoint) as client:
+    with connect(endpoint) as client:
         state = client.status(job_id)
     if record is not None:
         records.update_status(record, state.status.value)
@@ -375,7 +390,7 @@ def fetch_command(
         or (Path(record.out_dir) if record.out_dir else None)
         or Path(f"{job_id}_prediction")
     )
-    with Client(endpoint=endpoint) as client:
+    with connect(endpoint) as client:
         result = _follow(client, record, offer_cancel=False)
         _save_results(client, result, directory, best)
 
@@ -388,7 +403,7 @@ def cancel_command(
 ) -> None:
     """Cancel a queued or running job."""
     record, endpoint = _job_endpoint(job_id, url, endpoint_id, profile)
-    with Client(endpoint=endpoint) as client:
+    with connect(endpoint) as client:
         status = client.cancel(job_id)
     if record is not None:
         records.update_status(record, status.value)

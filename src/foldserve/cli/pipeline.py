@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from foldserve.cli.client import describe_progress
+from foldserve.cli.client import describe_progress, say_retrying
 from foldserve.cli.console import err, out
 from foldserve.cli.options import parse_models
 from foldserve.errors import InputError
@@ -86,7 +86,7 @@ def run_command(
         parts = [event.stage, *describe_progress(event)]
         err().print("    " + " · ".join(parts), highlight=False, soft_wrap=True)
 
-    result = run_pipeline(settings, on_step=show, on_progress=progress)
+    result = run_pipeline(settings, on_step=show, on_progress=progress, on_retry=say_retrying)
     with err().status("Recording the run in MLflow …", spinner="dots"):
         logged = tracking.log_run(result, settings.tracking_uri)
     uri = _uri(settings.out, settings.tracking_uri)

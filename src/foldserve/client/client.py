@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from foldserve.client import records
 from foldserve.client.records import JobRecord
 from foldserve.client.request import JobRequest, build_request
-from foldserve.client.transport import Transport, write_checked
+from foldserve.client.transport import FIRST_CONNECT_S, OnRetry, Transport, write_checked
 from foldserve.config import Endpoint, resolve_endpoint
 from foldserve.errors import InputError, RemoteError, Unavailable, WaitTimedOut
 from foldserve.files import copy_file
@@ -63,7 +63,11 @@ class Client:
     Give ``url`` (self-hosted), ``endpoint_id`` (RunPod), ``profile`` (from the configuration
     file) or an ``endpoint`` already resolved; the key is ``api_key``, else the environment,
     else the configuration (see :func:`foldserve.config.resolve_endpoint`). ``retry`` says how
-    requests are retried, and gives :meth:`wait` its sleep and clock.
+    requests are retried, and gives :meth:`wait` its sleep and clock; until the endpoint has
+    answered once, failures to connect are retried for ``first_connect_s`` at most (a wrong URL
+    or a server not started should not take the whole policy to report). ``on_retry`` hears of
+    each request that starts retrying, to tell the user (see
+    :class:`~foldserve.client.transport.RetryNotice`).
     """
 
     def __init__(
@@ -76,12 +80,20 @@ class Client:
         endpoint: Endpoint | None = None,
         timeout: float = 30.0,
         retry: RetryPolicy = DEFAULT_RETRY,
+        first_connect_s: float = FIRST_CONNECT_S,
+        on_retry: OnRetry | None = None,
     ) -> None:
         if endpoint is not None and (url or endpoint_id or profile or api_key):
             raise TypeError("give either endpoint or url/endpoint_id/profile/api_key")
         self.endpoint = endpoint or resolve_endpoint(url, endpoint_id, profile, api_key)
         self._retry = retry
-        self._transport = Transport(self.endpoint, timeout=timeout, retry=retry)
+        self._transport = Transport(
+            self.endpoint,
+            timeout=timeout,
+            retry=retry,
+            first_connect_s=first_connect_s,
+            on_retry=on_retry,
+        )
         self._random = random.Random()
 
     def __enter__(self) -> Client:
@@ -223,7 +235,8 @@ class Client:
         Polls start every half second and slow down to every 15 s (with jitter) while nothing
         changes; new progress makes them fast again. ``on_update`` sees every answer. An
         endpoint that stops answering (a restart, a network outage) is polled on for up to
-        :data:`WAIT_OUTAGE_S` before :class:`Unavailable` is raised.
+        :data:`WAIT_OUTAGE_S` before :class:`Unavailable` is raised; one that has never
+        answered is reported at once.
         """
         clock, sleep = self._retry.clock, self._retry.sleep
         deadline = None if timeout is None else clock() + timeout
@@ -234,6 +247,8 @@ class Client:
             try:
                 state = self.status(job_id)
             except Unavailable:
+                if not self._transport.answered:
+                    raise
                 now = clock()
                 outage_since = now if outage_since is None else outage_since
                 if now - outage_since > WAIT_OUTAGE_S or (deadline is not None and now > deadline):

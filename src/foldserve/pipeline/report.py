@@ -65,7 +65,8 @@ def _mean_plddt(model: RankedModel, chain: Chain) -> float | None:
     return None if chain.plddt is None else round(float(np.mean(chain.plddt)), 1)
 
 
-def _table(comparisons: list[Comparison]) -> str:
+def _table(comparisons: list[Comparison], labels: dict[str, str]) -> str:
+    """The comparisons, each model named by its label (ColabFold's file names are long)."""
     if not comparisons:
         return '<p class="note">Only one model and no reference: nothing to compare.</p>'
     head = "".join(
@@ -77,8 +78,8 @@ def _table(comparisons: list[Comparison]) -> str:
         + "".join(
             f"<td>{html.escape(str(v))}</td>"
             for v in (
-                c.a,
-                c.b,
+                labels.get(c.a, c.a),
+                labels.get(c.b, c.b),
                 f"{c.tm_score_a:.4f}",
                 f"{c.tm_score_b:.4f}",
                 f"{c.rmsd:.2f}",
@@ -169,7 +170,9 @@ def write_report(
             else f"Superposed on the best model ({best.label})."
         ),
         "settings_table": _settings_table(prediction.summary),
-        "comparison_table": _table(comparisons),
+        "comparison_table": _table(
+            comparisons, {c.label: m.label for m, c in zip(prediction.models, chains, strict=True)}
+        ),
         "plddt_plot": _image("plddt", figures.get("plddt"), "No pLDDT in the B-factor column."),
         "pae_plot": _image("pae", figures.get("pae"), "No predicted aligned error in the folder."),
         "msa_plot": _image("coverage", figures.get("coverage"), "No MSA in the folder."),

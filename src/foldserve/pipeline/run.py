@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -33,6 +33,9 @@ from foldserve.pipeline.config import PipelineConfig
 from foldserve.pipeline.report import write_report
 from foldserve.structure.compare import compare_all
 from foldserve.structure.reading import read_chain
+
+if TYPE_CHECKING:
+    from foldserve.client.transport import OnRetry
 
 MSA_FILE = "msa.a3m"
 PREDICTION_DIR = "prediction"
@@ -132,7 +135,10 @@ OnProgress = Callable[[JobProgress], None]
 
 
 def _predict(
-    config: PipelineConfig, engine: dict[str, Any], on_progress: OnProgress
+    config: PipelineConfig,
+    engine: dict[str, Any],
+    on_progress: OnProgress,
+    on_retry: OnRetry | None,
 ) -> tuple[dict[str, str], dict[str, Any]]:
     partial = config.out / (PREDICTION_DIR + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
@@ -140,7 +146,7 @@ def _predict(
     if config.remote:
         from foldserve.client.client import Client, JobState
 
-        with Client(url=config.url, endpoint_id=config.endpoint_id) as client:
+        with Client(url=config.url, endpoint_id=config.endpoint_id, on_retry=on_retry) as client:
             job = client.submit(msa_path, config.predict_options())
 
             def forward(state: JobState) -> None:
@@ -209,9 +215,11 @@ def run_pipeline(
     config: PipelineConfig,
     on_step: Callable[[str, str], None] | None = None,
     on_progress: OnProgress | None = None,
+    on_retry: OnRetry | None = None,
 ) -> PipelineResult:
-    """Run the steps not already done; ``on_step(step, "start" | "ran" | "cached")``, and
-    ``on_progress`` with the prediction's stage, model and recycle."""
+    """Run the steps not already done; ``on_step(step, "start" | "ran" | "cached")``,
+    ``on_progress`` with the prediction's stage, model and recycle, and ``on_retry`` when a
+    request to the endpoint starts retrying."""
     config.out.mkdir(parents=True, exist_ok=True)
     cache = StepCache(config.out)
     viewer_js.load()  # a missing viewer library stops the run before GPU time is spent
@@ -240,7 +248,7 @@ def run_pipeline(
     predict_key = key_of(
         msa=file_digest(config.out / MSA_FILE), options=options.__dict__, engine=engine
     )
-    step("predict", predict_key, lambda: _predict(config, engine, on_progress or _ignore))
+    step("predict", predict_key, lambda: _predict(config, engine, on_progress or _ignore, on_retry))
     predicted = file_digest(config.out / PREDICTION_DIR)
     compare_key = key_of(prediction=predicted, reference=reference, chain=config.reference_chain)
     step("compare", compare_key, lambda: _compare(config))

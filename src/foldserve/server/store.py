@@ -548,10 +548,17 @@ class JobStore:
         return timed_out
 
     def stopped_while_running(self, worker: str, job_id: str) -> float | None:
-        """When the job ``worker`` still runs was cancelled or timed out, else None."""
+        """When the job ``worker`` still runs was cancelled or timed out, else None.
+
+        "Still runs" is read from the worker's own row in the same query: once the worker has
+        stopped the job (:meth:`stopped`) the answer is None, even to a supervisor that listed
+        the worker as busy with it a moment before.
+        """
         with self._connect() as db:
             row = db.execute(
-                "SELECT status, finished_at FROM jobs WHERE id = ? AND worker = ?",
+                "SELECT jobs.status, jobs.finished_at FROM jobs"
+                " JOIN workers ON workers.name = jobs.worker AND workers.job_id = jobs.id"
+                " WHERE jobs.id = ? AND jobs.worker = ?",
                 (job_id, worker),
             ).fetchone()
         if row and row["status"] in (JobStatus.CANCELLED, JobStatus.TIMED_OUT):

@@ -60,12 +60,17 @@ def run_job(store: JobStore, job: Job, predictor: Predictor, settings: ServeSett
     stop: StopReason | None = None
 
     def progress(update: JobProgress) -> None:
+        # A stop learned here is acted on here: the steps between two cancel checks (fetching
+        # and featurising the MSA, compiling a new shape, writing the files) can outlast the
+        # stop grace, and a worker still busy then is killed and restarts cold.
         nonlocal stop
-        stop = store.report(job, update) or stop
+        stop = store.report(job, update)
+        if stop is not None:
+            raise Cancelled(f"before {update.stage}")
 
     def cancelled() -> bool:
         nonlocal stop
-        stop = stop or store.report(job)
+        stop = store.report(job)
         return stop is not None
 
     def url_for(name: str, _path: Path) -> str:
@@ -83,11 +88,11 @@ def run_job(store: JobStore, job: Job, predictor: Predictor, settings: ServeSett
             outbound=settings.outbound,
             limits=settings.msa_limits,
         )
-    except Cancelled:
+    except Cancelled as exc:
         # Cancelled or timed out: the store already says so (report() times a job out itself
         # when it is past its deadline).
         until_stored(lambda: store.stopped(job))
-        log.info("job %s stopped: %s", job.id, stop)
+        log.info("job %s stopped: %s (%s)", job.id, stop, exc.problem)
         return
     except InputError as exc:
         error = exc.one_line()
