@@ -393,6 +393,18 @@ def test_a_host_that_answered_before_gets_the_whole_policy(
     assert [notice.within_s for notice in notices] == [0.5 + 1 + 2 + 4 + 8 + 15]
 
 
+@pytest.mark.timeout(30)
+def test_wait_reports_a_host_that_never_answered_without_polling_on(fake_time: FakeTime) -> None:
+    """Riding out an outage is for an endpoint that answered: one that never did is reported
+    after the first connection's retries, not polled for WAIT_OUTAGE_S."""
+    with (
+        Client(url=f"http://127.0.0.1:{closed_port()}", retry=fake_time.policy(6)) as client,
+        pytest.raises(Unavailable, match="connection refused"),
+    ):
+        client.wait("job-1")
+    assert len(fake_time.sleeps) == 3
+
+
 @pytest.mark.timeout(60)
 def test_status_with_nothing_listening_says_it_retries_then_one_error(tmp_path: Path) -> None:
     """The command line, with its real policy: the retrying is announced at once, and the

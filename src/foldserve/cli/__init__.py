@@ -96,7 +96,7 @@ def _one_value(param: TyperArgument | TyperOption) -> str:
 
 
 class _ListArgument(TyperArgument):
-    """An argument taking many values, labelled in help by what one value is (``PATHS...
+    """An argument taking many values, labelled in help by what one value is (``paths...
     <path>``): Typer labels it with its annotation (``<list[Path]>``) and, unlike an option's,
     an argument's metavar does not replace that label."""
 
@@ -104,7 +104,7 @@ class _ListArgument(TyperArgument):
         return _one_value(self)
 
 
-def plain_help(command: Any) -> Any:
+def _plain_help(command: Any) -> Any:
     """``command`` and its subcommands with the help ``foldserve --help`` has: click's plain
     layout, and each value labelled by its kind, never by a Python annotation.
 
@@ -120,12 +120,12 @@ def plain_help(command: Any) -> Any:
         if isinstance(param, TyperOption) and param.multiple and param.metavar is None:
             param.metavar = _one_value(param)
         elif isinstance(param, TyperArgument) and param.type_descriptor.is_list:
-            param.__class__ = _ListArgument
+            param.__class__ = _ListArgument  # Typer takes no class for the arguments it builds
     for subcommand in getattr(command, "commands", {}).values():
         if subcommand.short_help is None and subcommand.help:
             # A group lists its commands by their first paragraph, wrapped (click would cut it).
             subcommand.short_help = subcommand.help.split("\n\n")[0]
-        plain_help(subcommand)
+        _plain_help(subcommand)
     return command
 
 
@@ -148,7 +148,7 @@ class LazyGroup(TyperGroup):
             # A group even with one command (Typer would run that command in its place).
             command = typer.main.get_group(getattr(module, _APP_NAMES.get(cmd_name, "app")))
         command.name = cmd_name
-        return plain_help(command)
+        return _plain_help(command)
 
     def format_commands(self, ctx: Any, formatter: Any) -> None:
         with formatter.section("Commands"):
