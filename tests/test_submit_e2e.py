@@ -188,3 +188,34 @@ def test_batch_runs_an_msa_again_when_its_settings_or_its_file_changed(
     record.write_text(json.dumps(old))
     assert "the last run left no record of its MSA and settings" in batch("1,3")
     assert models_ranked() == ["model_1", "model_3"]
+
+
+def test_a_resubmission_into_the_same_folder_holds_one_jobs_files_and_its_plots(
+    server: Server, tmp_path: Path
+) -> None:
+    """Defects 1 and 3 on the client: a second job into the same folder left the first one's
+    ranked_1.pdb; ``--output x.cif`` is mmCIF. Plots are drawn beside the download."""
+    state, out_dir = tmp_path / "state", tmp_path / "run"
+    (out_dir).mkdir()
+    (out_dir / "notes.txt").write_text("mine")  # not a prediction's file: kept
+    common = ("submit", "--url", server.root, "--msa", str(data(SMALL_MSA)), "--out-dir")
+    first = shell(
+        *common, str(out_dir), "--output", str(tmp_path / "a.pdb"), "--models", "1,2",
+        "--num-recycles", "0", state=state,
+    )  # fmt: skip
+    assert first.exit_code == 0, first.stderr
+    assert (out_dir / "ranked_1.pdb").is_file()
+    assert {"plddt.png", "pae.png"} <= {p.name for p in out_dir.glob("*.png")}
+    assert "plots: " in first.stderr
+    second = shell(
+        *common, str(out_dir), "--output", str(tmp_path / "b.cif"), "--models", "1",
+        "--num-recycles", "0", "--no-plots", state=state,
+    )  # fmt: skip
+    assert second.exit_code == 0, second.stderr
+    names = {p.name for p in out_dir.iterdir()}
+    assert "ranked_0.pdb" in names and "ranked_1.pdb" not in names and "ranked_1.cif" not in names
+    assert not any(name.endswith(".png") for name in names)  # stale plots went too
+    assert (out_dir / "notes.txt").read_text() == "mine"
+    assert (tmp_path / "b.cif").read_text() == (out_dir / "ranked_0.cif").read_text()
+    refused = shell(*common, str(out_dir), "--output", str(tmp_path / "c.xyz"), state=state)
+    assert refused.exit_code == 2 and "cannot tell a structure format" in refused.stderr

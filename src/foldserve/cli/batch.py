@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from foldserve.cli.console import err
+from foldserve.cli.console import err, say_retrying
 from foldserve.client.batch import (
     BatchEvent,
     BatchItem,
@@ -59,12 +59,14 @@ def submit_batch(
     options: PredictOptions,
     timeout: float,
     concurrency: int,
+    *,
+    plots: bool,
 ) -> None:
     items = batch_items(msa_dir, out_dir)
     states: dict[str, JobStatus] = {}
     warned_test_weights = False
     with (
-        Client(endpoint=endpoint) as client,
+        Client(endpoint=endpoint, on_retry=say_retrying) as client,
         Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -99,6 +101,10 @@ def submit_batch(
                 states[name] = event.state.status
             else:
                 states.pop(name, None)
+                if event.kind == "done" and plots:
+                    from foldserve.pipeline.figures import write_figures_into  # matplotlib
+
+                    write_figures_into(event.item.out_dir)
                 bar.advance(task)
                 bar.console.print(
                     _finished_line(event.item, event), highlight=False, soft_wrap=True

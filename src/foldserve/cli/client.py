@@ -19,13 +19,14 @@ from rich.panel import Panel
 from rich.table import Table
 
 from foldserve.cli.batch import check_batch_flags, submit_batch
-from foldserve.cli.console import err
+from foldserve.cli.console import err, say_retrying
 from foldserve.cli.options import (
     TEST_WEIGHTS_WARNING,
     ModelsOption,
     MsaFormatOption,
     NumRecyclesOption,
     NumSeedsOption,
+    PlotsOption,
     QueryOption,
     RankByOption,
     SeedOption,
@@ -36,9 +37,9 @@ from foldserve.client import records
 from foldserve.client.client import Client, check_job_id, save_best_model
 from foldserve.client.records import JobRecord
 from foldserve.client.request import JobRequest, build_request, policy_milliseconds
-from foldserve.client.transport import RetryNotice
 from foldserve.config import Endpoint, resolve_endpoint
 from foldserve.errors import InputError
+from foldserve.fold.outputs import best_model_source
 from foldserve.jobs.schema import JobOutput, JobProgress, JobState, JobStatus
 
 UrlOption = Annotated[
@@ -63,15 +64,6 @@ ProfileOption = Annotated[
     ),
 ]
 JobArgument = Annotated[str, typer.Argument(help="Job id, as printed by foldserve submit.")]
-
-
-def say_retrying(notice: RetryNotice) -> None:
-    """One line on stderr when a request starts retrying, so a wait is never silent."""
-    err().print(
-        f"{notice.problem}; retrying for up to {notice.within_s:g} s …",
-        highlight=False,
-        soft_wrap=True,
-    )
 
 
 def connect(endpoint: Endpoint) -> Client:
@@ -117,6 +109,7 @@ def submit_command(
     no_wait: Annotated[
         bool, typer.Option("--no-wait", help="Print the job id and return at once.")
     ] = False,
+    plots: PlotsOption = True,
 ) -> None:
     """Predict structures on a RunPod or self-hosted endpoint; the MSA is checked here first."""
     if (msa_path is None) == (msa_dir is None):
@@ -131,8 +124,10 @@ def submit_command(
     if msa_dir is not None:
         check_batch_flags(output, out_dir, no_wait, concurrency, msa_format, query)
         assert out_dir is not None
-        submit_batch(endpoint, msa_dir, out_dir, options, timeout, concurrency)
+        submit_batch(endpoint, msa_dir, out_dir, options, timeout, concurrency, plots=plots)
         return
+    if output is not None:
+        best_model_source(output)  # a name that says no format is refused before any upload
     assert msa_path is not None
     if output is None and not no_wait:
         raise InputError(
@@ -142,7 +137,7 @@ def submit_command(
         request = build_request(
             msa_path, options, execution_timeout_s=timeout, msa_format=msa_format, query=query
         )
-    _submit_one(endpoint, request, output, out_dir, no_wait=no_wait)
+    _submit_one(endpoint, request, output, out_dir, no_wait=no_wait, plots=plots)
 
 
 def _submit_one(
@@ -152,6 +147,7 @@ def _submit_one(
     out_dir: Path | None,
     *,
     no_wait: bool,
+    plots: bool,
 ) -> None:
     directory = out_dir or (output.with_name(output.stem + "_prediction") if output else None)
     for warning in request.warnings:
@@ -171,7 +167,7 @@ def _submit_one(
             return
         assert output is not None and directory is not None
         result = _follow(client, record, offer_cancel=True)
-        _save_results(client, result, directory, output)
+        _save_results(client, result, directory, output, plots=plots)
 
 
 def _follow(client: Client, record: JobRecord, *, offer_cancel: bool) -> JobOutput:
@@ -269,11 +265,22 @@ def _duration(seconds: float) -> str:
     return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
 
 
-def _save_results(client: Client, result: JobOutput, directory: Path, output: Path | None) -> None:
-    """Download a COMPLETED job into ``directory``, copy its best model, print the ranking."""
+def _save_results(
+    client: Client, result: JobOutput, directory: Path, output: Path | None, *, plots: bool
+) -> None:
+    """Download a COMPLETED job into ``directory``, copy its best model, draw its plots,
+    print the ranking."""
     with err().status(f"Downloading results to {directory} …", spinner="dots"):
         files = client.download(result, directory)
     best = save_best_model(files, output) if output is not None else None
+    if plots:
+        from foldserve.pipeline.figures import write_figures_into  # matplotlib: only here
+
+        with err().status("Drawing plots …", spinner="dots"):
+            drawn = write_figures_into(directory)
+        if drawn:
+            names = ", ".join(str(path) for path in drawn.values())
+            err().print(f"plots: {names}", highlight=False, soft_wrap=True)
     for warning in result.warnings:
         err().print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
     if result.test_weights:
@@ -378,6 +385,7 @@ def fetch_command(
     url: UrlOption = None,
     endpoint_id: EndpointIdOption = None,
     profile: ProfileOption = None,
+    plots: PlotsOption = True,
 ) -> None:
     """Download a job's results (waiting for it to finish first)."""
     record, endpoint = _job_endpoint(job_id, url, endpoint_id, profile)
@@ -392,7 +400,7 @@ def fetch_command(
     )
     with connect(endpoint) as client:
         result = _follow(client, record, offer_cancel=False)
-        _save_results(client, result, directory, best)
+        _save_results(client, result, directory, best, plots=plots)
 
 
 def cancel_command(

@@ -8,9 +8,12 @@ at the streams the command actually writes to.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from foldserve.client.transport import RetryNotice
 
 
 def out(**options: Any) -> Console:
@@ -21,3 +24,12 @@ def out(**options: Any) -> Console:
 def err(**options: Any) -> Console:
     """A console on standard error; ``options`` as for ``rich.console.Console``."""
     return Console(stderr=True, **options)
+
+
+def say_retrying(notice: RetryNotice) -> None:
+    """One line on stderr when a request starts retrying, so a wait is never silent."""
+    err().print(
+        f"{notice.problem}; retrying for up to {notice.within_s:g} s …",
+        highlight=False,
+        soft_wrap=True,
+    )

@@ -18,6 +18,9 @@ SeedOption = Annotated[int, typer.Option(help="First random seed.")]
 NumSeedsOption = Annotated[int, typer.Option(help="Seeds per model.")]
 RankByOption = Annotated[str, typer.Option(help="Rank models by plddt or ptm.")]
 MsaFormatOption = Annotated[str, typer.Option("--format", "-f", help="MSA format or auto.")]
+PlotsOption = Annotated[
+    bool, typer.Option(help="Draw pLDDT, PAE and MSA coverage plots (PNG) beside the models.")
+]
 QueryOption = Annotated[str | None, typer.Option(help="Name of the query row.")]
 
 TEST_WEIGHTS_WARNING = (

@@ -9,8 +9,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from foldserve.cli.client import describe_progress, say_retrying
-from foldserve.cli.console import err, out
+from foldserve.cli.client import describe_progress
+from foldserve.cli.console import err, out, say_retrying
 from foldserve.cli.options import parse_models
 from foldserve.errors import InputError
 from foldserve.jobs.progress import JobProgress

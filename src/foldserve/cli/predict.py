@@ -28,6 +28,7 @@ from foldserve.cli.options import (
     MsaFormatOption,
     NumRecyclesOption,
     NumSeedsOption,
+    PlotsOption,
     QueryOption,
     RankByOption,
     SeedOption,
@@ -102,9 +103,7 @@ def predict_command(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an earlier run in OUTPUT_DIR whole.")
     ] = False,
-    plots: Annotated[
-        bool, typer.Option(help="Write pLDDT, PAE and MSA coverage plots (PNG).")
-    ] = True,
+    plots: PlotsOption = True,
     zip_results: Annotated[
         bool, typer.Option("--zip", help="Also pack each result folder as FOLDER.zip.")
     ] = False,
@@ -325,10 +324,9 @@ def _write_run(
     def write_all(folder: Path) -> None:
         write_prediction(prediction, folder, neff=neff, save_all=save_all)
         if plots:
-            from foldserve.pipeline import prediction_dir
-            from foldserve.pipeline.figures import write_figures
+            from foldserve.pipeline.figures import write_figures_into  # matplotlib: only here
 
-            for path in write_figures(prediction_dir.load(folder), folder).values():
+            for path in write_figures_into(folder).values():
                 log.note(f"plot {path.name}", show=False)
         write_text(folder / "log.txt", log.text())
         config = read_config(folder)

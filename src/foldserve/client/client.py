@@ -27,9 +27,10 @@ from foldserve.client.request import JobRequest, build_request
 from foldserve.client.transport import FIRST_CONNECT_S, OnRetry, Transport, write_checked
 from foldserve.config import Endpoint, resolve_endpoint
 from foldserve.errors import InputError, RemoteError, Unavailable, WaitTimedOut
-from foldserve.files import copy_file
+from foldserve.fold.outputs import best_model_source, write_best_model
 from foldserve.fold.results import PredictOptions
 from foldserve.jobs.ids import FILE_NAME, JOB_ID, checked_job_id
+from foldserve.jobs.output import is_run_file
 from foldserve.jobs.schema import (
     InlineFile,
     JobOutput,
@@ -44,7 +45,6 @@ from foldserve.retry import DEFAULT_RETRY, RetryPolicy
 
 __all__ = ["Client", "JobOutput", "JobProgress", "JobState", "check_job_id", "save_best_model"]
 
-BEST_MODEL = "ranked_0.pdb"
 POLL_FIRST_S = 0.5
 POLL_MAX_S = 15.0
 POLL_GROWTH = 1.5
@@ -291,7 +291,10 @@ class Client:
         """Write every file of a COMPLETED job's output into ``out_dir``; name -> path.
 
         Inline files are decoded, others fetched from their URL; each is checked against its
-        SHA-256 and appears under its name only once complete (:mod:`foldserve.files`).
+        SHA-256 and appears under its name only once complete (:mod:`foldserve.files`). Files
+        an earlier prediction left in ``out_dir`` (a ``ranked_1.pdb`` this job did not make)
+        are removed once the download is whole, so the folder holds one job's results; files
+        that are not a prediction's are never touched.
         """
         directory = Path(out_dir)
         directory.mkdir(parents=True, exist_ok=True)
@@ -308,15 +311,20 @@ class Client:
                 case LinkedFile():
                     self._transport.fetch(entry.url, target, entry.sha256)
             written[name] = target
+        for stale in directory.iterdir():
+            if stale.name not in written and is_run_file(stale.name) and stale.is_file():
+                stale.unlink()
         return written
 
 
 def save_best_model(files: dict[str, Path], output: str | Path) -> Path:
-    """Copy the best model (``ranked_0.pdb``) of downloaded ``files`` to ``output``."""
-    best = files.get(BEST_MODEL)
-    if best is None:
+    """Write the best model of downloaded ``files`` to ``output``, in the format its name
+    ends in (``ranked_0.pdb`` for .pdb/.pdb.gz, ``ranked_0.cif`` for .cif/.mmcif)."""
+    destination = Path(output)
+    source = best_model_source(destination)
+    if source not in files:
         raise RemoteError(
-            f"the job's output has no {BEST_MODEL}",
-            fix="submit with outputs that include pdb (the default)",
+            f"the job's output has no {source}",
+            fix="submit with outputs that include pdb and cif (the default)",
         )
-    return copy_file(best, Path(output))
+    return write_best_model(files[source].parent, destination)

@@ -107,6 +107,21 @@ _KIND_PATTERNS: dict[OutputKind, re.Pattern[str]] = {
 }
 
 
+#: Files a prediction folder gets beside the job's outputs: ``config.json``, ``log.txt``, the
+#: raw outputs of ``--save-all``, the plots drawn after a download.
+_RUN_EXTRAS = re.compile(
+    r"unrelaxed_.+\.pdb|config\.json|log\.txt|result_.+\.pkl|(plddt|pae|coverage)\.png"
+)
+
+
+def is_run_file(name: str) -> bool:
+    """Whether ``name`` is a file a prediction writes (any output kind, or the extras): such
+    a file left from an earlier job in a reused folder is stale, not the user's."""
+    return bool(_RUN_EXTRAS.fullmatch(name)) or any(
+        pattern.fullmatch(name) for pattern in _KIND_PATTERNS.values()
+    )
+
+
 def _priority(name: str) -> tuple[int, int, str]:
     """Best model first, then the small score files, then the rest by rank."""
     rank = re.search(r"ranked_(\d+)", name)

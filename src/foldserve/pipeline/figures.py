@@ -12,12 +12,17 @@ from matplotlib.figure import Figure
 
 from foldserve.files import write_bytes
 from foldserve.msa.reading import read as read_msa
-from foldserve.pipeline import plots
+from foldserve.pipeline import plots, prediction_dir
 from foldserve.pipeline.prediction_dir import PredictionDir
 from foldserve.structure.reading import read_chain
 
 #: Figure name -> file name, in the order the report shows them.
 FIGURES = {"plddt": "plddt.png", "pae": "pae.png", "coverage": "coverage.png"}
+
+
+def write_figures_into(directory: Path) -> dict[str, Path]:
+    """The figures of the prediction folder ``directory`` (as downloaded, or staged), into it."""
+    return write_figures(prediction_dir.load(directory), directory)
 
 
 def write_figures(prediction: PredictionDir, directory: Path) -> dict[str, Path]:

@@ -11,7 +11,6 @@ Each step is skipped when its record in ``DIR/.steps`` matches the hash of its i
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import time
@@ -22,7 +21,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from foldserve.fold.weights import MANIFEST, TEST_WEIGHTS_MARKER, resolve_param_dir
+from foldserve.fold import run_dir
+from foldserve.fold.run_dir import StagedRun
+from foldserve.fold.weights import TEST_WEIGHTS_MARKER, fingerprint, resolve_param_dir
 from foldserve.jobs.output import RankingEntry
 from foldserve.jobs.progress import JobProgress
 from foldserve.msa.reading import read as read_msa
@@ -88,35 +89,15 @@ class PipelineResult:
         return key_of(**{step.name: step.record.key for step in self.steps})
 
 
-def weights_identity(param_dir: Path) -> str:
-    """A short fingerprint of a weights directory: its SHA256SUMS manifest when it has one
-    (weights fetched by foldserve), else the test-weights marker and the parameter file sizes."""
-    params = param_dir / "params"
-    manifest = params / MANIFEST
-    if manifest.is_file():
-        text = manifest.read_bytes()
-    else:
-        marker = params / TEST_WEIGHTS_MARKER
-        sizes = {p.name: p.stat().st_size for p in sorted(params.glob("*.npz"))}
-        text = (marker.read_bytes() if marker.is_file() else b"") + json.dumps(sizes).encode()
-    return hashlib.sha256(text).hexdigest()[:16]
-
-
 def _engine(config: PipelineConfig) -> dict[str, Any]:
     if config.remote:
         return {"endpoint": config.url or config.endpoint_id}
     param_dir = resolve_param_dir(config.params_dir)
     return {
         "params_dir": str(param_dir),
-        "weights": weights_identity(param_dir),
+        "weights": fingerprint(param_dir),
         "test_weights": (param_dir / "params" / TEST_WEIGHTS_MARKER).is_file(),
     }
-
-
-def _replace_dir(partial: Path, target: Path) -> None:
-    if target.exists():
-        shutil.rmtree(target)
-    partial.replace(target)
 
 
 def _check_msa(config: PipelineConfig) -> tuple[dict[str, str], dict[str, Any]]:
@@ -175,7 +156,7 @@ def _predict(
         )
         write_prediction(prediction, partial)
         info = PredictInfo(ranking=ranking(prediction), timings=prediction.timings, **engine)
-    _replace_dir(partial, config.out / PREDICTION_DIR)
+    run_dir.commit(StagedRun(target=config.out / PREDICTION_DIR, staging=partial))
     return {"prediction": PREDICTION_DIR}, info.model_dump(mode="json", exclude_none=True)
 
 
