@@ -138,6 +138,14 @@ def test_a_lone_surrogate_names_its_field() -> None:
     assert caught.value.where == "input.query"
 
 
+@pytest.mark.parametrize("packed", ["§\U000fcfed\x0fÊ", "H4sI!!!!", "é"])
+def test_base64_that_is_not_base64_is_one_error_not_a_crash(packed: str) -> None:
+    """Found by schemathesis: characters outside ASCII made base64 raise ValueError (a 500)."""
+    with pytest.raises(InputError) as caught:
+        unpack_msa(parse_job_input({"msa_gz_b64": packed}))
+    assert caught.value.where == "input.msa_gz_b64" and "not valid base64" in caught.value.problem
+
+
 # -- MSA limits at submission ----------------------------------------------------------------
 @pytest.mark.timeout(60)
 def test_rows_past_the_cap_stop_the_reading() -> None:

@@ -63,7 +63,7 @@ def test_progress_is_logged_line_by_line_off_a_terminal(small_run: tuple[Path, R
     assert "InputShape(" not in ran.stderr  # defect 10: no raw repr
     assert any("compiling" in line and "residues x" in line for line in lines)
     log = (out / "log.txt").read_text()
-    assert sum("recycle" in line for line in log.splitlines()) == 4
+    assert sum(" recycle " in line and "s] model_" in line for line in log.splitlines()) == 4
     assert "rank 0:" in log
 
 

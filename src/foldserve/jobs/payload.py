@@ -10,7 +10,6 @@ gets a clear error, not an exhausted worker) or hold more than the :class:`MsaLi
 from __future__ import annotations
 
 import base64
-import binascii
 import gzip
 import io
 import zlib
@@ -84,7 +83,7 @@ def unpack_msa(
         where = "input.msa_gz_b64"
         try:
             packed = base64.b64decode(job_input.msa_gz_b64, validate=True)
-        except binascii.Error:
+        except ValueError:  # binascii.Error, or a character outside ASCII
             raise InputError(
                 "not valid base64",
                 where=where,
