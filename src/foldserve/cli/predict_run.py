@@ -1,0 +1,198 @@
+"""The steps of ``foldserve predict`` for one MSA after another: collect and check the MSAs and
+where each goes, say what will be folded, write a finished run into place (plots, log and
+``config.json`` included), summarise it."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.table import Table
+
+from foldserve.cli.run_log import RunLog
+from foldserve.errors import InputError
+from foldserve.files import atomic_write, write_text
+from foldserve.fold import run_dir
+from foldserve.fold.features import msa_sizes
+from foldserve.fold.outputs import (
+    best_model_source,
+    write_best_model,
+    write_config,
+    write_prediction,
+)
+from foldserve.fold.results import Prediction, PredictOptions
+from foldserve.fold.run_config import read_config
+from foldserve.fold.run_dir import StagedRun
+from foldserve.msa import stats
+from foldserve.msa.model import Msa
+from foldserve.msa.reading import read_each
+
+
+@dataclass(frozen=True)
+class Query:
+    """One MSA to fold and where its results go."""
+
+    name: str
+    msa: Msa
+    target: Path
+    best_model: Path | None
+
+
+def check_best_model_path(path: Path) -> None:
+    """Refuse, before any work, a best-model path that cannot be written."""
+    if path.is_dir():
+        raise InputError("is a folder", where=str(path), fix="give a file name such as best.pdb")
+    best_model_source(path)
+    parent = path.parent
+    if not parent.is_dir():
+        raise InputError("no such folder", where=str(parent), fix="create it, or fix the path")
+    if not os.access(parent, os.W_OK):
+        raise InputError(
+            "cannot write in this folder", where=str(parent), fix="choose a folder you can write"
+        )
+
+
+def collect_queries(
+    source: str,
+    directory: Path,
+    output: Path | None,
+    msa_format: str,
+    query: str | None,
+) -> list[Query]:
+    """Every MSA of ``source``, read and checked, with where its results go."""
+    path = Path(source)
+    if path.is_dir():
+        files = sorted(str(p) for p in path.iterdir() if p.is_file() and p.name[0] != ".")
+        if not files:
+            raise InputError("no MSA files here", where=source, fix="give a folder of MSA files")
+    else:
+        files = [source]  # also "-" for standard input
+    found = [
+        (named.name, named.msa)
+        for file in files
+        for named in read_each(file, format=msa_format, query=query)
+    ]
+    if len(found) == 1:
+        name, alignment = found[0]
+        return [Query(name, alignment, directory, output)]
+    if output is not None:
+        raise InputError(
+            f"{len(found)} MSAs given",
+            where="--output",
+            fix="leave it out: each best model goes to OUTPUT_DIR/NAME.pdb",
+        )
+    queries: dict[str, Query] = {}
+    for name, alignment in found:
+        if name in queries:
+            raise InputError(
+                f"{queries[name].msa.source} and {alignment.source} would both write "
+                f"{directory / name}",
+                where=source,
+                fix="rename one of them",
+            )
+        queries[name] = Query(name, alignment, directory / name, directory / f"{name}.pdb")
+    return list(queries.values())
+
+
+def describe_msa(msa: Msa, options: PredictOptions, log: RunLog) -> float:
+    """Say what the user should know about the MSA before GPU time is spent on it (the
+    warnings ``msa inspect`` gives); return its Neff."""
+    report = stats.inspect(msa)
+    clusters, extra = msa_sizes(len(msa), options.max_msa_clusters, options.max_extra_msa)
+    used = min(len(msa), clusters + extra)
+    log.note(
+        f"{report.query_name}: {report.query_length} residues, {report.depth} rows "
+        f"({report.unique} unique), Neff {report.neff:.1f}; the network reads {used} of them "
+        f"({clusters} cluster centres + {used - clusters} extra)"
+    )
+    for warning in report.warnings:
+        log.note(f"warning: {warning}", markup=f"[yellow]warning:[/yellow] {warning}")
+    return report.neff
+
+
+def write_run(
+    prediction: Prediction,
+    staged: StagedRun,
+    item: Query,
+    log: RunLog,
+    *,
+    neff: float,
+    plots: bool,
+    save_all: bool,
+) -> None:
+    """Every file of the run into the staging folder, then the folder into place; on a write
+    failure the results are rescued and the error names where."""
+
+    def write_all(folder: Path) -> None:
+        write_prediction(prediction, folder, neff=neff, save_all=save_all)
+        if plots:
+            from foldserve.pipeline.figures import write_figures_into  # matplotlib: only here
+
+            for path in write_figures_into(folder).values():
+                log.note(f"plot {path.name}", show=False)
+        write_text(folder / "log.txt", log.text())
+        config = read_config(folder)
+        assert config is not None  # write_prediction wrote it
+        write_config(folder, config)  # now listing the plots and the log too
+
+    try:
+        write_all(staged.staging)
+        run_dir.commit(staged)
+        if item.best_model is not None:
+            write_best_model(item.target, item.best_model)
+    except OSError as exc:
+        run_dir.discard(staged)
+        raise run_dir.rescue(write_all, exc, item.target) from None
+
+
+def zip_folder(folder: Path) -> Path:
+    archive = folder.with_name(folder.name + ".zip")
+    with atomic_write(archive, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(folder.iterdir()):
+            zf.write(path, f"{folder.name}/{path.name}")
+    return archive
+
+
+def log_ranking(prediction: Prediction, log: RunLog) -> None:
+    for rank, run in enumerate(prediction.ranked):
+        log.note(
+            f"rank {rank}: {run.name} pLDDT {run.mean_plddt:.1f} pTM {run.ptm:.3f} "
+            f"recycles {run.recycles} ({run.seconds:.1f} s)",
+            show=False,
+        )
+
+
+def print_summary(prediction: Prediction, item: Query, log: RunLog) -> None:
+    table = Table(title=f"ranking: {item.name}", title_justify="left")
+    for column in ("rank", "model", "seed", "mean pLDDT", "pTM", "recycles", "seconds"):
+        table.add_column(column, justify="right" if column != "model" else "left")
+    for rank, run in enumerate(prediction.ranked):
+        table.add_row(
+            str(rank),
+            run.model,
+            str(run.seed),
+            f"{run.mean_plddt:.1f}",
+            f"{run.ptm:.3f}",
+            str(run.recycles),
+            f"{run.seconds:.1f}",
+        )
+    log.console.print(table)
+    if prediction.skipped_runs:
+        log.console.print(
+            f"{prediction.skipped_runs} run(s) skipped: a model reached --stop-at-score "
+            f"{prediction.options.stop_at_score:g}",
+            highlight=False,
+        )
+    best = f"best model: {item.best_model}   " if item.best_model else ""
+    log.console.print(f"{best}all outputs: {item.target}/", highlight=False, soft_wrap=True)
+    plots = sorted(item.target.glob("*.png"))
+    if plots:
+        log.console.print(
+            "plots: " + ", ".join(str(p) for p in plots), highlight=False, soft_wrap=True
+        )
+    if prediction.test_weights:
+        log.console.print(
+            "[bold red]made with random TEST WEIGHTS: not a protein structure[/bold red]"
+        )
