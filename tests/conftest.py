@@ -36,6 +36,8 @@ def _job_records_kept_out_of_home(
     """Every job a client submits is recorded (``Client.submit``), also from a CLI process a
     test starts: into the test session's folder, never the home of whoever runs the tests."""
     monkeypatch.setenv("FOLDSERVE_STATE_DIR", str(tmp_path_factory.getbasetemp() / "state"))
+    # MSA search results are cached per user; a test's never reach the real cache.
+    monkeypatch.setenv("FOLDSERVE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
 
 
 TEST_WEIGHT_BLOCKS = 2

@@ -1,0 +1,1 @@
+"""MSA search: building the alignment from a sequence, on CPU, before any GPU step."""
