@@ -32,6 +32,7 @@ from foldserve.fold.run_config import (
     RunSettings,
     RunWeights,
 )
+from foldserve.msa.search.results import SearchSummary
 from foldserve.msa.writing import write as write_msa
 from foldserve.structure.model_files import ModelCoordinates, to_mmcif, to_pdb
 
@@ -77,12 +78,14 @@ def write_prediction(
     *,
     neff: float | None = None,
     save_all: bool = False,
+    search: SearchSummary | None = None,
 ) -> dict[str, Path]:
     """Write every output file into ``out_dir``; return them by name.
 
     Each file appears whole or not at all; ``config.json`` comes last and lists them.
-    ``neff`` (when the caller computed it) goes into ``config.json``; ``save_all`` writes each
-    run's raw network outputs as DeepMind's ``result_{run}.pkl``.
+    ``neff`` (when the caller computed it) and ``search`` (where the MSA came from, when
+    foldserve searched for it) go into ``config.json``; ``save_all`` writes each run's raw
+    network outputs as DeepMind's ``result_{run}.pkl``.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
@@ -112,11 +115,14 @@ def write_prediction(
             if run.raw is not None:
                 name = f"result_{run.name}.pkl"
                 files[name] = write_bytes(out_dir / name, pickle.dumps(run.raw, protocol=4))
-    files[CONFIG_NAME] = write_config(out_dir, run_config(prediction, neff=neff))
+    config = run_config(prediction, neff=neff, search=search)
+    files[CONFIG_NAME] = write_config(out_dir, config)
     return files
 
 
-def run_config(prediction: Prediction, *, neff: float | None = None) -> RunConfig:
+def run_config(
+    prediction: Prediction, *, neff: float | None = None, search: SearchSummary | None = None
+) -> RunConfig:
     """How ``prediction`` was made, for its ``config.json`` (files filled in when written)."""
     options, msa, engine = prediction.options, prediction.msa, prediction.engine
     clusters, extra = msa_sizes(len(msa), options.max_msa_clusters, options.max_extra_msa)
@@ -143,6 +149,7 @@ def run_config(prediction: Prediction, *, neff: float | None = None) -> RunConfi
             neff=neff,
             clusters=clusters,
             extra=extra,
+            search=search,
         ),
         weights=RunWeights(
             params_dir=engine.params_dir,

@@ -14,6 +14,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from foldserve.errors import InputError
+from foldserve.msa.search.results import SearchSummary
 
 CONFIG_NAME = "config.json"
 #: Tells a foldserve ``config.json`` from ColabFold's (which has no such key).
@@ -36,6 +37,8 @@ class RunMsa(_Frozen):
     #: Cluster centres and extra rows the network reads (the rest of a deep MSA is unused).
     clusters: int
     extra: int
+    #: Where the MSA came from when foldserve searched for it (tool, databases or server, hits).
+    search: SearchSummary | None = None
 
 
 class RunWeights(_Frozen):

@@ -108,9 +108,10 @@ _KIND_PATTERNS: dict[OutputKind, re.Pattern[str]] = {
 
 
 #: Files a prediction folder gets beside the job's outputs: ``config.json``, ``log.txt``, the
-#: raw outputs of ``--save-all``, the plots drawn after a download.
+#: raw outputs of ``--save-all``, the plots drawn after a download, a search's raw hits.
 _RUN_EXTRAS = re.compile(
     r"unrelaxed_.+\.pdb|config\.json|log\.txt|result_.+\.pkl|(plddt|pae|coverage)\.png"
+    r"|hits_.+\.a3m"
 )
 
 

@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from foldserve.errors import InputError
 from foldserve.fold.run_config import RunConfig, read_config
+from foldserve.msa.search.results import SearchSummary
 
 Layout = Literal["foldserve", "colabfold", "alphafold"]
 
@@ -306,6 +307,7 @@ def _foldserve_summary(config: RunConfig) -> RunSummary:
             f"{msa.source} ({msa.format}): {msa.depth} sequences{neff}; query "
             f"{msa.query_name}, {msa.query_length} residues",
         ),
+        ("MSA search", _search_line(msa.search)),
         (
             "MSA read by the network",
             f"{msa.clusters} cluster centres + {msa.extra} extra sequences "
@@ -326,6 +328,14 @@ def _foldserve_summary(config: RunConfig) -> RunSummary:
         ("Created", config.created),
     ]
     return _summary(rows)
+
+
+def _search_line(search: SearchSummary | None) -> str | None:
+    """``jackhmmer of uniref90.fasta: uniref90.fasta 812 hits; 640 rows merged``."""
+    if search is None:
+        return None
+    hits = "; ".join(f"{name} {count} hits" for name, count in search.hits.items())
+    return f"{search.tool} of {search.source}: {hits}; {search.rows} rows merged"
 
 
 def _ranking_summary(debug: dict[str, Any], msa: Path | None, foldserve: bool) -> RunSummary:

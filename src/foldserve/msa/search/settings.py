@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
+
+from foldserve.errors import InputError
 
 Tool = Literal["jackhmmer", "mmseqs2", "colabfold-server"]
 #: ColabFold's MMseqs2 server modes (``/ticket/msa``): with or without environmental databases,
@@ -39,6 +41,43 @@ class SearchSettings:
     email: str | None = None
     #: Reuse a server result cached for the same sequence, mode and server.
     use_cache: bool = True
+
+    def __post_init__(self) -> None:
+        """Refuse settings no search can run with; ``where`` names the field."""
+
+        def bad(field: str, problem: str, fix: str) -> InputError:
+            return InputError(problem, where=field, fix=fix)
+
+        if self.tool not in get_args(Tool):
+            raise bad("tool", f"unknown tool {self.tool!r}", "use jackhmmer or mmseqs2")
+        if self.tool == "colabfold-server":
+            if self.databases:
+                raise bad("databases", "databases given for a server search", "leave them out")
+        elif not self.databases:
+            raise bad(
+                "databases",
+                "no database to search",
+                f"give one or more sequence databases, or search on {DEFAULT_SERVER}",
+            )
+        elif self.server is not None:
+            raise bad("server", "a server given for a local search", "search one or the other")
+        if self.mode not in get_args(ServerMode):
+            raise bad(
+                "mode", f"unknown mode {self.mode!r}", f"use {', '.join(get_args(ServerMode))}"
+            )
+        if self.pair is not None and self.pair not in get_args(PairMode):
+            raise bad("pair", f"unknown pairing {self.pair!r}", "use pairgreedy or paircomplete")
+        if self.max_hits < 1:
+            raise bad("max_hits", f"{self.max_hits} hits", "keep at least 1 hit")
+        if self.cpus is not None and self.cpus < 1:
+            raise bad("cpus", f"{self.cpus} threads", "give 1 or more")
+        if not self.timeout_s > 0:
+            raise bad("timeout_s", f"{self.timeout_s:g} s", "give a time in seconds above 0")
+
+    @property
+    def server_url(self) -> str:
+        """The server searched: the one given, else ColabFold's public one."""
+        return self.server or DEFAULT_SERVER
 
 
 @dataclass(frozen=True)
