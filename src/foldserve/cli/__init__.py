@@ -63,7 +63,7 @@ COMMANDS: dict[str, LazyCommand] = {
         "report", "Write an offline HTML report of a prediction directory.", "report_command"
     ),
     "pipeline": LazyCommand(
-        "pipeline", "Multi-step runs: MSA check, predict, compare, report.", None
+        "pipeline", "Multi-step runs: MSA search, check, predict, compare, report.", None
     ),
     "runs": LazyCommand("pipeline", "The record of pipeline runs (MLflow).", None),
 }

@@ -12,14 +12,24 @@ from rich.table import Table
 from foldserve.cli.client import describe_progress
 from foldserve.cli.console import err, out, say_retrying
 from foldserve.cli.options import parse_models
+from foldserve.cli.search_options import (
+    DatabaseOption,
+    MaxHitsOption,
+    ModeOption,
+    SequenceOption,
+    ServerOption,
+    ToolOption,
+)
 from foldserve.errors import InputError
 from foldserve.jobs.progress import JobProgress
+from foldserve.msa.search.settings import DEFAULT_MAX_HITS
 from foldserve.pipeline import tracking
 from foldserve.pipeline.config import PipelineConfig, load_toml
 from foldserve.pipeline.run import run_pipeline
 
 pipeline_app = typer.Typer(
-    help="Multi-step runs: MSA check, predict, compare, report.", no_args_is_help=True
+    help="Multi-step runs: MSA search, check, predict, compare, report.",
+    no_args_is_help=True,
 )
 runs_app = typer.Typer(help="The record of pipeline runs (MLflow).", no_args_is_help=True)
 
@@ -33,6 +43,12 @@ LABELS = {"ran": "[green]done[/green]", "cached": "[dim]cached[/dim]"}
 @pipeline_app.command("run")
 def run_command(
     msa: Annotated[Path | None, typer.Option(help="MSA file in any supported format.")] = None,
+    sequence: SequenceOption = None,
+    databases: DatabaseOption = None,
+    tool: ToolOption = "jackhmmer",
+    server: ServerOption = None,
+    search_mode: ModeOption = "env",
+    max_hits: MaxHitsOption = DEFAULT_MAX_HITS,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Output directory.")] = None,
     config: Annotated[
         Path | None, typer.Option(help="TOML file describing the run (flags override it).")
@@ -53,9 +69,16 @@ def run_command(
     url: Annotated[str | None, typer.Option(help="Predict on this foldserve endpoint.")] = None,
     tracking_uri: TrackingOption = None,
 ) -> None:
-    """Run MSA check, predictions, comparison and report; finished steps are skipped."""
+    """Run MSA search, MSA check, predictions, comparison and report; finished steps are
+    skipped."""
     flags: dict[str, Any] = {
         "msa": msa,
+        "sequence": sequence,
+        "databases": tuple(databases) if databases else None,
+        "search_tool": tool if tool != "jackhmmer" else None,
+        "server": server,
+        "search_mode": search_mode if search_mode != "env" else None,
+        "max_hits": max_hits if max_hits != DEFAULT_MAX_HITS else None,
         "out": out_dir,
         "models": parse_models(models) if models else None,
         "num_recycles": num_recycles,
@@ -70,9 +93,11 @@ def run_command(
     if config is not None:
         settings = load_toml(config, flags)
     else:
-        if msa is None or out_dir is None:
+        if (msa is None and sequence is None) or out_dir is None:
             raise InputError(
-                "no MSA or output directory", where="--msa/--out", fix="give both, or --config"
+                "no MSA (or sequence) or output directory",
+                where="--msa/--out",
+                fix="give --msa FILE (or --sequence FASTA --db DB) and --out DIR, or --config",
             )
         settings = PipelineConfig(**{k: v for k, v in flags.items() if v is not None})
 

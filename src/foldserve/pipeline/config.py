@@ -2,7 +2,7 @@
 
 A TOML file uses the flags' names with underscores, e.g.::
 
-    msa = "family.a3m"
+    msa = "family.a3m"            # or: sequence = "query.fasta" with databases or server
     models = [1, 2, 3]
     num_recycles = 3
     reference = "7abc.cif"
@@ -16,18 +16,28 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from foldserve.errors import InputError
 from foldserve.fold.results import PredictOptions
+from foldserve.msa.search.settings import DEFAULT_MAX_HITS, SearchSettings, ServerMode, Tool
 
-PATH_FIELDS = ("msa", "out", "reference", "params_dir")
+PATH_FIELDS = ("msa", "sequence", "out", "reference", "params_dir")
+#: Where the search step writes the merged MSA, inside ``out``.
+SEARCH_FILE = "search.a3m"
 
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    msa: Path
     out: Path
+    #: The MSA to fold, or ``sequence`` to search one first (with ``databases`` or ``server``).
+    msa: Path | None = None
+    sequence: Path | None = None
+    databases: tuple[Path, ...] = ()
+    search_tool: str = "jackhmmer"
+    server: str | None = None
+    search_mode: str = "env"
+    max_hits: int = DEFAULT_MAX_HITS
     models: tuple[int, ...] = (1, 2, 3, 4, 5)
     num_recycles: int = 3
     seed: int = 0
@@ -46,11 +56,35 @@ class PipelineConfig:
                 where="--endpoint-id/--url",
                 fix="give one of them",
             )
+        if (self.msa is None) == (self.sequence is None):
+            raise InputError(
+                "give an MSA or a sequence to search one for",
+                where="--msa/--sequence",
+                fix="give one of --msa FILE and --sequence FASTA",
+            )
+        self.search_settings()  # validates the search, when there is one
         self.predict_options()  # validates models, recycles and seed
+
+    @property
+    def msa_input(self) -> Path:
+        """The MSA the run checks and folds: the one given, or the search step's."""
+        return self.msa if self.msa is not None else self.out / SEARCH_FILE
 
     @property
     def remote(self) -> bool:
         return bool(self.url or self.endpoint_id)
+
+    def search_settings(self) -> SearchSettings | None:
+        """How the MSA is searched for; None when an MSA was given."""
+        if self.sequence is None:
+            return None
+        return SearchSettings(
+            tool="colabfold-server" if self.server else cast(Tool, self.search_tool),
+            databases=self.databases,
+            server=self.server,
+            mode=cast(ServerMode, self.search_mode),
+            max_hits=self.max_hits,
+        )
 
     def predict_options(self) -> PredictOptions:
         return PredictOptions(models=self.models, num_recycles=self.num_recycles, seed=self.seed)
@@ -77,12 +111,11 @@ def load_toml(path: Path, overrides: dict[str, Any]) -> PipelineConfig:
             values[name] = path.parent / values[name]
     if isinstance(values.get("models"), list):
         values["models"] = tuple(values["models"])
+    if isinstance(values.get("databases"), list):
+        values["databases"] = tuple(path.parent / d for d in values["databases"])
     values.update({k: v for k, v in overrides.items() if v is not None})
-    for required in ("msa", "out"):
-        if required not in values:
-            raise InputError(
-                f"no {required}", where=str(path), fix=f"add {required} = ... or --{required}"
-            )
+    if "out" not in values:
+        raise InputError("no out", where=str(path), fix="add out = ... or --out")
     try:
         return PipelineConfig(**values)
     except TypeError as exc:

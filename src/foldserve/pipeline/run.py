@@ -21,16 +21,20 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from foldserve.errors import InputError
+from foldserve.files import write_text
 from foldserve.fold import run_dir
 from foldserve.fold.run_dir import StagedRun
 from foldserve.fold.weights import TEST_WEIGHTS_MARKER, fingerprint, resolve_param_dir
 from foldserve.jobs.output import RankingEntry
 from foldserve.jobs.progress import JobProgress
 from foldserve.msa.reading import read as read_msa
+from foldserve.msa.search.results import SearchSummary, hits_file_name
+from foldserve.msa.search.settings import SearchSettings
 from foldserve.msa.writing import write as write_msa
 from foldserve.pipeline import prediction_dir, viewer_js
 from foldserve.pipeline.cache import StepCache, StepRecord, file_digest, key_of
-from foldserve.pipeline.config import PipelineConfig
+from foldserve.pipeline.config import SEARCH_FILE, PipelineConfig
 from foldserve.pipeline.report import write_report
 from foldserve.structure.compare import compare_all
 from foldserve.structure.reading import read_chain
@@ -100,8 +104,48 @@ def _engine(config: PipelineConfig) -> dict[str, Any]:
     }
 
 
+def _search(config: PipelineConfig, settings: SearchSettings) -> tuple[dict[str, str], Any]:
+    """Search the MSA of the run's one query; the merged A3M and each database's hits."""
+    from foldserve.msa.search import search_all
+    from foldserve.msa.search.queries import read_queries
+
+    assert config.sequence is not None
+    queries = read_queries(config.sequence)
+    if len(queries) != 1:
+        raise InputError(
+            f"{len(queries)} sequences; a pipeline run folds one",
+            where=str(config.sequence),
+            fix="give a FASTA with one record (foldserve predict takes several)",
+        )
+    (result,) = search_all(queries, settings)
+    write_text(config.out / SEARCH_FILE, result.a3m())
+    outputs = {"msa": SEARCH_FILE}
+    for database in result.hits:
+        name = hits_file_name(database.database)
+        write_text(config.out / name, database.a3m)
+        outputs[name] = name
+    return outputs, result.summary().model_dump(mode="json")
+
+
+def _search_identity(settings: SearchSettings) -> dict[str, Any]:
+    """What decides a search's result: the tool, the databases (by path, size and time: hashing
+    a 100 GB database for a cache key would cost more than the search), server, mode, cap."""
+    databases = [
+        [str(path), path.stat().st_size, path.stat().st_mtime_ns] if path.exists() else str(path)
+        for path in settings.databases
+    ]
+    return {
+        "tool": settings.tool,
+        "databases": databases,
+        "server": settings.server,
+        "mode": settings.mode,
+        "pair": settings.pair,
+        "max_hits": settings.max_hits,
+    }
+
+
 def _check_msa(config: PipelineConfig) -> tuple[dict[str, str], dict[str, Any]]:
-    alignment = read_msa(str(config.msa), format=config.msa_format)
+    alignment = read_msa(str(config.msa_input), format=config.msa_format)
     write_msa(alignment, config.out / MSA_FILE, format="a3m")  # whole or not at all
     info = {
         "depth": len(alignment),
@@ -120,6 +164,7 @@ def _predict(
     engine: dict[str, Any],
     on_progress: OnProgress,
     on_retry: OnRetry | None,
+    searched: SearchSummary | None,
 ) -> tuple[dict[str, str], dict[str, Any]]:
     partial = config.out / (PREDICTION_DIR + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
@@ -154,7 +199,7 @@ def _predict(
             config.predict_options(),
             progress=lambda event: on_progress(JobProgress.from_event(event)),
         )
-        write_prediction(prediction, partial)
+        write_prediction(prediction, partial, search=searched)
         info = PredictInfo(ranking=ranking(prediction), timings=prediction.timings, **engine)
     run_dir.commit(StagedRun(target=config.out / PREDICTION_DIR, staging=partial))
     return {"prediction": PREDICTION_DIR}, info.model_dump(mode="json", exclude_none=True)
@@ -206,7 +251,7 @@ def run_pipeline(
     viewer_js.load()  # a missing viewer library stops the run before GPU time is spent
     reference = file_digest(config.reference) if config.reference else None
     engine = _engine(config)
-    msa_key = key_of(msa=file_digest(config.msa), format=config.msa_format)
+    search = config.search_settings()
     results: list[StepResult] = []
 
     def step(name: str, key: str, work: Callable[[], tuple[dict[str, str], Any]]) -> None:
@@ -224,12 +269,23 @@ def run_pipeline(
         if on_step:
             on_step(name, results[-1].status)
 
+    searched = None
+    if search is not None:
+        assert config.sequence is not None
+        search_key = key_of(sequence=file_digest(config.sequence), search=_search_identity(search))
+        step("search", search_key, lambda: _search(config, search))
+        searched = SearchSummary.model_validate(results[-1].record.info)
+    msa_key = key_of(msa=file_digest(config.msa_input), format=config.msa_format)
     step("msa_check", msa_key, lambda: _check_msa(config))
     options = config.predict_options()
     predict_key = key_of(
         msa=file_digest(config.out / MSA_FILE), options=options.__dict__, engine=engine
     )
-    step("predict", predict_key, lambda: _predict(config, engine, on_progress or _ignore, on_retry))
+    step(
+        "predict",
+        predict_key,
+        lambda: _predict(config, engine, on_progress or _ignore, on_retry, searched),
+    )
     predicted = file_digest(config.out / PREDICTION_DIR)
     compare_key = key_of(prediction=predicted, reference=reference, chain=config.reference_chain)
     step("compare", compare_key, lambda: _compare(config))

@@ -74,7 +74,7 @@ def run_params(result: PipelineResult) -> dict[str, str]:
     predict = result.prediction()
     msa = result.info("msa_check")
     params: dict[str, Any] = {
-        "msa": config.msa.name,
+        "msa": config.msa_input.name,
         "msa_depth": msa["depth"],
         "query_length": msa["query_length"],
         "models": ",".join(str(m) for m in config.models),

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel, ConfigDict
 
 from foldserve.msa.model import Msa
+from foldserve.msa.names import safe_name
 from foldserve.msa.reading import read
 
 
@@ -27,6 +28,11 @@ class Query:
 
     name: str
     sequence: str
+
+
+def hits_file_name(database: str) -> str:
+    """The file a database's raw hits are kept in beside the merged MSA: ``hits_{name}.a3m``."""
+    return f"hits_{safe_name(database)}.a3m"
 
 
 @dataclass(frozen=True)
