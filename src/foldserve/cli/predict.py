@@ -32,18 +32,36 @@ from foldserve.cli.options import (
     predict_options,
 )
 from foldserve.cli.predict_run import (
+    Query,
     check_best_model_path,
-    collect_queries,
     describe_msa,
     log_ranking,
+    place,
     print_summary,
+    read_msas,
     write_run,
     zip_folder,
 )
 from foldserve.cli.run_log import RunLog
+from foldserve.cli.search_options import (
+    CpusOption,
+    DatabaseOption,
+    EmailOption,
+    MaxHitsOption,
+    ModeOption,
+    NoCacheOption,
+    SearchTimeoutOption,
+    SequenceOption,
+    ServerOption,
+    ToolOption,
+    search_settings,
+)
+from foldserve.cli.search_run import run_search
 from foldserve.errors import InputError
 from foldserve.fold import run_dir
 from foldserve.fold.predictor import Precision, Predictor
+from foldserve.msa.search.queries import read_queries
+from foldserve.msa.search.settings import DEFAULT_MAX_HITS, DEFAULT_TIMEOUT_S
 
 T = TypeVar("T")
 
@@ -68,6 +86,16 @@ def predict_command(
     msa_path: Annotated[
         str | None, typer.Option("--msa", help="Same as INPUT.", show_default=False)
     ] = None,
+    sequence: SequenceOption = None,
+    databases: DatabaseOption = None,
+    tool: ToolOption = "jackhmmer",
+    server: ServerOption = None,
+    search_mode: ModeOption = "env",
+    max_hits: MaxHitsOption = DEFAULT_MAX_HITS,
+    cpus: CpusOption = None,
+    email: EmailOption = None,
+    no_cache: NoCacheOption = False,
+    search_timeout: SearchTimeoutOption = DEFAULT_TIMEOUT_S,
     out_dir: Annotated[
         Path | None, typer.Option(help="Same as OUTPUT_DIR.", show_default=False)
     ] = None,
@@ -145,9 +173,17 @@ def predict_command(
         max_extra_msa=extra,
     )
     source = _one_of(input_path, msa_path, "INPUT", "--msa", "an MSA file or folder")
-    if source is None:
+    if source is not None and sequence is not None:
         raise InputError(
-            "no MSA given", where="INPUT", fix="run `foldserve predict MSA_FILE OUTPUT_DIR`"
+            "both an MSA and --sequence given",
+            where="--sequence",
+            fix="fold the MSA you have, or search one for the sequence",
+        )
+    if source is None and sequence is None:
+        raise InputError(
+            "no MSA given",
+            where="INPUT",
+            fix="run `foldserve predict MSA_FILE OUTPUT_DIR`, or search one with --sequence",
         )
     directory = _one_of(output_dir, out_dir, "OUTPUT_DIR", "--out-dir", "a folder")
     if directory is None and output is not None:
@@ -166,25 +202,42 @@ def predict_command(
         )
     if output is not None:
         check_best_model_path(output)
-    queries = collect_queries(source, directory, output, msa_format, query)
-    if sort_queries_by == "length":
-        queries.sort(key=lambda q: q.msa.query_length)
-    for item in queries:
-        run_dir.check_target(item.target, overwrite=overwrite)
+    if sequence is not None:
+        settings = search_settings(
+            databases, tool, server, search_mode, max_hits, cpus, email, no_cache, search_timeout
+        )
+        to_search = read_queries(sequence)
+        names = [q.name for q in to_search]
+    else:
+        assert source is not None
+        found = read_msas(source, msa_format, query)
+        names = [named.name for named in found]
+    places = place(names, directory, output, where=str(sequence or source))
+    for placed in places:
+        run_dir.check_target(placed.target, overwrite=overwrite)
     with err().status("Loading AlphaFold2 …", spinner="dots"):
         # An unknown precision is the Predictor's InputError (where="precision").
         predictor = Predictor(params_dir, precision=cast(Precision, precision))
-        for item in queries:
-            predictor.check_input(item.msa, options)
+        predictor.check_models(options.models, where="--models")
+    if sequence is not None:
+        # Searched on this CPU once everything else is known to be right, then folded.
+        results = run_search(to_search, settings)
+        queries = [Query(p, r.msa(), r) for p, r in zip(places, results, strict=True)]
+    else:
+        queries = [Query(p, named.msa) for p, named in zip(places, found, strict=True)]
+    for item in queries:
+        predictor.check_input(item.msa, options)
+    if sort_queries_by == "length":
+        queries.sort(key=lambda q: q.msa.query_length)
     if predictor.test_weights:
         err().print(Panel(TEST_WEIGHTS_WARNING, title="warning", border_style="bold red"))
     for number, item in enumerate(queries, start=1):
         log = RunLog(err(highlight=False))
         if len(queries) > 1:
-            heading = f"query {number}/{len(queries)}: {item.name}"
+            heading = f"query {number}/{len(queries)}: {item.place.name}"
             log.note(heading, markup=f"[bold]{heading}[/bold]")
         neff = describe_msa(item.msa, options, log)
-        staged = run_dir.prepare(item.target, overwrite=overwrite)
+        staged = run_dir.prepare(item.place.target, overwrite=overwrite)
         try:
             with log.following(options, predictor.shape_for(item.msa, options)) as show:
                 prediction = predictor.predict(item.msa, options, progress=show, keep_raw=save_all)
@@ -194,8 +247,8 @@ def predict_command(
         log_ranking(prediction, log)
         write_run(prediction, staged, item, log, neff=neff, plots=plots, save_all=save_all)
         if zip_results:
-            zip_folder(item.target)
-        print_summary(prediction, item, log)
+            zip_folder(item.place.target)
+        print_summary(prediction, item.place, log)
 
 
 def _one_of(a: T | None, b: T | None, name_a: str, name_b: str, what: str) -> T | None:

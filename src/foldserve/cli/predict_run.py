@@ -27,17 +27,26 @@ from foldserve.fold.run_config import read_config
 from foldserve.fold.run_dir import StagedRun
 from foldserve.msa import stats
 from foldserve.msa.model import Msa
-from foldserve.msa.reading import read_each
+from foldserve.msa.reading import NamedMsa, read_each
+from foldserve.msa.search.results import SearchResult, hits_file_name
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where one query's results go: its folder and, when asked for, its best model."""
+
+    name: str
+    target: Path
+    best_model: Path | None
 
 
 @dataclass(frozen=True)
 class Query:
-    """One MSA to fold and where its results go."""
+    """One MSA to fold, where its results go, and the search that built it (if one did)."""
 
-    name: str
+    place: Placement
     msa: Msa
-    target: Path
-    best_model: Path | None
+    search: SearchResult | None = None
 
 
 def check_best_model_path(path: Path) -> None:
@@ -54,14 +63,8 @@ def check_best_model_path(path: Path) -> None:
         )
 
 
-def collect_queries(
-    source: str,
-    directory: Path,
-    output: Path | None,
-    msa_format: str,
-    query: str | None,
-) -> list[Query]:
-    """Every MSA of ``source``, read and checked, with where its results go."""
+def read_msas(source: str, msa_format: str, query: str | None) -> list[NamedMsa]:
+    """Every MSA of ``source`` (a file, a file of several, a folder of files), read and checked."""
     path = Path(source)
     if path.is_dir():
         files = sorted(str(p) for p in path.iterdir() if p.is_file() and p.name[0] != ".")
@@ -69,31 +72,30 @@ def collect_queries(
             raise InputError("no MSA files here", where=source, fix="give a folder of MSA files")
     else:
         files = [source]  # also "-" for standard input
-    found = [
-        (named.name, named.msa)
-        for file in files
-        for named in read_each(file, format=msa_format, query=query)
-    ]
-    if len(found) == 1:
-        name, alignment = found[0]
-        return [Query(name, alignment, directory, output)]
+    return [named for file in files for named in read_each(file, format=msa_format, query=query)]
+
+
+def place(names: list[str], directory: Path, output: Path | None, where: str) -> list[Placement]:
+    """One query's results go to ``directory`` (its best model to ``output``); several go to
+    ``directory/NAME/`` with the best model as ``directory/NAME.pdb``."""
+    if len(names) == 1:
+        return [Placement(names[0], directory, output)]
     if output is not None:
         raise InputError(
-            f"{len(found)} MSAs given",
+            f"{len(names)} queries given",
             where="--output",
             fix="leave it out: each best model goes to OUTPUT_DIR/NAME.pdb",
         )
-    queries: dict[str, Query] = {}
-    for name, alignment in found:
-        if name in queries:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
             raise InputError(
-                f"{queries[name].msa.source} and {alignment.source} would both write "
-                f"{directory / name}",
-                where=source,
+                f"two inputs are named {name}: both would write {directory / name}",
+                where=where,
                 fix="rename one of them",
             )
-        queries[name] = Query(name, alignment, directory / name, directory / f"{name}.pdb")
-    return list(queries.values())
+        seen.add(name)
+    return [Placement(name, directory / name, directory / f"{name}.pdb") for name in names]
 
 
 def describe_msa(msa: Msa, options: PredictOptions, log: RunLog) -> float:
@@ -125,8 +127,13 @@ def write_run(
     """Every file of the run into the staging folder, then the folder into place; on a write
     failure the results are rescued and the error names where."""
 
+    search = item.search
+
     def write_all(folder: Path) -> None:
-        write_prediction(prediction, folder, neff=neff, save_all=save_all)
+        summary = search.summary() if search else None
+        write_prediction(prediction, folder, neff=neff, save_all=save_all, search=summary)
+        for database in search.hits if search else ():
+            write_text(folder / hits_file_name(database.database), database.a3m)
         if plots:
             from foldserve.pipeline.figures import write_figures_into  # matplotlib: only here
 
@@ -137,14 +144,15 @@ def write_run(
         assert config is not None  # write_prediction wrote it
         write_config(folder, config)  # now listing the plots and the log too
 
+    place = item.place
     try:
         write_all(staged.staging)
         run_dir.commit(staged)
-        if item.best_model is not None:
-            write_best_model(item.target, item.best_model)
+        if place.best_model is not None:
+            write_best_model(place.target, place.best_model)
     except OSError as exc:
         run_dir.discard(staged)
-        raise run_dir.rescue(write_all, exc, item.target) from None
+        raise run_dir.rescue(write_all, exc, place.target) from None
 
 
 def zip_folder(folder: Path) -> Path:
@@ -164,8 +172,8 @@ def log_ranking(prediction: Prediction, log: RunLog) -> None:
         )
 
 
-def print_summary(prediction: Prediction, item: Query, log: RunLog) -> None:
-    table = Table(title=f"ranking: {item.name}", title_justify="left")
+def print_summary(prediction: Prediction, place: Placement, log: RunLog) -> None:
+    table = Table(title=f"ranking: {place.name}", title_justify="left")
     for column in ("rank", "model", "seed", "mean pLDDT", "pTM", "recycles", "seconds"):
         table.add_column(column, justify="right" if column != "model" else "left")
     for rank, run in enumerate(prediction.ranked):
@@ -185,9 +193,9 @@ def print_summary(prediction: Prediction, item: Query, log: RunLog) -> None:
             f"{prediction.options.stop_at_score:g}",
             highlight=False,
         )
-    best = f"best model: {item.best_model}   " if item.best_model else ""
-    log.console.print(f"{best}all outputs: {item.target}/", highlight=False, soft_wrap=True)
-    plots = sorted(item.target.glob("*.png"))
+    best = f"best model: {place.best_model}   " if place.best_model else ""
+    log.console.print(f"{best}all outputs: {place.target}/", highlight=False, soft_wrap=True)
+    plots = sorted(place.target.glob("*.png"))
     if plots:
         log.console.print(
             "plots: " + ", ".join(str(p) for p in plots), highlight=False, soft_wrap=True
