@@ -33,6 +33,19 @@ from foldserve.cli.options import (
     ToleranceOption,
     predict_options,
 )
+from foldserve.cli.search_options import (
+    CpusOption,
+    DatabaseOption,
+    EmailOption,
+    MaxHitsOption,
+    ModeOption,
+    NoCacheOption,
+    SearchTimeoutOption,
+    SequenceOption,
+    ServerOption,
+    ToolOption,
+    search_settings,
+)
 from foldserve.client import records
 from foldserve.client.client import Client, check_job_id, save_best_model
 from foldserve.client.records import JobRecord
@@ -41,6 +54,8 @@ from foldserve.config import Endpoint, resolve_endpoint
 from foldserve.errors import InputError
 from foldserve.fold.outputs import best_model_source
 from foldserve.jobs.schema import JobOutput, JobProgress, JobState, JobStatus
+from foldserve.msa.model import Msa
+from foldserve.msa.search.settings import DEFAULT_MAX_HITS, DEFAULT_TIMEOUT_S, SearchSettings
 
 UrlOption = Annotated[
     str | None,
@@ -110,11 +125,24 @@ def submit_command(
         bool, typer.Option("--no-wait", help="Print the job id and return at once.")
     ] = False,
     plots: PlotsOption = True,
+    sequence: SequenceOption = None,
+    databases: DatabaseOption = None,
+    tool: ToolOption = "jackhmmer",
+    server: ServerOption = None,
+    search_mode: ModeOption = "env",
+    max_hits: MaxHitsOption = DEFAULT_MAX_HITS,
+    cpus: CpusOption = None,
+    email: EmailOption = None,
+    no_cache: NoCacheOption = False,
+    search_timeout: SearchTimeoutOption = DEFAULT_TIMEOUT_S,
 ) -> None:
-    """Predict structures on a RunPod or self-hosted endpoint; the MSA is checked here first."""
-    if (msa_path is None) == (msa_dir is None):
+    """Predict structures on a RunPod or self-hosted endpoint; the MSA is checked here first
+    (or searched here, on this machine's CPU, with --sequence)."""
+    if sum(x is not None for x in (msa_path, msa_dir, sequence)) != 1:
         raise InputError(
-            "give one of --msa and --msa-dir", where="--msa", fix="--msa FILE or --msa-dir DIR"
+            "give one of --msa, --msa-dir and --sequence",
+            where="--msa",
+            fix="--msa FILE, --msa-dir DIR, or --sequence FASTA with --db or --server",
         )
     policy_milliseconds(timeout, where="--timeout")  # refused before the MSA is read
     options = predict_options(
@@ -128,16 +156,41 @@ def submit_command(
         return
     if output is not None:
         best_model_source(output)  # a name that says no format is refused before any upload
-    assert msa_path is not None
     if output is None and not no_wait:
         raise InputError(
             "--output is needed", where="--output", fix="add --output OUT.pdb for the best model"
         )
-    with err().status(f"Reading {msa_path} …", spinner="dots"):
+    if sequence is not None:
+        settings = search_settings(
+            databases, tool, server, search_mode, max_hits, cpus, email, no_cache, search_timeout
+        )
+        msa: str | Msa = _searched(sequence, settings)
+    else:
+        assert msa_path is not None
+        msa = msa_path
+    with err().status(f"Checking {msa_path or sequence} …", spinner="dots"):
         request = build_request(
-            msa_path, options, execution_timeout_s=timeout, msa_format=msa_format, query=query
+            msa, options, execution_timeout_s=timeout, msa_format=msa_format, query=query
         )
     _submit_one(endpoint, request, output, out_dir, no_wait=no_wait, plots=plots)
+
+
+def _searched(sequence: Path, settings: SearchSettings) -> Msa:
+    """The MSA of the one query in ``sequence``, searched on this machine (never on the GPU
+    worker): the endpoint gets an MSA like any other."""
+    from foldserve.cli.search_run import run_search
+    from foldserve.msa.search.queries import read_queries
+
+    queries = read_queries(sequence)
+    if len(queries) != 1:
+        raise InputError(
+            f"{len(queries)} sequences; submit sends one job",
+            where=str(sequence),
+            fix="search them with `foldserve msa search --output DIR`, then "
+            "`foldserve submit --msa-dir DIR`",
+        )
+    (result,) = run_search(queries, settings)
+    return result.msa()
 
 
 def _submit_one(
