@@ -1,22 +1,42 @@
-"""``foldserve msa inspect | convert | filter``."""
+"""``foldserve msa inspect | convert | filter | search``."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
+import os
 import sys
-from typing import Annotated
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 from rich.table import Table
 
 from foldserve import msa
 from foldserve.cli.console import err, out
+from foldserve.cli.search_options import (
+    CpusOption,
+    DatabaseOption,
+    EmailOption,
+    MaxHitsOption,
+    NoCacheOption,
+    SequenceOption,
+    ServerOption,
+    ToolOption,
+    search_settings,
+)
 from foldserve.errors import InputError
+from foldserve.files import write_text
+from foldserve.msa.search.settings import DEFAULT_MAX_HITS, DEFAULT_TIMEOUT_S, PairMode
 from foldserve.msa.stats import MsaReport
 
+if TYPE_CHECKING:
+    pass
+
 app = typer.Typer(
-    help="Inspect, convert and filter MSAs (A3M, Stockholm, FASTA, A2M, Clustal).",
+    help="Inspect, convert, filter and search MSAs (A3M, Stockholm, FASTA, A2M, Clustal).",
     no_args_is_help=True,
 )
 
@@ -215,3 +235,110 @@ def filter_command(
         err().print(f"  {count:>8}  {step}")
     if destination != "-":
         err().print(f"wrote {len(filtered)} of {len(alignment)} rows to {destination}")
+
+
+# -- search ---------------------------------------------------------------------------------------
+#: ``msa search`` takes the server's mode and wait as ``--mode`` and ``--timeout`` (it has no other
+#: timeout), and the names ``predict`` uses for them as well.
+SearchModeOption = Annotated[
+    str,
+    typer.Option(
+        "--mode", "--search-mode", help="Server mode: env, all, env-nofilter or nofilter."
+    ),
+]
+SearchTimeoutOption = Annotated[
+    float,
+    typer.Option("--timeout", "--search-timeout", help="Longest wait for the server, in seconds."),
+]
+PairOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Pair the chains of a complex on the server: pairgreedy or paircomplete.",
+        show_default=False,
+    ),
+]
+
+
+@app.command("search")
+def search_command(
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            help="A3M file to write; a folder for several queries (FOLDER/NAME.a3m each).",
+            show_default=False,
+        ),
+    ],
+    sequence: SequenceOption = None,
+    databases: DatabaseOption = None,
+    tool: ToolOption = "jackhmmer",
+    server: ServerOption = None,
+    mode: SearchModeOption = "env",
+    max_hits: MaxHitsOption = DEFAULT_MAX_HITS,
+    cpus: CpusOption = None,
+    timeout: SearchTimeoutOption = DEFAULT_TIMEOUT_S,
+    email: EmailOption = None,
+    no_cache: NoCacheOption = False,
+    pair: PairOption = None,
+) -> None:
+    """Build the MSA of each protein of a FASTA: jackhmmer or MMseqs2 on local databases, or
+    ColabFold's MMseqs2 server. Writes an A3M whose first row is the query."""
+    settings = search_settings(
+        databases, tool, server, mode, max_hits, cpus, email, no_cache, timeout
+    )
+    if pair is not None:
+        try:
+            settings = dataclasses.replace(settings, pair=cast(PairMode, pair))
+        except InputError as exc:
+            raise InputError(exc.problem, where="--pair", fix=exc.fix) from None
+    if sequence is None:
+        raise InputError(
+            "no query given", where="--sequence", fix="give a FASTA file of the protein(s)"
+        )
+    from foldserve.cli.search_run import hits_table, run_search
+    from foldserve.msa.search.queries import read_queries
+
+    queries = read_queries(sequence)
+    targets = _search_outputs([query.name for query in queries], output)
+    results = run_search(queries, settings)
+    targets[0].parent.mkdir(parents=True, exist_ok=True)
+    for result, target in zip(results, targets, strict=True):
+        write_text(target, result.a3m())
+    out().print(hits_table(results, targets))
+
+
+def _search_outputs(names: Sequence[str], output: Path) -> list[Path]:
+    """Where each query's A3M goes, checked before any search: one query to ``output`` (or
+    ``output/NAME.a3m`` when it is a folder), several to ``output/NAME.a3m`` (the folder is
+    made when the search is done, so a refused search leaves nothing behind)."""
+    several = len(names) > 1
+    if output.is_dir() or (several and not output.exists() and output.suffix != ".a3m"):
+        targets = [output / f"{name}.a3m" for name in names]
+    elif several:
+        raise InputError(
+            f"{'is a file' if output.exists() else 'names a file'}, but the FASTA holds "
+            f"{len(names)} sequences",
+            where=f"--output {output}",
+            fix="give a folder: each query's MSA goes to FOLDER/NAME.a3m",
+        )
+    else:
+        targets = [output]
+    folder = targets[0].parent
+    # A folder still to be made (several queries) needs the nearest folder above it writable.
+    existing = next(p for p in (folder, *folder.parents) if p.exists()) if several else folder
+    if not existing.is_dir():
+        missing = not existing.exists()
+        raise InputError(
+            "no such folder" if missing else "is a file, not a folder",
+            where=f"--output {existing}",
+            fix="create it first" if missing else "give a folder",
+        )
+    if not os.access(existing, os.W_OK):
+        raise InputError(
+            "cannot write in this folder", where=f"--output {existing}", fix="choose another"
+        )
+    for target in targets:
+        if target.is_dir():
+            raise InputError("is a folder", where=f"--output {target}", fix="rename or move it")
+    return targets

@@ -9,16 +9,10 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.table import Table
 
 from foldserve.cli.console import err
@@ -26,73 +20,97 @@ from foldserve.msa.search import search_all
 from foldserve.msa.search.results import Query, SearchResult
 from foldserve.msa.search.settings import OnSearchProgress, SearchProgress, SearchSettings
 
+if TYPE_CHECKING:
+    from rich.progress import TaskID
+
 
 def run_search(queries: Sequence[Query], settings: SearchSettings) -> list[SearchResult]:
-    """Search every query with ``settings``, showing progress on stderr; print the hits."""
+    """Search every query with ``settings``, showing progress on stderr."""
     console = err(highlight=False)
     where = settings.server_url if settings.tool == "colabfold-server" else "local databases"
     console.print(
         f"searching {len(queries)} sequence(s) with {settings.tool} ({where}) …", soft_wrap=True
     )
-    with _following(console) as show:
-        results = search_all(queries, settings, progress=show)
-    console.print(hits_table(results))
-    return results
+    with following_search(console) as show:
+        return search_all(queries, settings, progress=show)
 
 
-def hits_table(results: Sequence[SearchResult]) -> Table:
-    """Hits per database and rows merged, one line per query and database."""
-    table = Table(title="MSA search", title_justify="left")
-    for column in ("query", "length", "database", "hits", "merged rows"):
-        table.add_column(column, justify="left" if column in ("query", "database") else "right")
-    for result in results:
-        merged = str(len(result.msa()))
-        for index, database in enumerate(result.hits):
-            first = index == 0
-            table.add_row(
-                result.query.name if first else "",
-                str(len(result.query.sequence)) if first else "",
-                database.database,
-                str(database.count),
-                merged if first else "",
-            )
+def hits_table(results: Sequence[SearchResult], targets: Sequence[Path] = ()) -> Table:
+    """Each query's hits per database, the rows of its merged MSA and, given ``targets``,
+    where it went."""
+    table = Table(title=f"MSA search ({results[0].tool})" if results else None)
+    columns = ["query", "database", "hits", "MSA rows"] + (["written to"] if targets else [])
+    for column in columns:
+        right = column in ("hits", "MSA rows")
+        table.add_column(column, justify="right" if right else "left", overflow="fold")
+    wheres = [str(t) for t in targets] or [""] * len(results)
+    for result, where in zip(results, wheres, strict=True):
+        name, rows = result.query.name, str(result.summary().rows)
+        for hits in result.hits:
+            table.add_row(name, hits.database, str(hits.count), rows, *([where] if targets else []))
+            name = rows = where = ""
     return table
 
 
 @contextmanager
-def _following(console: Console) -> Iterator[OnSearchProgress]:
-    """A callback for search progress: a Rich bar on a terminal, else one plain line whenever
-    the stage or message changes (and at most every 10% of a database read)."""
+def following_search(console: Console) -> Iterator[OnSearchProgress]:
+    """The callback that shows a search's progress: a bar on a terminal (bytes of database
+    read when the tool counts them, else the step it is at), plain lines with the elapsed time
+    when ``console`` is a file or a pipe (a line per step, and per tenth of a database read)."""
     if not console.is_terminal:
-        started = time.monotonic()
-        previous: tuple[str, str, int | None] | None = None
-
-        def plain(event: SearchProgress) -> None:
-            nonlocal previous
-            tenth = None
-            if event.done is not None and event.total:
-                tenth = 10 * event.done // event.total
-            key = (event.stage, event.message, tenth)
-            if key == previous:
-                return
-            previous = key
-            share = f" {10 * tenth}%" if tenth is not None else ""
-            text = f"[{time.monotonic() - started:7.1f}s] {event.stage}{share} {event.message}"
-            console.print(text.rstrip(), soft_wrap=True)
-
-        yield plain
+        yield _PlainSearchLog(console)
         return
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
     with Progress(
+        SpinnerColumn(),
         TextColumn("{task.description}"),
         BarColumn(),
-        DownloadColumn(),
+        TextColumn("{task.fields[amount]}"),
         TimeElapsedColumn(),
         console=console,
+        transient=True,
     ) as bar:
-        task: TaskID = bar.add_task("starting", total=None)
+        shown: dict[tuple[str, str], TaskID] = {}
 
         def show(event: SearchProgress) -> None:
-            description = f"{event.stage} {event.message}".strip()
-            bar.update(task, description=description, completed=event.done, total=event.total)
+            key = (event.stage, event.message)
+            if key not in shown:
+                for task in shown.values():
+                    bar.remove_task(task)
+                shown.clear()
+                shown[key] = bar.add_task(_step(event), total=event.total, amount="")
+            if event.total:
+                amount = f"{_megabytes(event.done or 0)}/{_megabytes(event.total)}"
+                bar.update(shown[key], completed=event.done or 0, amount=amount)
 
         yield show
+
+
+class _PlainSearchLog:
+    """Search progress as lines: a new step, or another tenth of a database read."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.started = time.monotonic()
+        self.last: tuple[str, str, int] | None = None
+
+    def __call__(self, event: SearchProgress) -> None:
+        tenth = (event.done or 0) * 10 // event.total if event.total else -1
+        key = (event.stage, event.message, tenth)
+        if key == self.last:
+            return
+        self.last = key
+        text = _step(event)
+        if event.total:
+            text += f" {tenth * 10}% of {_megabytes(event.total)}"
+        elapsed = time.monotonic() - self.started
+        self.console.print(f"[{elapsed:7.1f}s] {text}", highlight=False, soft_wrap=True)
+
+
+def _step(event: SearchProgress) -> str:
+    return f"{event.stage}: {event.message}" if event.message else event.stage
+
+
+def _megabytes(count: int) -> str:
+    return f"{count / 1e6:,.1f} MB"
