@@ -51,6 +51,7 @@ from foldserve.retry import RetryPolicy
 from tests.cli_runner import Ran
 from tests.cli_runner import foldserve as run_cli
 from tests.conftest import data
+from tests.fake_time import FakeTime
 
 KEY = "test-key-d41d8cd98f00b204"
 SMALL_MSA = "msa/a3m/openfold_2q2k_A_bfd_uniclust_hits.a3m"
@@ -165,24 +166,6 @@ class FakeEndpoint:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
-
-
-class FakeTime:
-    """A clock that moves only when slept on, and the list of every sleep asked for."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-    def clock(self) -> float:
-        return self.now
-
-    def policy(self, max_retries: int) -> RetryPolicy:
-        return RetryPolicy(max_retries=max_retries, sleep=self.sleep, clock=self.clock)
 
 
 def backoff_range(retry: int) -> tuple[float, float]:

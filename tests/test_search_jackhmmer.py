@@ -73,7 +73,7 @@ def jackhmmer_program() -> Path | None:
 def read_query(proteome: Path, folder: Path, name: str = QUERY_NAME) -> Query:
     """The record ``name`` of the proteome, read as ``foldserve msa search`` reads a query
     (its final '*' off)."""
-    records = proteome.read_text().split("\n>")
+    records = ("\n" + proteome.read_text()).split("\n>")[1:]
     record = next(r for r in records if r.split(None, 1)[0] == name)
     path = folder / "query.fasta"
     path.write_text(">" + record + "\n")

@@ -36,23 +36,9 @@ from tests.colabfold_standin import (
     status,
     tarball,
 )
+from tests.fake_time import FakeTime
 
 pytestmark = pytest.mark.timeout(60)
-
-
-class FakeTime:
-    """A clock that moves only when slept on, and the list of every sleep asked for."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-    def clock(self) -> float:
-        return self.now
 
 
 @pytest.fixture(autouse=True)

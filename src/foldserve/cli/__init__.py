@@ -34,7 +34,9 @@ class LazyCommand:
 
 
 COMMANDS: dict[str, LazyCommand] = {
-    "msa": LazyCommand("msa", "Inspect, convert and filter MSAs (A3M, Stockholm, FASTA, ...)."),
+    "msa": LazyCommand(
+        "msa", "Inspect, convert, filter and search MSAs (A3M, Stockholm, FASTA, ...)."
+    ),
     "predict": LazyCommand(
         "predict",
         "Predict structures from an MSA with AlphaFold2, in this process.",

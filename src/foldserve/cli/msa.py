@@ -301,7 +301,7 @@ def search_command(
 
     queries = read_queries(sequence)
     targets = _search_outputs([query.name for query in queries], output)
-    results = run_search(queries, settings)
+    results = run_search(queries, settings, table=False)  # its table says where each went
     targets[0].parent.mkdir(parents=True, exist_ok=True)
     for result, target in zip(results, targets, strict=True):
         write_text(target, result.a3m())

@@ -172,6 +172,9 @@ def predict_command(
         max_msa_clusters=clusters,
         max_extra_msa=extra,
     )
+    if sequence is not None and input_path is not None and output_dir is None:
+        # `predict --sequence Q.fasta OUT/`: with a sequence, the one positional is the output.
+        input_path, output_dir = None, Path(input_path)
     source = _one_of(input_path, msa_path, "INPUT", "--msa", "an MSA file or folder")
     if source is not None and sequence is not None:
         raise InputError(

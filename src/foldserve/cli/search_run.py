@@ -24,15 +24,21 @@ if TYPE_CHECKING:
     from rich.progress import TaskID
 
 
-def run_search(queries: Sequence[Query], settings: SearchSettings) -> list[SearchResult]:
-    """Search every query with ``settings``, showing progress on stderr."""
+def run_search(
+    queries: Sequence[Query], settings: SearchSettings, *, table: bool = True
+) -> list[SearchResult]:
+    """Search every query with ``settings``, showing progress on stderr, then (``table``) the
+    hits per database."""
     console = err(highlight=False)
     where = settings.server_url if settings.tool == "colabfold-server" else "local databases"
     console.print(
         f"searching {len(queries)} sequence(s) with {settings.tool} ({where}) …", soft_wrap=True
     )
     with following_search(console) as show:
-        return search_all(queries, settings, progress=show)
+        results = search_all(queries, settings, progress=show)
+    if table:
+        console.print(hits_table(results))
+    return results
 
 
 def hits_table(results: Sequence[SearchResult], targets: Sequence[Path] = ()) -> Table:

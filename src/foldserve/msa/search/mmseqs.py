@@ -41,7 +41,12 @@ from typing import Literal
 
 from foldserve.errors import FoldserveError, InputError
 from foldserve.msa.search.results import DatabaseHits, Query, SearchResult
-from foldserve.msa.search.settings import DEFAULT_MAX_HITS, OnSearchProgress, SearchProgress
+from foldserve.msa.search.settings import (
+    DEFAULT_MAX_HITS,
+    OnSearchProgress,
+    SearchProgress,
+    usable_cpus,
+)
 from foldserve.msa.source import open_source
 
 TOOL = "mmseqs2"
@@ -161,7 +166,7 @@ def search_mmseqs(
     found = [find_database(Path(path)) for path in databases]
     if not queries:
         return []
-    run = _Runner(mmseqs_binary(), cpus or _cores(), progress)
+    run = _Runner(mmseqs_binary(), cpus or usable_cpus(), progress)
     hits: list[list[DatabaseHits]] = [[] for _ in queries]
     with tempfile.TemporaryDirectory(prefix="foldserve-mmseqs-") as folder:
         work = Path(folder)
@@ -253,13 +258,6 @@ class _Runner:
                 fix="check that the database is complete and readable, and that the disk and "
                 "memory suffice",
             )
-
-
-def _cores() -> int:
-    """The cores this process may run on (the affinity mask where there is one)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def _normalise(a3m: str, query: Query, max_hits: int) -> str:

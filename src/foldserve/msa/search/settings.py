@@ -3,6 +3,7 @@ the Python API and the pipeline pass down to whichever backend runs."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +79,14 @@ class SearchSettings:
     def server_url(self) -> str:
         """The server searched: the one given, else ColabFold's public one."""
         return self.server or DEFAULT_SERVER
+
+
+def usable_cpus() -> int:
+    """The cores this process may run on (its affinity mask where there is one): a local
+    search's default thread count."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 @dataclass(frozen=True)
