@@ -174,7 +174,8 @@ def predict_command(
     )
     if sequence is not None and input_path is not None and output_dir is None:
         # `predict --sequence Q.fasta OUT/`: with a sequence, the one positional is the output.
-        input_path, output_dir = None, Path(input_path)
+        output_dir = Path(input_path)
+        input_path = None
     source = _one_of(input_path, msa_path, "INPUT", "--msa", "an MSA file or folder")
     if source is not None and sequence is not None:
         raise InputError(
