@@ -58,7 +58,7 @@ def test_predict_checks_everything_before_searching(query: Path, tmp_path: Path)
         "--params-dir", str(tmp_path / "no-weights"),
     )  # fmt: skip
     assert ran.exit_code == 2 and "foldserve weights fetch" in ran.stderr
-    assert "searching" not in ran.stderr
+    assert "jackhmmer" not in ran.stderr  # no search step began
     both = foldserve("predict", str(query), "--sequence", str(query), str(tmp_path / "x"))
     assert both.exit_code == 2 and "--sequence" in both.stderr
     nowhere = foldserve("predict", "--sequence", str(query), str(tmp_path / "x"))

@@ -189,11 +189,12 @@ def test_max_hits_keeps_the_first_rows_as_alphafold_truncates(
 ) -> None:
     (capped,) = search_jackhmmer([query], [proteome], max_hits=5, cpus=1)
     rows = _records(capped.hits[0].a3m)
-    assert rows == _records(result.hits[0].a3m)[:5]  # the query and the 4 best
-    assert rows == _records(_alphafold_a3m(program_run.stockholm, max_hits=5))
-    assert capped.hits[0].count == 4
+    assert rows == _records(result.hits[0].a3m)[:6]  # the query and the 5 best
+    # AlphaFold's cap counts the query's row: 6 rows are its cap of 6.
+    assert rows == _records(_alphafold_a3m(program_run.stockholm, max_hits=6))
+    assert capped.hits[0].count == 5
     (alone,) = search_jackhmmer([query], [proteome], max_hits=1, cpus=1)
-    assert alone.hits[0].a3m == f">{query.name}\n{query.sequence}\n"
+    assert alone.hits[0].count == 1
 
 
 # -- streaming equals pyhmmer's search of the whole database in memory ----------------------------
@@ -285,6 +286,17 @@ def test_the_a3m_reads_back_with_the_query_first(result: SearchResult, query: Qu
     merged = result.msa()
     assert merged.query_sequence == query.sequence
     assert len(merged) == 126  # the query's own hit, the same row, is dropped
+
+
+def test_a_stop_inside_an_aligned_domain_becomes_x(query: Query, tmp_path: Path) -> None:
+    """HMMER aligns a '*' as an insertion; an A3M row holds letters and gaps only."""
+    sequence = query.sequence
+    database = tmp_path / "stop.fasta"
+    database.write_text(f">stop\n{sequence[:100]}*{sequence[100:]}\n")
+    (found,) = search_jackhmmer([query], [database], cpus=1)
+    ((name, row),) = found.hits[0].records()
+    assert name == f"stop/1-{len(sequence) + 1}"
+    assert row == f"{sequence[:100]}x{sequence[100:]}"
 
 
 # -- bad databases -------------------------------------------------------------------------------

@@ -30,10 +30,6 @@ def run_search(
     """Search every query with ``settings``, showing progress on stderr, then (``table``) the
     hits per database."""
     console = err(highlight=False)
-    where = settings.server_url if settings.tool == "colabfold-server" else "local databases"
-    console.print(
-        f"searching {len(queries)} sequence(s) with {settings.tool} ({where}) …", soft_wrap=True
-    )
     with following_search(console) as show:
         results = search_all(queries, settings, progress=show)
     if table:

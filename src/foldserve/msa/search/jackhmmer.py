@@ -11,9 +11,12 @@ searches the database.
 **Streaming.** :func:`pyhmmer.hmmer.jackhmmer` holds the whole database in memory; here it is
 read in blocks (:data:`BLOCK_SEQUENCES` sequences or :data:`BLOCK_RESIDUES` residues, whichever
 comes first), each searched by its own :class:`~pyhmmer.plan7.Pipeline` in a pool of ``cpus``
-threads, at most ``cpus`` blocks being searched while the next one is read; peak memory is then
-a few blocks plus the hits, whatever the database's size. The per-block hits are merged with
-:meth:`~pyhmmer.plan7.TopHits.merge`, which thresholds the merged list again.
+threads, at most ``cpus`` blocks being searched while the next one is read. The per-block hits
+are merged with :meth:`~pyhmmer.plan7.TopHits.merge` as blocks are done (:class:`_Merged`),
+and a last merge thresholds them all together. Peak memory is then a few blocks plus the hits:
+it grows with the hits (every reported hit is kept until the end, as jackhmmer keeps them),
+not with the database. A gzip file is decompressed as it is read; progress counts the bytes of
+the file as stored.
 
 **E-values.** A hit's E-value is its P-value times ``Z``, the number of sequences in the
 database; HMMER counts them as it searches. Each block's pipeline here is given the database's
@@ -30,11 +33,12 @@ non-streamed :func:`pyhmmer.hmmer.jackhmmer` (tests/test_search_jackhmmer.py che
 makes it from ``jackhmmer -A``: the Stockholm alignment of the query and of every included
 domain (``p7_tophits_Alignment`` with the query's trace and ``p7_ALL_CONSENSUS_COLS``), hits in
 HMMER's order (best score first, ties by name), a hit's domains in sequence order; then
-``parsers.truncate_stockholm_msa`` keeps the first ``max_hits`` sequences of that file, *the
-query's own row counting as one*, and ``parsers.convert_stockholm_to_a3m`` turns the columns
-where the query has a gap into lower-case insertions. So a database gives the query plus at most
-``max_hits - 1`` rows, exactly the rows of AlphaFold's MSA for that database (AlphaFold's
-``uniref_max_hits=10000`` is 10,000 rows with the query). Rows are named as jackhmmer names
+the first rows are kept, and ``parsers.convert_stockholm_to_a3m`` turns the columns where the
+query has a gap into lower-case insertions. ``max_hits`` counts hits, the query's row not
+among them, as every foldserve backend counts them: a database gives the query plus at most
+``max_hits`` rows, the rows AlphaFold's ``parsers.truncate_stockholm_msa`` keeps with a cap of
+``max_hits + 1`` (AlphaFold's cap counts the query's row: its ``uniref_max_hits=10000`` is the
+query and 9,999 hits). Rows are named as jackhmmer names
 them: ``NAME/FROM-TO``, NAME the first word of the database header and FROM-TO the aligned
 residues, so a target with several domains gives several distinctly named rows (AlphaFold's
 ``msa_identifiers`` reads the name before the ``/``). A ``*`` (a stop, which some protein FASTA
@@ -56,9 +60,14 @@ from typing import TYPE_CHECKING, TypedDict, cast
 import numpy as np
 
 from foldserve.errors import InputError
-from foldserve.msa.alphabet import IS_GAP, IS_LOWER, IS_NUCLEOTIDE, TO_LOWER, BoolTable
+from foldserve.msa.alphabet import IS_GAP, IS_NUCLEOTIDE, TO_LOWER, BoolTable
 from foldserve.msa.search.results import DatabaseHits, Query, SearchResult
-from foldserve.msa.search.settings import DEFAULT_MAX_HITS, OnSearchProgress, SearchProgress
+from foldserve.msa.search.settings import (
+    DEFAULT_MAX_HITS,
+    OnSearchProgress,
+    SearchProgress,
+    usable_cpus,
+)
 from foldserve.msa.source import open_source
 
 if TYPE_CHECKING:
@@ -128,8 +137,8 @@ def search_jackhmmer(
     jackhmmer settings; one :class:`SearchResult` per query, in order, with one
     :class:`DatabaseHits` per database, named by the database's file name.
 
-    ``max_hits`` caps the rows of each database's alignment as AlphaFold does, the query's
-    row included (see the module's docstring); ``cpus`` threads search (None: every core
+    ``max_hits`` caps the hits of each database's alignment, in HMMER's order, the query's
+    row not counted (see the module's docstring); ``cpus`` threads search (None: every core
     this process may use); ``progress`` hears of the database bytes read, from the main thread.
     Each database is read twice: once to check and count it, once to search it; every query is
     searched in the same pass. Raises :class:`~foldserve.errors.InputError` for a database that
@@ -145,7 +154,7 @@ def search_jackhmmer(
         raise InputError(
             f"cpus must be at least 1, got {cpus}", where="--cpus", fix="give 1 or more"
         )
-    threads = cpus if cpus is not None else _usable_cpus()
+    threads = cpus if cpus is not None else usable_cpus()
     report = progress if progress is not None else _ignore
     surveyed = [survey(Path(path), report) for path in databases]
     if not queries:
@@ -337,12 +346,12 @@ def _model(query: DigitalSequence[AA], alphabet: AA) -> HMM[AA]:
 
 
 def _a3m(query: Query, hits: Hits, alphabet: AA, max_hits: int) -> str:
-    """The query and the first ``max_hits - 1`` included domains of ``hits`` as A3M."""
+    """The query and the first ``max_hits`` included domains of ``hits`` as A3M."""
     from pyhmmer.easel import TextMSA
     from pyhmmer.plan7 import Trace
 
     lines = [f">{query.name}", query.sequence]
-    if _cap(hits, max_hits - 1):
+    if _cap(hits, max_hits):
         digital = _digital(query, alphabet)
         msa = hits.to_msa(
             alphabet,
@@ -351,11 +360,11 @@ def _a3m(query: Query, hits: Hits, alphabet: AA, max_hits: int) -> str:
             all_consensus_cols=True,
         )
         assert isinstance(msa, TextMSA)  # digitize=False
-        rows = [row.encode("ascii") for row in msa.alignment]
-        columns = ~IS_GAP[np.frombuffer(rows[0], dtype=np.uint8)]
+        rows = msa.alignment  # row by row: the alignment's text is held once, by Easel
+        columns = ~IS_GAP[np.frombuffer(rows[0].encode("ascii"), dtype=np.uint8)]
         names: Sequence[str] = msa.names
-        for name, row in zip(names[1:], rows[1:], strict=True):
-            lines += [f">{name}", _a3m_row(row, columns)]
+        for index in range(1, len(names)):
+            lines += [f">{names[index]}", _a3m_row(rows[index].encode("ascii"), columns)]
     return "\n".join(lines) + "\n"
 
 
@@ -380,12 +389,10 @@ def _a3m_row(row: bytes, columns: BoolTable) -> str:
     elsewhere the residues in lower case and no gaps."""
     text = np.frombuffer(row, dtype=np.uint8)
     gap = IS_GAP[text]
-    keep = columns | ~gap
     out = np.where(text == _STOP, _UNKNOWN, text).astype(np.uint8)
     out[columns & gap] = ord("-")
-    inserted = ~columns & ~IS_LOWER[out]
-    out[inserted] = TO_LOWER[out[inserted]]
-    return out[keep].tobytes().decode("ascii")
+    out[~columns] = TO_LOWER[out[~columns]]
+    return out[columns | ~gap].tobytes().decode("ascii")
 
 
 def _check_file(path: Path) -> None:
@@ -434,12 +441,6 @@ def _check_head(head: bytes, path: Path) -> None:
             where=where,
             fix="search a protein database (jackhmmer here compares proteins)",
         )
-
-
-def _usable_cpus() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def _ignore(event: SearchProgress) -> None:
