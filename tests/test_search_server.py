@@ -25,6 +25,7 @@ from foldserve.msa.search.colabfold_server import (
 )
 from foldserve.msa.search.results import Query, SearchResult
 from foldserve.msa.search.settings import SearchProgress, SearchSettings
+from tests.cli_runner import foldserve
 from tests.colabfold_standin import (
     Alignment,
     ColabfoldStandin,
@@ -490,3 +491,25 @@ def test_bad_settings_are_input_errors(
     if where == "--server":
         assert "Fix: give the http(s):// URL of a ColabFold MMseqs2 server" in str(raised.value)
     assert standin.seen() == []
+
+
+def test_the_config_file_names_the_server_when_no_flag_does(
+    standin: ColabfoldStandin, tmp_path: Path
+) -> None:
+    """``[search] server`` (and ``email``) in the config file: `msa search` with neither --db
+    nor --server asks that server, through the real command line."""
+    target = four_ot(standin)
+    config = tmp_path / "config.toml"
+    config.write_text(f'[search]\nserver = "{standin.url}"\nemail = "me@lab.org"\n')
+    query = tmp_path / "q.fasta"
+    query.write_text(f">tautomerase\n{target.sequence}\n")
+    out = tmp_path / "q.a3m"
+    ran = foldserve(
+        "msa", "search", "--sequence", str(query), "--output", str(out),
+        env={"FOLDSERVE_CONFIG": str(config)},
+    )  # fmt: skip
+    assert ran.exit_code == 0, ran.stderr
+    assert out.read_text().startswith(f">tautomerase\n{target.sequence}\n")
+    [post] = standin.seen("POST")
+    assert post.form["q"] == f">101\n{target.sequence}\n"
+    assert post.user_agent == f"foldserve/{__version__} me@lab.org"

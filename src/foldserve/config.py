@@ -126,6 +126,16 @@ class Serve(_Table):
     api_keys: tuple[NonEmpty, ...] = Field(default=(), repr=False)
 
 
+class Search(_Table):
+    """``[search]``: where ``msa search``, ``predict --sequence`` and ``submit --sequence``
+    search when given neither ``--db`` nor ``--server``: a ColabFold MMseqs2 server (a lab's
+    own, or the public one), and the e-mail its terms ask for. The URL is checked when a
+    search uses it, as a ``--server`` is."""
+
+    server: NonEmpty | None = None
+    email: NonEmpty | None = None
+
+
 class Config(_Table):
     """The configuration file; :attr:`path` is where it was read from (or would be)."""
 
@@ -133,6 +143,7 @@ class Config(_Table):
     # After profiles, so that its check sees them.
     default_profile: str | None = None
     serve: Serve = Field(default_factory=Serve)
+    search: Search = Field(default_factory=Search)
     _path: Path = PrivateAttr(default_factory=lambda: config_path())
 
     @field_validator("default_profile")

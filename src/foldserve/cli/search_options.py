@@ -8,6 +8,7 @@ from typing import Annotated, cast
 
 import typer
 
+from foldserve.config import load_config
 from foldserve.errors import InputError
 from foldserve.msa.search.settings import (
     DEFAULT_MAX_HITS,
@@ -81,11 +82,15 @@ def search_settings(
     no_cache: bool = False,
     timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> SearchSettings:
-    """The settings the flags ask for; an error names the flag the user typed."""
+    """The settings the flags ask for; an error names the flag the user typed. Without
+    ``--db`` or ``--server``, the config file's ``[search] server`` (and ``email``) apply."""
     if databases and server:
         raise InputError(
             "both --db and --server given", where="--server", fix="search locally or on the server"
         )
+    if not databases and server is None:
+        configured = load_config().search
+        server, email = configured.server, email or configured.email
     try:
         return SearchSettings(
             tool="colabfold-server" if server else cast(Tool, tool),
