@@ -48,12 +48,6 @@ def search_all(
     each step of the search. Raises :class:`~foldserve.errors.InputError` for a database or
     server the search cannot use, before searching, and the backend's errors after.
     """
-    if settings.pair is not None and settings.tool != "colabfold-server":
-        raise InputError(
-            f"pairing is done by ColabFold's server, not by {settings.tool}",
-            where="pair",
-            fix="search on the server to pair the chains, or leave the pairing out",
-        )
     if settings.tool == "jackhmmer":
         from foldserve.msa.search.jackhmmer import search_jackhmmer
 

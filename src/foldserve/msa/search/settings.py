@@ -68,6 +68,12 @@ class SearchSettings:
             )
         if self.pair is not None and self.pair not in get_args(PairMode):
             raise bad("pair", f"unknown pairing {self.pair!r}", "use pairgreedy or paircomplete")
+        if self.pair is not None and self.tool != "colabfold-server":
+            raise bad(
+                "pair",
+                f"pairing is done by ColabFold's server, not by {self.tool}",
+                "search on the server to pair the chains, or leave the pairing out",
+            )
         if self.max_hits < 1:
             raise bad("max_hits", f"{self.max_hits} hits", "keep at least 1 hit")
         if self.cpus is not None and self.cpus < 1:
