@@ -13,7 +13,7 @@ import pytest
 
 from foldserve import msa
 from foldserve.errors import FoldserveError, InputError
-from foldserve.msa.search import SearchSettings, search_all
+from foldserve.msa.search import SearchSettings
 from foldserve.msa.search.mmseqs import find_database, mmseqs_binary, search_mmseqs
 from foldserve.msa.search.results import Query, SearchResult
 from foldserve.msa.search.settings import SearchProgress
@@ -168,10 +168,10 @@ def test_msa_search_returns_the_merged_msa_of_a_bare_sequence() -> None:
     assert len(alignment) >= 2
 
 
-def test_search_all_refuses_pairing_without_the_server_and_search_one_record() -> None:
-    settings = SearchSettings(tool="mmseqs2", databases=(PROTEOME,), pair="pairgreedy")
-    with pytest.raises(InputError, match="pairing is done by ColabFold's server"):
-        search_all([LONELY], settings)
+def test_pairing_without_the_server_is_refused_and_search_takes_one_record() -> None:
+    with pytest.raises(InputError, match="pairing is done by ColabFold's server") as refused:
+        SearchSettings(tool="mmseqs2", databases=(PROTEOME,), pair="pairgreedy")
+    assert refused.value.where == "pair"
     globins = data("sequences/hmmer_globins45_unaligned.fa")
     with pytest.raises(InputError, match="45 sequences given; search\\(\\) takes one"):
         msa.search(globins, databases=PROTEOME, tool="mmseqs2")
