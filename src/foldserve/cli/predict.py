@@ -4,7 +4,8 @@
 (Stockholm blocks, NUL-separated A3M) or a folder of MSA files. One MSA is written to
 OUTPUT_DIR itself; several to ``OUTPUT_DIR/NAME/`` with the best model as ``OUTPUT_DIR/NAME.pdb``
 (the layout ``submit --msa-dir`` writes). Everything that can be refused (every MSA, every output
-place, the weights, the memory) is refused before the first model runs. Each prediction folder
+place, the weights, the memory, ``--relax`` without OpenMM) is refused before the first model
+runs. Each prediction folder
 holds exactly one run (:mod:`foldserve.fold.run_dir`): its models, scores, plots, ``config.json``
 and ``log.txt``.
 """
@@ -39,6 +40,7 @@ from foldserve.cli.predict_run import (
     place,
     print_summary,
     read_msas,
+    relax_runs,
     write_run,
     zip_folder,
 )
@@ -60,6 +62,8 @@ from foldserve.cli.search_run import run_search
 from foldserve.errors import InputError
 from foldserve.fold import run_dir
 from foldserve.fold.predictor import Precision, Predictor
+from foldserve.fold.relax import RELAX_MODES, check_relax_available
+from foldserve.fold.run_config import RelaxMode
 from foldserve.msa.search.queries import read_queries
 from foldserve.msa.search.settings import DEFAULT_MAX_HITS, DEFAULT_TIMEOUT_S
 
@@ -144,6 +148,13 @@ def predict_command(
         bool,
         typer.Option("--save-all", help="Also save each run's raw outputs (result_*.pkl)."),
     ] = False,
+    relax: Annotated[
+        str,
+        typer.Option(
+            help="Amber-relax none, the best model or all models (AlphaFold's protocol; "
+            "needs foldserve[relax]).",
+        ),
+    ] = "none",
     params_dir: Annotated[
         Path | None,
         typer.Option(
@@ -206,6 +217,9 @@ def predict_command(
         )
     if output is not None:
         check_best_model_path(output)
+    relax_mode = _relax_mode(relax)
+    if relax_mode != "none":
+        check_relax_available(where="--relax")
     if sequence is not None:
         settings = search_settings(
             databases, tool, server, search_mode, max_hits, cpus, email, no_cache, search_timeout
@@ -248,11 +262,25 @@ def predict_command(
         except BaseException:
             run_dir.discard(staged)
             raise
-        log_ranking(prediction, log)
-        write_run(prediction, staged, item, log, neff=neff, plots=plots, save_all=save_all)
+        try:
+            relaxation = relax_runs(prediction, relax_mode, log)
+        except BaseException:
+            run_dir.discard(staged)
+            raise
+        log_ranking(prediction, log, relaxation)
+        write_run(
+            prediction,
+            staged,
+            item,
+            log,
+            neff=neff,
+            plots=plots,
+            save_all=save_all,
+            relaxation=relaxation,
+        )
         if zip_results:
             zip_folder(item.place.target)
-        print_summary(prediction, item.place, log)
+        print_summary(prediction, item.place, log, relaxation)
 
 
 def _one_of(a: T | None, b: T | None, name_a: str, name_b: str, what: str) -> T | None:
@@ -260,6 +288,14 @@ def _one_of(a: T | None, b: T | None, name_a: str, name_b: str, what: str) -> T 
     if a is not None and b is not None and a != b:
         raise InputError(f"both {name_a} and {name_b} given", where=name_b, fix=f"give {what} once")
     return a if a is not None else b
+
+
+def _relax_mode(text: str) -> RelaxMode:
+    if text not in RELAX_MODES:
+        raise InputError(
+            f"unknown relax choice {text!r}", where="--relax", fix="use none, best or all"
+        )
+    return text
 
 
 def _max_msa(text: str | None) -> tuple[int | None, int | None]:

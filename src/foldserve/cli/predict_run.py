@@ -22,8 +22,9 @@ from foldserve.fold.outputs import (
     write_config,
     write_prediction,
 )
+from foldserve.fold.relax import Relaxation, relax_prediction
 from foldserve.fold.results import Prediction, PredictOptions
-from foldserve.fold.run_config import read_config
+from foldserve.fold.run_config import RelaxMode, read_config
 from foldserve.fold.run_dir import StagedRun
 from foldserve.msa import stats
 from foldserve.msa.model import Msa
@@ -123,6 +124,7 @@ def write_run(
     neff: float,
     plots: bool,
     save_all: bool,
+    relaxation: Relaxation,
 ) -> None:
     """Every file of the run into the staging folder, then the folder into place; on a write
     failure the results are rescued and the error names where."""
@@ -131,7 +133,14 @@ def write_run(
 
     def write_all(folder: Path) -> None:
         summary = search.summary() if search else None
-        write_prediction(prediction, folder, neff=neff, save_all=save_all, search=summary)
+        write_prediction(
+            prediction,
+            folder,
+            neff=neff,
+            save_all=save_all,
+            search=summary,
+            relaxation=relaxation,
+        )
         for database in search.hits if search else ():
             write_text(folder / hits_file_name(database.database), database.a3m)
         if plots:
@@ -163,21 +172,45 @@ def zip_folder(folder: Path) -> Path:
     return archive
 
 
-def log_ranking(prediction: Prediction, log: RunLog) -> None:
+def relax_runs(prediction: Prediction, mode: RelaxMode, log: RunLog) -> Relaxation:
+    """Amber-relax the runs ``mode`` names, one line each before and after."""
+
+    def starting(name: str, index: int, count: int) -> None:
+        log.note(f"relaxing {name} ({index}/{count}) …")
+
+    relaxation = relax_prediction(prediction, mode, progress=starting)
+    for name, result in relaxation.models.items():
+        log.note(
+            f"relaxed {name} on {result.platform} in {result.seconds:.1f} s: residues in "
+            f"violation {result.violations_before} -> {result.violations_after}, moved "
+            f"{result.rmsd:.2f} Å RMSD"
+        )
+    for warning in relaxation.warnings():
+        log.note(f"warning: {warning}", markup=f"[yellow]warning:[/yellow] {warning}")
+    return relaxation
+
+
+def log_ranking(prediction: Prediction, log: RunLog, relaxation: Relaxation) -> None:
     for rank, run in enumerate(prediction.ranked):
+        relaxed = ", relaxed" if run.name in relaxation.models else ""
         log.note(
             f"rank {rank}: {run.name} pLDDT {run.mean_plddt:.1f} pTM {run.ptm:.3f} "
-            f"recycles {run.recycles} ({run.seconds:.1f} s)",
+            f"recycles {run.recycles} ({run.seconds:.1f} s{relaxed})",
             show=False,
         )
 
 
-def print_summary(prediction: Prediction, place: Placement, log: RunLog) -> None:
+def print_summary(
+    prediction: Prediction, place: Placement, log: RunLog, relaxation: Relaxation
+) -> None:
     table = Table(title=f"ranking: {place.name}", title_justify="left")
-    for column in ("rank", "model", "seed", "mean pLDDT", "pTM", "recycles", "seconds"):
+    columns = ["rank", "model", "seed", "mean pLDDT", "pTM", "recycles", "seconds"]
+    if relaxation.mode != "none":
+        columns.append("relaxed")
+    for column in columns:
         table.add_column(column, justify="right" if column != "model" else "left")
     for rank, run in enumerate(prediction.ranked):
-        table.add_row(
+        row = [
             str(rank),
             run.model,
             str(run.seed),
@@ -185,7 +218,11 @@ def print_summary(prediction: Prediction, place: Placement, log: RunLog) -> None
             f"{run.ptm:.3f}",
             str(run.recycles),
             f"{run.seconds:.1f}",
-        )
+        ]
+        if relaxation.mode != "none":
+            result = relaxation.models.get(run.name)
+            row.append(f"{result.seconds:.1f} s" if result else "no")
+        table.add_row(*row)
     log.console.print(table)
     if prediction.skipped_runs:
         log.console.print(

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from foldserve.errors import InputError
 from foldserve.fold.results import PredictOptions
+from foldserve.fold.run_config import RelaxMode
 from foldserve.jobs.input import (
     DEFAULT_OUTPUTS,
     MAX_POLICY_MS,
@@ -73,13 +74,14 @@ def build_request(
     msa_format: str = "auto",
     query: str | None = None,
     limit: int = RUN_BODY_LIMIT,
+    relax: RelaxMode = "none",
 ) -> JobRequest:
     """Read ``msa`` (a path, or an :class:`Msa` already read) and build the request body.
 
     Raises :class:`~foldserve.errors.InputError` for an MSA that cannot be used or
     options the endpoint would refuse; ``where`` names the parameter or the MSA line.
-    Fields left at their default (``ttl_s``, ``outputs``) are not sent, so the endpoint's
-    default applies.
+    Fields left at their default (``ttl_s``, ``outputs``, ``relax``) are not sent, so the
+    endpoint's default applies and an endpoint older than the field takes the job.
     """
     timeout_ms = policy_milliseconds(execution_timeout_s, where="execution_timeout_s")
     policy = Policy(executionTimeout=timeout_ms)
@@ -92,6 +94,11 @@ def build_request(
         msa = read(msa, format=msa_format, query=query)
         warnings += [f"{msa.source}: {warning}" for warning in msa.warnings]
     options = options or PredictOptions()
+    newer: dict[str, Any] = _changed(
+        options, ("stop_at_score", "max_msa_clusters", "max_extra_msa")
+    )
+    if relax != "none":
+        newer["relax"] = relax
     try:
         job_input = FoldJobInput(
             msa_gz_b64=pack_msa(msa),
@@ -103,7 +110,7 @@ def build_request(
             num_seeds=options.num_seeds,
             rank_by=options.rank_by,
             outputs=list(DEFAULT_OUTPUTS if outputs is None else outputs),
-            **_changed(options, ("stop_at_score", "max_msa_clusters", "max_extra_msa")),
+            **newer,
         )
     except ValidationError as exc:
         raise validation_error(exc, prefix=("input",)) from None

@@ -14,9 +14,10 @@ import gzip
 import json
 import pickle
 import platform
+from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,6 +36,9 @@ from foldserve.fold.run_config import (
 from foldserve.msa.search.results import SearchSummary
 from foldserve.msa.writing import write as write_msa
 from foldserve.structure.model_files import ModelCoordinates, to_mmcif, to_pdb
+
+if TYPE_CHECKING:  # relax.py relaxes the PDB text this module writes
+    from foldserve.fold.relax import Relaxation, RelaxResult
 
 ENGINE = "alphafold2_ptm"
 BEST_MODEL = "ranked_0.pdb"
@@ -72,6 +76,14 @@ def _coordinates(prediction: Prediction, run: ModelRun) -> ModelCoordinates:
     )
 
 
+def unrelaxed_pdb(prediction: Prediction, run: ModelRun) -> str:
+    """The PDB text of ``run`` as the network made it (``unrelaxed_{run}.pdb``)."""
+    remarks = _remarks(prediction, run)
+    return to_pdb(
+        _coordinates(prediction, run), remarks=remarks, test_weights=prediction.test_weights
+    )
+
+
 def write_prediction(
     prediction: Prediction,
     out_dir: Path,
@@ -79,13 +91,15 @@ def write_prediction(
     neff: float | None = None,
     save_all: bool = False,
     search: SearchSummary | None = None,
+    relaxation: Relaxation | None = None,
 ) -> dict[str, Path]:
     """Write every output file into ``out_dir``; return them by name.
 
     Each file appears whole or not at all; ``config.json`` comes last and lists them.
     ``neff`` (when the caller computed it) and ``search`` (where the MSA came from, when
     foldserve searched for it) go into ``config.json``; ``save_all`` writes each run's raw
-    network outputs as DeepMind's ``result_{run}.pkl``.
+    network outputs as DeepMind's ``result_{run}.pkl``. A run in ``relaxation`` gets its
+    ``relaxed_{run}.pdb``, which is then its ``ranked_{i}`` model, as ``run_alphafold`` does.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
@@ -94,18 +108,24 @@ def write_prediction(
         files[name] = write_text(out_dir / name, text)
 
     test = prediction.test_weights
+    relaxed = relaxation.models if relaxation else {}
     for rank, run in enumerate(prediction.ranked):
         coordinates = _coordinates(prediction, run)
         remarks = _remarks(prediction, run)
-        pdb = to_pdb(coordinates, remarks=remarks, test_weights=test)
+        pdb = unrelaxed_pdb(prediction, run)
         put(f"unrelaxed_{run.name}.pdb", pdb)
+        result = relaxed.get(run.name)
+        if result is not None:
+            coordinates, remarks, pdb = _relaxed(coordinates, remarks, pdb, result)
+            put(f"relaxed_{run.name}.pdb", pdb)
         put(f"ranked_{rank}.pdb", pdb)
         cif = to_mmcif(coordinates, name=f"ranked_{rank}", remarks=remarks, test_weights=test)
         put(f"ranked_{rank}.cif", cif)
         put(f"pae_{run.name}.json", _dumps([_pae_record(run, test)]))
         put(f"confidence_{run.name}.json", _dumps(_confidence_record(run, test)))
     put("ranking_debug.json", _dumps(ranking_debug(prediction), indent=2))
-    put("timings.json", _dumps({**_rounded(prediction.timings), "test_weights": test}, indent=2))
+    timings = {**prediction.timings, **(relaxation.timings() if relaxation else {})}
+    put("timings.json", _dumps({**_rounded(timings), "test_weights": test}, indent=2))
     put("scores.json", scores_json(prediction))
     msa_path = out_dir / "msa.a3m"
     write_msa(prediction.msa, msa_path, format="a3m")
@@ -115,13 +135,33 @@ def write_prediction(
             if run.raw is not None:
                 name = f"result_{run.name}.pkl"
                 files[name] = write_bytes(out_dir / name, pickle.dumps(run.raw, protocol=4))
-    config = run_config(prediction, neff=neff, search=search)
+    config = run_config(prediction, neff=neff, search=search, relaxation=relaxation)
     files[CONFIG_NAME] = write_config(out_dir, config)
     return files
 
 
+def _relaxed(
+    coordinates: ModelCoordinates, remarks: list[str], unrelaxed: str, result: RelaxResult
+) -> tuple[ModelCoordinates, list[str], str]:
+    """The relaxed model's coordinates, remarks and PDB text (AlphaFold's, hydrogens
+    included, under the unrelaxed file's ``REMARK`` header)."""
+    note = (
+        f"Amber-relaxed ({result.platform}): {result.violations_before} -> "
+        f"{result.violations_after} residues in violation, moved {result.rmsd:.2f} A RMSD"
+    )
+    header = "".join(
+        line for line in unrelaxed.splitlines(keepends=True) if line.startswith("REMARK   1 ")
+    )
+    relaxed = replace(coordinates, positions=result.positions, atom_mask=result.atom_mask)
+    return relaxed, [*remarks, note], f"{header}REMARK   1 {note[:69]}\n{result.pdb}"
+
+
 def run_config(
-    prediction: Prediction, *, neff: float | None = None, search: SearchSummary | None = None
+    prediction: Prediction,
+    *,
+    neff: float | None = None,
+    search: SearchSummary | None = None,
+    relaxation: Relaxation | None = None,
 ) -> RunConfig:
     """How ``prediction`` was made, for its ``config.json`` (files filled in when written)."""
     options, msa, engine = prediction.options, prediction.msa, prediction.engine
@@ -139,6 +179,8 @@ def run_config(
             stop_at_score=options.stop_at_score,
             max_msa_clusters=options.max_msa_clusters,
             max_extra_msa=options.max_extra_msa,
+            relax=relaxation.mode if relaxation else "none",
+            relaxed=tuple(relaxation.models) if relaxation else (),
         ),
         msa=RunMsa(
             source=msa.source,

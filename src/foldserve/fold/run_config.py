@@ -10,6 +10,7 @@ it, never from a glob that could pick up a stranger's file.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -17,6 +18,8 @@ from foldserve.errors import InputError
 from foldserve.msa.search.results import SearchSummary
 
 CONFIG_NAME = "config.json"
+#: Amber relaxation of the predicted models (:mod:`foldserve.fold.relax`).
+RelaxMode = Literal["none", "best", "all"]
 #: Tells a foldserve ``config.json`` from ColabFold's (which has no such key).
 FORMAT = "foldserve-run/1"
 
@@ -60,6 +63,9 @@ class RunSettings(_Frozen):
     stop_at_score: float | None = None
     max_msa_clusters: int
     max_extra_msa: int
+    #: Amber relaxation asked for (none, best or all) and the runs it relaxed, best first.
+    relax: RelaxMode = "none"
+    relaxed: tuple[str, ...] = ()
 
 
 class RunConfig(_Frozen):

@@ -29,6 +29,7 @@ from foldserve.fold.results import (
     MAX_SEEDS,
     PredictOptions,
 )
+from foldserve.fold.run_config import RelaxMode
 from foldserve.fold.weights import MODEL_NUMBERS
 
 #: RunPod's default execution timeout; a prediction often needs more, so clients send their own.
@@ -99,6 +100,9 @@ class FoldJobInput(BaseModel):
     """Extra MSA rows the network reads."""
     outputs: list[OutputKind] = Field(default_factory=lambda: list(DEFAULT_OUTPUTS))
     """The files to return."""
+    relax: RelaxMode = "none"
+    """Amber-relax no model, the best one or all (AlphaFold's protocol): a relaxed model is
+    its ranked_{i} file. The endpoint needs OpenMM (foldserve[relax])."""
 
     @model_validator(mode="after")
     def _one_msa_source(self) -> FoldJobInput:

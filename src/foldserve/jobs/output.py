@@ -92,7 +92,7 @@ class JobOutput(WireModel):
     files: dict[str, FileEntry]
     """File name -> its content, or where to fetch it."""
     timings: dict[str, float]
-    """Seconds per step: parse, features, compile, predict, total."""
+    """Seconds per step: parse, features, compile, predict, relax (when asked), total."""
     left_out: tuple[str, ...] = ()
     """Files that neither fit inline nor had a place to go (``warnings`` says so)."""
     warnings: tuple[str, ...] = ()
@@ -107,10 +107,11 @@ _KIND_PATTERNS: dict[OutputKind, re.Pattern[str]] = {
 }
 
 
-#: Files a prediction folder gets beside the job's outputs: ``config.json``, ``log.txt``, the
-#: raw outputs of ``--save-all``, the plots drawn after a download, a search's raw hits.
+#: Files a prediction folder gets beside the job's outputs: each run's unrelaxed (and relaxed)
+#: model, ``config.json``, ``log.txt``, the raw outputs of ``--save-all``, the plots drawn after
+#: a download, a search's raw hits. A relaxed model goes out as its ``ranked_{i}.pdb``.
 _RUN_EXTRAS = re.compile(
-    r"unrelaxed_.+\.pdb|config\.json|log\.txt|result_.+\.pkl|(plddt|pae|coverage)\.png"
+    r"(un)?relaxed_.+\.pdb|config\.json|log\.txt|result_.+\.pkl|(plddt|pae|coverage)\.png"
     r"|hits_.+\.a3m"
 )
 
@@ -162,8 +163,10 @@ def build_output(
     timings: dict[str, float],
     inline_limit: int = DEFAULT_INLINE_LIMIT,
     url_for: UrlFor | None = None,
+    warnings: tuple[str, ...] = (),
 ) -> JobOutput:
-    """The output: summary, ranking, and each requested file inline or as a URL."""
+    """The output: summary, ranking, and each requested file inline or as a URL; ``warnings``
+    are the caller's (a model that could not be relaxed), before the output's own."""
     msa = prediction.msa
     options = prediction.options
     clusters, extra = msa_sizes(len(msa), options.max_msa_clusters, options.max_extra_msa)
@@ -202,9 +205,8 @@ def build_output(
         reference = LinkedFile(url=url, sha256=digest, bytes=len(data))
         entries[name] = reference
         size += _entry_size(name, reference)
-    warnings: tuple[str, ...] = ()
     if left_out:
-        warnings = (
+        warnings += (
             f"{len(left_out)} file(s) left out: the output would exceed the "
             f"{inline_limit / (1 << 20):g} MB inline limit and no storage for larger results "
             f"is configured ({', '.join(left_out)})",

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from foldserve.fold.outputs import write_prediction
 from foldserve.fold.predictor import Predictor
+from foldserve.fold.relax import check_relax_available, relax_prediction
 from foldserve.fold.results import CancelCheck
 from foldserve.jobs.input import FoldJobInput
 from foldserve.jobs.output import DEFAULT_INLINE_LIMIT, JobOutput, UrlFor, build_output
@@ -49,18 +50,33 @@ def run_fold_job(
     predictor.check_models(options.models, where="input.models")
     msa = unpack_msa(job_input, limits=limits, outbound=outbound)
     predictor.check_input(msa, options, where="input.models")
+    if job_input.relax != "none":
+        check_relax_available(where="input.relax")
     parse_seconds = time.perf_counter() - started
+
+    def elapsed() -> float:
+        return round(time.perf_counter() - started, 1)
 
     prediction = predictor.predict(
         msa, options, progress=lambda event: progress(JobProgress.from_event(event)), cancel=cancel
     )
-    progress(JobProgress(stage="write", elapsed=round(time.perf_counter() - started, 1)))
-    files = write_prediction(prediction, work_dir)
+    relax_started = time.perf_counter()
+    relaxation = relax_prediction(
+        prediction,
+        job_input.relax,
+        progress=lambda name, index, count: progress(
+            JobProgress(stage="relax", elapsed=elapsed(), model=name, run=index, runs=count)
+        ),
+    )
+    relax_seconds = time.perf_counter() - relax_started
+    progress(JobProgress(stage="write", elapsed=elapsed()))
+    files = write_prediction(prediction, work_dir, relaxation=relaxation)
     timings = {
         "parse": parse_seconds,
         "features": prediction.timings.get("features", 0.0),
         "compile": prediction.timings.get("compile", 0.0),
         "predict": prediction.timings.get("predict", 0.0),
+        **({"relax": relax_seconds} if job_input.relax != "none" else {}),
         "total": time.perf_counter() - started,
     }
     return build_output(
@@ -70,4 +86,5 @@ def run_fold_job(
         timings=timings,
         inline_limit=inline_limit,
         url_for=url_for,
+        warnings=relaxation.warnings(),
     )
