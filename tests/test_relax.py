@@ -22,6 +22,7 @@ from foldserve.jobs.input import FoldJobInput
 from foldserve.jobs.output import InlineFile
 from foldserve.jobs.payload import unpack_msa
 from foldserve.jobs.run import run_fold_job
+from foldserve.pipeline import prediction_dir
 from tests.cli_runner import Ran, foldserve
 from tests.conftest import data
 
@@ -186,6 +187,8 @@ def test_predict_relax_best_writes_the_run_alphafold_layout(
     config = read_config(out)
     assert config is not None
     assert config.settings.relax == "best" and config.settings.relaxed == (BEST,)
+    summary = {row.label: row.value for row in prediction_dir.load(out).summary.rows}
+    assert summary["Amber relax"] == f"best: {BEST}"  # the report's run settings
     assert f"relaxed_{BEST}.pdb" in config.files
     timings = json.loads((out / "timings.json").read_text())
     assert timings[f"relax_{BEST}"] == 0.25
@@ -301,3 +304,14 @@ def test_the_client_sends_relax_only_when_asked() -> None:
 
     assert "relax" not in sent()  # an endpoint older than the field takes the job
     assert sent(relax="all")["relax"] == "all"
+
+
+def test_submit_takes_relax_and_refuses_what_it_cannot_do(tmp_path: Path) -> None:
+    """``submit --relax`` asks the endpoint to relax (checked here, before anything is sent)."""
+    msa = str(data("msa/a3m/colabfold_Q60262_uniref_env_small.a3m"))
+    common = ("submit", "--url", "http://127.0.0.1:9", "--output", str(tmp_path / "x.pdb"))
+    unknown = foldserve(*common, "--msa", msa, "--relax", "some")
+    assert unknown.exit_code == 2 and "--relax: unknown relax choice 'some'" in unknown.stderr
+    batch = foldserve(*common[:3], "--msa-dir", str(tmp_path), "--out-dir", str(tmp_path / "o"),
+                      "--relax", "best")  # fmt: skip
+    assert batch.exit_code == 2 and "--relax: not available with --msa-dir" in batch.stderr

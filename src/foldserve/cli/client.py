@@ -29,8 +29,10 @@ from foldserve.cli.options import (
     PlotsOption,
     QueryOption,
     RankByOption,
+    RelaxOption,
     SeedOption,
     ToleranceOption,
+    parse_relax,
     predict_options,
 )
 from foldserve.cli.search_options import (
@@ -125,6 +127,7 @@ def submit_command(
         bool, typer.Option("--no-wait", help="Print the job id and return at once.")
     ] = False,
     plots: PlotsOption = True,
+    relax: RelaxOption = "none",
     sequence: SequenceOption = None,
     databases: DatabaseOption = None,
     tool: ToolOption = "jackhmmer",
@@ -149,6 +152,13 @@ def submit_command(
         models, num_recycles, recycle_early_stop_tolerance, seed, num_seeds, rank_by
     )
     endpoint = resolve_endpoint(url, endpoint_id, profile)
+    relax_mode = parse_relax(relax)
+    if msa_dir is not None and relax_mode != "none":
+        raise InputError(
+            "not available with --msa-dir yet",
+            where="--relax",
+            fix="submit each MSA with --msa, or relax the downloaded models",
+        )
     if msa_dir is not None:
         check_batch_flags(output, out_dir, no_wait, concurrency, msa_format, query)
         assert out_dir is not None
@@ -170,7 +180,12 @@ def submit_command(
         msa = msa_path
     with err().status(f"Checking {msa_path or sequence} …", spinner="dots"):
         request = build_request(
-            msa, options, execution_timeout_s=timeout, msa_format=msa_format, query=query
+            msa,
+            options,
+            execution_timeout_s=timeout,
+            msa_format=msa_format,
+            query=query,
+            relax=relax_mode,
         )
     _submit_one(endpoint, request, output, out_dir, no_wait=no_wait, plots=plots)
 

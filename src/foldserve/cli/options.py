@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, cast
+from typing import Annotated, cast, get_args
 
 import typer
 
 from foldserve.errors import InputError
 from foldserve.fold.results import PredictOptions, RankBy
+from foldserve.fold.run_config import RelaxMode
 
 ModelsOption = Annotated[str, typer.Option(help="AlphaFold2 pTM models to run.")]
 NumRecyclesOption = Annotated[int, typer.Option(help="Recycling iterations.")]
@@ -20,6 +21,13 @@ RankByOption = Annotated[str, typer.Option(help="Rank models by plddt or ptm.")]
 MsaFormatOption = Annotated[str, typer.Option("--format", "-f", help="MSA format or auto.")]
 PlotsOption = Annotated[
     bool, typer.Option(help="Draw pLDDT, PAE and MSA coverage plots (PNG) beside the models.")
+]
+RelaxOption = Annotated[
+    str,
+    typer.Option(
+        help="Amber-relax none, the best model or all models (AlphaFold's protocol; "
+        "needs foldserve[relax] where the prediction runs).",
+    ),
 ]
 QueryOption = Annotated[str | None, typer.Option(help="Name of the query row.")]
 
@@ -75,3 +83,12 @@ def predict_options(
         field = exc.where or ""
         flag = _FLAGS.get(field, f"--{field.replace('_', '-')}")
         raise InputError(exc.problem, where=flag, fix=exc.fix) from None
+
+
+def parse_relax(text: str) -> RelaxMode:
+    """``--relax`` checked: none, best or all."""
+    if text not in get_args(RelaxMode):
+        raise InputError(
+            f"unknown relax choice {text!r}", where="--relax", fix="use none, best or all"
+        )
+    return cast(RelaxMode, text)

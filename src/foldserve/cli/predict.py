@@ -28,8 +28,10 @@ from foldserve.cli.options import (
     PlotsOption,
     QueryOption,
     RankByOption,
+    RelaxOption,
     SeedOption,
     ToleranceOption,
+    parse_relax,
     predict_options,
 )
 from foldserve.cli.predict_run import (
@@ -62,8 +64,7 @@ from foldserve.cli.search_run import run_search
 from foldserve.errors import InputError
 from foldserve.fold import run_dir
 from foldserve.fold.predictor import Precision, Predictor
-from foldserve.fold.relax import RELAX_MODES, check_relax_available
-from foldserve.fold.run_config import RelaxMode
+from foldserve.fold.relax import check_relax_available
 from foldserve.msa.search.queries import read_queries
 from foldserve.msa.search.settings import DEFAULT_MAX_HITS, DEFAULT_TIMEOUT_S
 
@@ -148,13 +149,7 @@ def predict_command(
         bool,
         typer.Option("--save-all", help="Also save each run's raw outputs (result_*.pkl)."),
     ] = False,
-    relax: Annotated[
-        str,
-        typer.Option(
-            help="Amber-relax none, the best model or all models (AlphaFold's protocol; "
-            "needs foldserve[relax]).",
-        ),
-    ] = "none",
+    relax: RelaxOption = "none",
     params_dir: Annotated[
         Path | None,
         typer.Option(
@@ -217,7 +212,7 @@ def predict_command(
         )
     if output is not None:
         check_best_model_path(output)
-    relax_mode = _relax_mode(relax)
+    relax_mode = parse_relax(relax)
     if relax_mode != "none":
         check_relax_available(where="--relax")
     if sequence is not None:
@@ -288,14 +283,6 @@ def _one_of(a: T | None, b: T | None, name_a: str, name_b: str, what: str) -> T 
     if a is not None and b is not None and a != b:
         raise InputError(f"both {name_a} and {name_b} given", where=name_b, fix=f"give {what} once")
     return a if a is not None else b
-
-
-def _relax_mode(text: str) -> RelaxMode:
-    if text not in RELAX_MODES:
-        raise InputError(
-            f"unknown relax choice {text!r}", where="--relax", fix="use none, best or all"
-        )
-    return text
 
 
 def _max_msa(text: str | None) -> tuple[int | None, int | None]:

@@ -302,6 +302,7 @@ def _foldserve_summary(config: RunConfig) -> RunSummary:
         ("Recycles", recycles),
         ("Seeds", f"{settings.num_seeds} per model, from seed {settings.seed}"),
         ("Ranked by", ranked_by),
+        ("Amber relax", _relax_line(settings.relax, settings.relaxed)),
         (
             "MSA",
             f"{msa.source} ({msa.format}): {msa.depth} sequences{neff}; query "
@@ -328,6 +329,13 @@ def _foldserve_summary(config: RunConfig) -> RunSummary:
         ("Created", config.created),
     ]
     return _summary(rows)
+
+
+def _relax_line(mode: str, relaxed: tuple[str, ...]) -> str | None:
+    """``best: model_1_ptm_pred_0``; nothing when the run was not relaxed."""
+    if mode == "none":
+        return None
+    return f"{mode}: {', '.join(relaxed) or 'no model could be relaxed'}"
 
 
 def _search_line(search: SearchSummary | None) -> str | None:
