@@ -22,7 +22,7 @@ from foldserve.jobs.input import FoldJobInput
 from foldserve.jobs.output import InlineFile
 from foldserve.jobs.payload import unpack_msa
 from foldserve.jobs.run import run_fold_job
-from foldserve.pipeline import prediction_dir
+from foldserve.pipeline import prediction_dir, tracking
 from tests.cli_runner import Ran, foldserve
 from tests.conftest import data
 
@@ -315,3 +315,27 @@ def test_submit_takes_relax_and_refuses_what_it_cannot_do(tmp_path: Path) -> Non
     batch = foldserve(*common[:3], "--msa-dir", str(tmp_path), "--out-dir", str(tmp_path / "o"),
                       "--relax", "best")  # fmt: skip
     assert batch.exit_code == 2 and "--relax: not available with --msa-dir" in batch.stderr
+
+
+@pytest.mark.timeout(240)
+def test_pipeline_relaxes_and_records_it(
+    test_params: Path, tmp_path: Path, steady_relax: list[str]
+) -> None:
+    """``pipeline run --relax best``: the prediction step relaxes, config.json and the MLflow
+    record say so, and a changed choice reruns the prediction."""
+    out = tmp_path / "pipeline"
+    msa = str(data("msa/a3m/colabfold_Q60262_uniref_env_small.a3m"))
+    common = ("pipeline", "run", "--msa", msa, "--out", str(out), "--models", "1",
+              "--num-recycles", "0", "--params-dir", str(test_params))  # fmt: skip
+    ran = foldserve(*common, "--relax", "best")
+    assert ran.exit_code == 0, ran.stderr
+    config = read_config(out / "prediction")
+    assert config is not None and config.settings.relax == "best"
+    assert (out / "prediction" / f"relaxed_{BEST}.pdb").is_file()
+    (run,) = tracking.list_runs(tracking.default_uri(out))
+    assert run.params["relax"] == "best"
+    unrelaxed = foldserve(*common)
+    assert unrelaxed.exit_code == 0, unrelaxed.stderr
+    assert "predict: done" in unrelaxed.stderr  # not "cached": the choice changed
+    bad = foldserve(*common, "--relax", "some")
+    assert bad.exit_code == 2 and "unknown relax choice 'some'" in bad.stderr

@@ -56,6 +56,12 @@ def run_command(
     models: Annotated[str | None, typer.Option(help="AlphaFold2 models, e.g. 1,2,3.")] = None,
     num_recycles: Annotated[int | None, typer.Option(help="Recycling iterations.")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    relax: Annotated[
+        str | None,
+        typer.Option(
+            help="Amber-relax none, the best model or all (default none).", show_default=False
+        ),
+    ] = None,
     reference: Annotated[
         Path | None, typer.Option(help="Experimental structure to compare with.")
     ] = None,
@@ -83,6 +89,7 @@ def run_command(
         "models": parse_models(models) if models else None,
         "num_recycles": num_recycles,
         "seed": seed,
+        "relax": relax,
         "reference": reference,
         "reference_chain": reference_chain,
         "params_dir": params_dir,

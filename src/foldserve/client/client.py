@@ -29,6 +29,7 @@ from foldserve.config import Endpoint, resolve_endpoint
 from foldserve.errors import InputError, RemoteError, Unavailable, WaitTimedOut
 from foldserve.fold.outputs import best_model_source, write_best_model
 from foldserve.fold.results import PredictOptions
+from foldserve.fold.run_config import RelaxMode
 from foldserve.jobs.ids import FILE_NAME, JOB_ID, checked_job_id
 from foldserve.jobs.output import is_run_file
 from foldserve.jobs.schema import (
@@ -124,6 +125,7 @@ class Client:
         query: str | None = None,
         output: str | Path | None = None,
         out_dir: str | Path | None = None,
+        relax: RelaxMode = "none",
     ) -> str:
         """Check ``msa`` locally, upload it, keep the job's record, and return the job id.
 
@@ -141,6 +143,7 @@ class Client:
             outputs=outputs,
             msa_format=msa_format,
             query=query,
+            relax=relax,
         )
         for warning in request.warnings:
             warnings.warn(warning, UserWarning, stacklevel=2)

@@ -16,10 +16,11 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, cast, get_args
 
 from foldserve.errors import InputError
 from foldserve.fold.results import PredictOptions
+from foldserve.fold.run_config import RelaxMode
 from foldserve.msa.search.settings import DEFAULT_MAX_HITS, SearchSettings, ServerMode, Tool
 
 PATH_FIELDS = ("msa", "sequence", "out", "reference", "params_dir")
@@ -41,6 +42,8 @@ class PipelineConfig:
     models: tuple[int, ...] = (1, 2, 3, 4, 5)
     num_recycles: int = 3
     seed: int = 0
+    #: Amber relaxation of the predicted models: none, best or all.
+    relax: str = "none"
     reference: Path | None = None
     reference_chain: str | None = None
     msa_format: str = "auto"
@@ -63,6 +66,10 @@ class PipelineConfig:
                 fix="give one of --msa FILE and --sequence FASTA",
             )
         self.search_settings()  # validates the search, when there is one
+        if self.relax not in get_args(RelaxMode):
+            raise InputError(
+                f"unknown relax choice {self.relax!r}", where="relax", fix="use none, best or all"
+            )
         self.predict_options()  # validates models, recycles and seed
 
     @property

@@ -17,13 +17,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict
 
 from foldserve.errors import InputError
 from foldserve.files import write_text
 from foldserve.fold import run_dir
+from foldserve.fold.run_config import RelaxMode
 from foldserve.fold.run_dir import StagedRun
 from foldserve.fold.weights import TEST_WEIGHTS_MARKER, fingerprint, resolve_param_dir
 from foldserve.jobs.output import RankingEntry
@@ -173,7 +174,8 @@ def _predict(
         from foldserve.client.client import Client, JobState
 
         with Client(url=config.url, endpoint_id=config.endpoint_id, on_retry=on_retry) as client:
-            job = client.submit(msa_path, config.predict_options())
+            relax = cast(RelaxMode, config.relax)
+            job = client.submit(msa_path, config.predict_options(), relax=relax)
 
             def forward(state: JobState) -> None:
                 if state.progress:
@@ -199,7 +201,12 @@ def _predict(
             config.predict_options(),
             progress=lambda event: on_progress(JobProgress.from_event(event)),
         )
-        write_prediction(prediction, partial, search=searched)
+        relaxation = None
+        if config.relax != "none":
+            from foldserve.fold.relax import relax_prediction
+
+            relaxation = relax_prediction(prediction, cast(RelaxMode, config.relax))
+        write_prediction(prediction, partial, search=searched, relaxation=relaxation)
         info = PredictInfo(ranking=ranking(prediction), timings=prediction.timings, **engine)
     run_dir.commit(StagedRun(target=config.out / PREDICTION_DIR, staging=partial))
     return {"prediction": PREDICTION_DIR}, info.model_dump(mode="json", exclude_none=True)
@@ -251,6 +258,10 @@ def run_pipeline(
     viewer_js.load()  # a missing viewer library stops the run before GPU time is spent
     reference = file_digest(config.reference) if config.reference else None
     engine = _engine(config)
+    if config.relax != "none" and not config.remote:
+        from foldserve.fold.relax import check_relax_available
+
+        check_relax_available(where="--relax")  # before any step, not after the prediction
     search = config.search_settings()
     results: list[StepResult] = []
 
@@ -279,7 +290,10 @@ def run_pipeline(
     step("msa_check", msa_key, lambda: _check_msa(config))
     options = config.predict_options()
     predict_key = key_of(
-        msa=file_digest(config.out / MSA_FILE), options=options.__dict__, engine=engine
+        msa=file_digest(config.out / MSA_FILE),
+        options=options.__dict__,
+        engine=engine,
+        relax=config.relax,
     )
     step(
         "predict",

@@ -80,6 +80,7 @@ def run_params(result: PipelineResult) -> dict[str, str]:
         "models": ",".join(str(m) for m in config.models),
         "num_recycles": config.num_recycles,
         "seed": config.seed,
+        "relax": config.relax,
         "engine": "endpoint" if config.remote else "local",
         "endpoint": predict.endpoint or "",
         "weights": predict.weights or "",
