@@ -41,6 +41,7 @@ from foldserve.fold.weights import (
     fetch,
     is_test_weights,
     model_param_file,
+    multimer_param_file,
     resolve_param_dir,
 )
 
@@ -480,6 +481,38 @@ def test_check_reports_test_weights(tmp_path: Path) -> None:
     assert report.test_weights_info == {"test_weights": True, "seed": 7}
     assert report.ok
     assert report.to_json()["test_weights"] is True
+
+
+def test_fetch_keeps_the_multimer_files_and_check_verifies_them(tmp_path: Path) -> None:
+    files = official_files() | {
+        f"params_model_{n}_multimer_v3.npz": npz(10.0 + n) for n in MODEL_NUMBERS
+    }
+    multimer = make_archive(tmp_path / "params.tar", files)
+    fetch(tmp_path / "install", str(multimer.path), expected_sha256=multimer.sha256)
+    assert_installed(tmp_path / "install", multimer)
+    manifest = (tmp_path / "install" / "params" / MANIFEST).read_text()
+    assert "params_model_3_multimer_v3.npz" in manifest
+    report = check(tmp_path / "install")
+    assert report.multimer_ok
+    assert [m.verified for m in report.multimer_models] == [True] * len(MODEL_NUMBERS)
+    corrupted = multimer_param_file(tmp_path / "install", 2)
+    data = bytearray(corrupted.read_bytes())
+    data[-20] ^= 0xFF
+    corrupted.write_bytes(bytes(data))
+    multimer_param_file(tmp_path / "install", 4).unlink()
+    report = check(tmp_path / "install")
+    # Monomer predictions need only the pTM files: those stay ok.
+    assert report.ok and not report.multimer_ok
+    assert [(m.number, m.verified) for m in report.multimer_models] == [
+        (1, True),
+        (2, False),
+        (3, True),
+        (5, True),
+    ]
+    table = runner.invoke(weights_app, ["check", "--params-dir", str(tmp_path / "install")])
+    assert table.exit_code == 0, table.output
+    assert "params_model_2_multimer_v3.npz" in table.stdout and "MISMATCH" in table.stdout
+    assert "multimer v3 files are incomplete" in table.stderr
 
 
 def test_check_of_an_empty_folder(tmp_path: Path) -> None:

@@ -132,6 +132,12 @@ def make_test_command(
         int, typer.Option(help="Evoformer blocks: 48 as published, fewer for fast tests.")
     ] = FULL_EVOFORMER_BLOCKS,
     seed: Annotated[int, typer.Option(help="Random seed of the values.")] = 0,
+    multimer: Annotated[
+        bool,
+        typer.Option(
+            "--multimer", help="Also write the AlphaFold2-multimer v3 models (complexes)."
+        ),
+    ] = False,
 ) -> None:
     """Write random weights with the official keys and shapes, for tests and offline demos."""
     if not 1 <= blocks <= FULL_EVOFORMER_BLOCKS:
@@ -139,7 +145,7 @@ def make_test_command(
             f"{blocks} evoformer blocks", where="--blocks", fix="give between 1 and 48"
         )
     with err().status(f"Writing random test weights ({blocks} evoformer blocks) …", spinner="dots"):
-        info = make_test_weights(out, evoformer_blocks=blocks, seed=seed)
+        info = make_test_weights(out, evoformer_blocks=blocks, seed=seed, multimer=multimer)
     err().print(
         f"wrote {len(info.files)} test-weight files to {out / 'params'} "
         "[bold red](random values: predictions made with them are not structures)[/bold red]"
@@ -155,14 +161,22 @@ def _print_report(report: weights.WeightsReport) -> None:
     )
     for column in ("model", "file", "bytes", "sha256"):
         table.add_column(column, justify="right" if column == "bytes" else "left")
-    for model in report.models:
+    labelled = [(str(model.number), model) for model in report.models]
+    labelled += [(f"{model.number} multimer", model) for model in report.multimer_models]
+    for label, model in labelled:
         table.add_row(
-            str(model.number),
+            label,
             model.path.name,
             f"{model.bytes:,}" if model.bytes is not None else "[red]missing[/red]",
             VERIFIED[model.verified] if model.present else "",
         )
     out().print(table)
+    if report.multimer_models and not report.multimer_ok:
+        err().print(
+            "[yellow]warning:[/yellow] the multimer v3 files are incomplete or do not match "
+            "their checksums: complexes need all five",
+            highlight=False,
+        )
     source = report.source
     if source:
         sha256 = source.get("archive_sha256")

@@ -1,6 +1,7 @@
 """AlphaFold2 weights: where they live, fetching them once per volume, checking them.
 
-``PARAM_DIR/params/params_model_{N}_ptm.npz`` is the layout of DeepMind's params archive.
+``PARAM_DIR/params/params_model_{N}_ptm.npz`` is the layout of DeepMind's params archive, which
+also holds the AlphaFold2-multimer v3 models as ``params_model_{N}_multimer_v3.npz``.
 :func:`fetch` streams the archive under an inter-process lock, hashing it and unpacking it in
 the same pass into a temporary folder beside ``params`` (so the 5.3 GB archive never sits on
 disk next to its contents), and renames the result into place only once the archive's size and
@@ -65,6 +66,10 @@ def resolve_param_dir(explicit: Path | None = None) -> Path:
 
 def model_param_file(param_dir: Path, model_number: int) -> Path:
     return param_dir / "params" / f"params_model_{model_number}_ptm.npz"
+
+
+def multimer_param_file(param_dir: Path, model_number: int) -> Path:
+    return param_dir / "params" / f"params_model_{model_number}_multimer_v3.npz"
 
 
 def is_test_weights(param_dir: Path) -> bool:
@@ -404,7 +409,7 @@ def _install(new: Path, params: Path) -> None:
 
 @dataclass(frozen=True)
 class ModelFile:
-    """One ``params_model_{N}_ptm.npz``; ``verified`` is None when no SHA256SUMS entry exists."""
+    """One model's parameter file; ``verified`` is None when no SHA256SUMS entry exists."""
 
     number: int
     path: Path
@@ -415,7 +420,11 @@ class ModelFile:
 
 @dataclass(frozen=True)
 class WeightsReport:
-    """What :func:`check` found in ``param_dir/params``."""
+    """What :func:`check` found in ``param_dir/params``.
+
+    ``models`` are the five pTM files, present or not; ``multimer_models`` only the multimer v3
+    files that are present, since monomer predictions do without them.
+    """
 
     param_dir: Path
     models: tuple[ModelFile, ...]
@@ -423,11 +432,19 @@ class WeightsReport:
     source: dict[str, Any] | None
     test_weights: bool
     test_weights_info: dict[str, Any] | None
+    multimer_models: tuple[ModelFile, ...] = ()
 
     @property
     def ok(self) -> bool:
         """All five pTM files present and none contradicting its checksum."""
         return all(model.present and model.verified is not False for model in self.models)
+
+    @property
+    def multimer_ok(self) -> bool:
+        """All five multimer v3 files present and none contradicting its checksum."""
+        return len(self.multimer_models) == len(MODEL_NUMBERS) and all(
+            model.verified is not False for model in self.multimer_models
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -437,26 +454,36 @@ class WeightsReport:
             "test_weights_info": self.test_weights_info,
             "manifest": self.manifest,
             "source": self.source,
-            "models": [
-                {
-                    "number": model.number,
-                    "file": str(model.path),
-                    "present": model.present,
-                    "bytes": model.bytes,
-                    "verified": model.verified,
-                }
-                for model in self.models
-            ],
+            "models": [_model_json(model) for model in self.models],
+            "multimer_ok": self.multimer_ok,
+            "multimer_models": [_model_json(model) for model in self.multimer_models],
         }
 
 
+def _model_json(model: ModelFile) -> dict[str, Any]:
+    return {
+        "number": model.number,
+        "file": str(model.path),
+        "present": model.present,
+        "bytes": model.bytes,
+        "verified": model.verified,
+    }
+
+
 def check(param_dir: Path) -> WeightsReport:
-    """Presence, size and checksum of each pTM model file, the source and the test marker."""
+    """Presence, size and checksum of each pTM model file (and of the multimer v3 files that are
+    there), the source and the test marker."""
     params = param_dir / "params"
     sums = _read_manifest(params / MANIFEST)
+    multimer = (
+        _check_file(multimer_param_file(param_dir, n), n, sums or {}) for n in MODEL_NUMBERS
+    )
     return WeightsReport(
         param_dir=param_dir,
-        models=tuple(_check_model(param_dir, n, sums or {}) for n in MODEL_NUMBERS),
+        models=tuple(
+            _check_file(model_param_file(param_dir, n), n, sums or {}) for n in MODEL_NUMBERS
+        ),
+        multimer_models=tuple(model for model in multimer if model.present),
         manifest=sums is not None,
         source=_read_json(params / SOURCE_RECORD),
         test_weights=is_test_weights(param_dir),
@@ -464,8 +491,7 @@ def check(param_dir: Path) -> WeightsReport:
     )
 
 
-def _check_model(param_dir: Path, number: int, sums: dict[str, str]) -> ModelFile:
-    path = model_param_file(param_dir, number)
+def _check_file(path: Path, number: int, sums: dict[str, str]) -> ModelFile:
     if not path.is_file():
         return ModelFile(number, path, present=False, bytes=None, verified=None)
     expected = sums.get(path.name)
