@@ -32,7 +32,6 @@ from foldserve.cli.options import (
     RelaxOption,
     SeedOption,
     ToleranceOption,
-    parse_relax,
     predict_options,
 )
 from foldserve.cli.search_options import (
@@ -55,6 +54,7 @@ from foldserve.client.request import JobRequest, build_request, policy_milliseco
 from foldserve.config import Endpoint, resolve_endpoint
 from foldserve.errors import InputError
 from foldserve.fold.outputs import best_model_source
+from foldserve.fold.run_config import check_relax
 from foldserve.jobs.schema import JobOutput, JobProgress, JobState, JobStatus
 from foldserve.msa.model import Msa
 from foldserve.msa.search.settings import DEFAULT_MAX_HITS, DEFAULT_TIMEOUT_S, SearchSettings
@@ -152,7 +152,7 @@ def submit_command(
         models, num_recycles, recycle_early_stop_tolerance, seed, num_seeds, rank_by
     )
     endpoint = resolve_endpoint(url, endpoint_id, profile)
-    relax_mode = parse_relax(relax)
+    relax_mode = check_relax(relax, where="--relax")
     if msa_dir is not None and relax_mode != "none":
         raise InputError(
             "not available with --msa-dir yet",

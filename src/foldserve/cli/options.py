@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, cast, get_args
+from typing import Annotated, cast
 
 import typer
 
 from foldserve.errors import InputError
 from foldserve.fold.results import PredictOptions, RankBy
-from foldserve.fold.run_config import RelaxMode
 
 ModelsOption = Annotated[str, typer.Option(help="AlphaFold2 pTM models to run.")]
 NumRecyclesOption = Annotated[int, typer.Option(help="Recycling iterations.")]
@@ -40,6 +39,14 @@ TEST_WEIGHTS_WARNING = (
 
 #: Option fields whose flag is not their name with dashes.
 _FLAGS = {"max_msa_clusters": "--max-msa", "max_extra_msa": "--max-msa"}
+
+
+def as_flag_error(error: InputError, flags: dict[str, str]) -> InputError:
+    """``error`` of a settings object (``where`` names its field) as the command line says it:
+    ``where`` becomes the flag the user typed, ``flags[field]`` or ``--field-with-dashes``."""
+    field = error.where or ""
+    flag = flags.get(field, f"--{field.replace('_', '-')}")
+    return InputError(error.problem, where=flag, fix=error.fix)
 
 
 def parse_models(text: str) -> tuple[int, ...]:
@@ -79,16 +86,4 @@ def predict_options(
             **given,  # type: ignore[arg-type]
         )
     except InputError as exc:
-        # The options name JSON fields; on the command line the flag is what the user typed.
-        field = exc.where or ""
-        flag = _FLAGS.get(field, f"--{field.replace('_', '-')}")
-        raise InputError(exc.problem, where=flag, fix=exc.fix) from None
-
-
-def parse_relax(text: str) -> RelaxMode:
-    """``--relax`` checked: none, best or all."""
-    if text not in get_args(RelaxMode):
-        raise InputError(
-            f"unknown relax choice {text!r}", where="--relax", fix="use none, best or all"
-        )
-    return cast(RelaxMode, text)
+        raise as_flag_error(exc, _FLAGS) from None

@@ -31,7 +31,6 @@ from foldserve.cli.options import (
     RelaxOption,
     SeedOption,
     ToleranceOption,
-    parse_relax,
     predict_options,
 )
 from foldserve.cli.predict_run import (
@@ -65,6 +64,7 @@ from foldserve.errors import InputError
 from foldserve.fold import run_dir
 from foldserve.fold.predictor import Precision, Predictor
 from foldserve.fold.relax import check_relax_available
+from foldserve.fold.run_config import check_relax
 from foldserve.msa.search.queries import read_queries
 from foldserve.msa.search.settings import DEFAULT_MAX_HITS, DEFAULT_TIMEOUT_S
 
@@ -212,7 +212,7 @@ def predict_command(
         )
     if output is not None:
         check_best_model_path(output)
-    relax_mode = parse_relax(relax)
+    relax_mode = check_relax(relax, where="--relax")
     if relax_mode != "none":
         check_relax_available(where="--relax")
     if sequence is not None:

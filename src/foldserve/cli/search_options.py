@@ -8,6 +8,7 @@ from typing import Annotated, cast
 
 import typer
 
+from foldserve.cli.options import as_flag_error
 from foldserve.config import load_config
 from foldserve.errors import InputError
 from foldserve.msa.search.settings import (
@@ -104,6 +105,4 @@ def search_settings(
             use_cache=not no_cache,
         )
     except InputError as exc:
-        field = exc.where or ""
-        flag = _FLAGS.get(field, f"--{field.replace('_', '-')}")
-        raise InputError(exc.problem, where=flag, fix=exc.fix) from None
+        raise as_flag_error(exc, _FLAGS) from None

@@ -9,6 +9,7 @@ says how the run was made and lists its files. Every JSON file carries ``test_we
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import gzip
 import json
@@ -169,18 +170,14 @@ def run_config(
     return RunConfig(
         engine=ENGINE,
         created=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        settings=RunSettings(
-            models=options.models,
-            num_recycles=options.num_recycles,
-            recycle_early_stop_tolerance=options.recycle_early_stop_tolerance,
-            seed=options.seed,
-            num_seeds=options.num_seeds,
-            rank_by=options.rank_by,
-            stop_at_score=options.stop_at_score,
-            max_msa_clusters=options.max_msa_clusters,
-            max_extra_msa=options.max_extra_msa,
-            relax=relaxation.mode if relaxation else "none",
-            relaxed=tuple(relaxation.models) if relaxation else (),
+        # Every option, by the name PredictOptions and the job JSON give it (a new option is
+        # recorded without a line here); RunSettings ignores what it does not list.
+        settings=RunSettings.model_validate(
+            {
+                **dataclasses.asdict(options),
+                "relax": relaxation.mode if relaxation else "none",
+                "relaxed": tuple(relaxation.models) if relaxation else (),
+            }
         ),
         msa=RunMsa(
             source=msa.source,
@@ -201,11 +198,7 @@ def run_config(
         ),
         device=engine.device,
         precision=engine.precision,
-        shape={
-            "length": prediction.shape.length,
-            "clusters": prediction.shape.clusters,
-            "extra": prediction.shape.extra,
-        },
+        shape=dataclasses.asdict(prediction.shape),
         versions=_versions(),
         test_weights=engine.test_weights,
     )

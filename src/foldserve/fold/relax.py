@@ -29,7 +29,6 @@ from foldserve.fold.outputs import unrelaxed_pdb
 from foldserve.fold.results import ModelRun, Prediction
 from foldserve.fold.run_config import RelaxMode
 
-RELAX_MODES: tuple[RelaxMode, ...] = ("none", "best", "all")
 RELAX_EXTRA = "pip install 'foldserve[relax]'"
 
 

@@ -10,7 +10,7 @@ it, never from a glob that could pick up a stranger's file.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast, get_args
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -22,6 +22,15 @@ CONFIG_NAME = "config.json"
 RelaxMode = Literal["none", "best", "all"]
 #: Tells a foldserve ``config.json`` from ColabFold's (which has no such key).
 FORMAT = "foldserve-run/1"
+
+
+def check_relax(value: str, *, where: str) -> RelaxMode:
+    """``value`` as a relax choice (none, best or all); an error naming ``where`` otherwise."""
+    if value not in get_args(RelaxMode):
+        raise InputError(
+            f"unknown relax choice {value!r}", where=where, fix="use none, best or all"
+        )
+    return cast(RelaxMode, value)
 
 
 class _Frozen(BaseModel):

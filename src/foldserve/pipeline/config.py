@@ -16,11 +16,11 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, cast, get_args
+from typing import Any, cast
 
 from foldserve.errors import InputError
 from foldserve.fold.results import PredictOptions
-from foldserve.fold.run_config import RelaxMode
+from foldserve.fold.run_config import check_relax
 from foldserve.msa.search.settings import DEFAULT_MAX_HITS, SearchSettings, ServerMode, Tool
 
 PATH_FIELDS = ("msa", "sequence", "out", "reference", "params_dir")
@@ -66,10 +66,7 @@ class PipelineConfig:
                 fix="give one of --msa FILE and --sequence FASTA",
             )
         self.search_settings()  # validates the search, when there is one
-        if self.relax not in get_args(RelaxMode):
-            raise InputError(
-                f"unknown relax choice {self.relax!r}", where="relax", fix="use none, best or all"
-            )
+        check_relax(self.relax, where="relax")
         self.predict_options()  # validates models, recycles and seed
 
     @property

@@ -10,6 +10,7 @@ in order, a row already seen (the same aligned sequence) dropped.
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -88,6 +89,16 @@ class SearchResult:
 
     def a3m(self) -> str:
         """The merged A3M: the query once, then every database's rows not seen before."""
+        return self._merged
+
+    def msa(self) -> Msa:
+        """The merged alignment as foldserve reads it (checked like any MSA file)."""
+        return self._alignment
+
+    # Merged and read once per result: the hits table, the summary, the fold and the files
+    # written each ask for them, and a 10,000-row MSA need not be merged and parsed four times.
+    @functools.cached_property
+    def _merged(self) -> str:
         out = [f">{self.query.name}", self.query.sequence]
         seen = {self.query.sequence}
         for database in self.hits:
@@ -98,9 +109,9 @@ class SearchResult:
                 out += [f">{header}", row]
         return "\n".join(out) + "\n"
 
-    def msa(self) -> Msa:
-        """The merged alignment as foldserve reads it (checked like any MSA file)."""
-        stream = io.BytesIO(self.a3m().encode())
+    @functools.cached_property
+    def _alignment(self) -> Msa:
+        stream = io.BytesIO(self._merged.encode())
         stream.name = f"{self.query.name} ({self.tool} search)"
         return read(stream, format="a3m")
 
