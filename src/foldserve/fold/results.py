@@ -14,7 +14,16 @@ from foldserve.fold.features import MAX_EXTRA_MSA, MAX_MSA_CLUSTERS, InputShape
 from foldserve.fold.weights import MODEL_NUMBERS
 from foldserve.msa.model import Msa
 
-RankBy = Literal["plddt", "ptm"]
+#: ``auto``: AlphaFold's multimer confidence for a complex, mean pLDDT for one chain.
+#: ``multimer``: AlphaFold-multimer's ranking confidence, 0.8 ipTM + 0.2 pTM.
+RankBy = Literal["auto", "plddt", "ptm", "iptm", "multimer"]
+RANK_BY_CHOICES: tuple[RankBy, ...] = ("auto", "plddt", "ptm", "iptm", "multimer")
+#: Which AlphaFold2 network: ``auto`` takes the multimer models for more than one chain or
+#: copy and the monomer pTM models for one chain.
+ModelType = Literal["auto", "monomer_ptm", "multimer"]
+MODEL_TYPES: tuple[ModelType, ...] = ("auto", "monomer_ptm", "multimer")
+#: The network each model type runs, as ColabFold names it (``--model-type``).
+NETWORK_NAMES = {"monomer_ptm": "alphafold2_ptm", "multimer": "alphafold2_multimer_v3"}
 FloatArray = npt.NDArray[np.float32]
 
 #: The largest seed: JAX's PRNG keys and numpy's RandomState take 32 bits.
@@ -35,7 +44,9 @@ class PredictOptions:
     recycle_early_stop_tolerance: float | None = None
     seed: int = 0
     num_seeds: int = 1
-    rank_by: RankBy = "plddt"
+    rank_by: RankBy = "auto"
+    model_type: ModelType = "auto"
+    #: Use templates in the models that take them (monomer models 1 and 2, every multimer model).
     templates: bool = False
     #: Stop running further models once one scores above this (ColabFold's --stop-at-score):
     #: mean pLDDT, or pTM x 100 when ranking by pTM.
@@ -80,8 +91,16 @@ class PredictOptions:
                 f"seeds {self.seed} to {last_seed} are outside 0..{MAX_SEED}",
                 f"give a seed from 0 to {MAX_SEED - self.num_seeds + 1} (32 bits, as JAX takes)",
             )
-        if self.rank_by not in ("plddt", "ptm"):
-            raise bad("rank_by", f"unknown ranking {self.rank_by!r}", "use plddt or ptm")
+        if self.rank_by not in RANK_BY_CHOICES:
+            raise bad(
+                "rank_by", f"unknown ranking {self.rank_by!r}", f"use {', '.join(RANK_BY_CHOICES)}"
+            )
+        if self.model_type not in MODEL_TYPES:
+            raise bad(
+                "model_type",
+                f"unknown model type {self.model_type!r}",
+                f"use {', '.join(MODEL_TYPES)}",
+            )
         if self.stop_at_score is not None and not 0 <= self.stop_at_score <= 100:
             raise bad(
                 "stop_at_score",
@@ -100,12 +119,18 @@ class PredictOptions:
                 f"{self.max_extra_msa} extra rows is outside 1..{LIMIT_EXTRA_MSA}",
                 f"use {MAX_EXTRA_MSA} (AlphaFold2's default) or fewer for speed",
             )
-        if self.templates:
-            raise bad(
-                "templates",
-                "templates are not supported yet",
-                "leave templates off; foldserve predicts from the MSA alone for now",
-            )
+
+    def network_for(self, is_complex: bool) -> ModelType:
+        """The model type that runs: ``auto`` resolved by whether the input is a complex."""
+        if self.model_type != "auto":
+            return self.model_type
+        return "multimer" if is_complex else "monomer_ptm"
+
+    def ranking_for(self, is_complex: bool) -> RankBy:
+        """The ranking metric: ``auto`` resolved as ColabFold resolves it."""
+        if self.rank_by != "auto":
+            return self.rank_by
+        return "multimer" if is_complex else "plddt"
 
 
 @dataclass(frozen=True)
@@ -122,6 +147,7 @@ class ProgressEvent:
     num_runs: int = 0
     mean_plddt: float | None = None
     ptm: float | None = None
+    iptm: float | None = None
 
 
 ProgressCallback = Callable[[ProgressEvent], None]
@@ -130,7 +156,10 @@ CancelCheck = Callable[[], bool]
 
 @dataclass(frozen=True)
 class ModelRun:
-    """One model with one seed: coordinates and confidences, unpadded."""
+    """One model with one seed: coordinates and confidences, unpadded.
+
+    Residue axes run over the whole complex, chain after chain (:attr:`Prediction.chains`).
+    """
 
     model: str
     seed: int
@@ -152,13 +181,62 @@ class ModelRun:
 
     #: Every array the network returned for the last recycle, unpadded (``--save-all``).
     raw: dict[str, Any] | None = field(default=None, repr=False)
+    #: Interface pTM: the multimer models' confidence in how the chains sit together.
+    iptm: float | None = None
+
+    @property
+    def ranking_confidence(self) -> float:
+        """AlphaFold-multimer's ``ranking_confidence``, 0.8 ipTM + 0.2 pTM (pTM without ipTM)."""
+        return self.ptm if self.iptm is None else 0.8 * self.iptm + 0.2 * self.ptm
 
     def score(self, rank_by: RankBy) -> float:
-        return self.mean_plddt if rank_by == "plddt" else self.ptm
+        """The ranking score: mean pLDDT (0-100) or a 0-1 confidence."""
+        if rank_by in ("plddt", "auto"):
+            return self.mean_plddt
+        if rank_by == "ptm":
+            return self.ptm
+        if rank_by == "iptm":
+            return self.ptm if self.iptm is None else self.iptm
+        return self.ranking_confidence
 
     def score_100(self, rank_by: RankBy) -> float:
         """The ranking score on a 0-100 scale, as ``stop_at_score`` reads it."""
-        return self.mean_plddt if rank_by == "plddt" else 100 * self.ptm
+        score = self.score(rank_by)
+        return score if rank_by in ("plddt", "auto") else 100 * score
+
+
+@dataclass(frozen=True)
+class ChainInfo:
+    """One chain of the predicted structure: chain ``A`` is the first ``length`` residues."""
+
+    id: str
+    #: 1-based entity: copies of one sequence share it (the mmCIF ``entity_id``).
+    entity: int
+    sequence: str
+    #: Offset of the chain's first residue on the prediction's residue axis.
+    start: int
+
+    @property
+    def length(self) -> int:
+        return len(self.sequence)
+
+    @property
+    def end(self) -> int:
+        return self.start + self.length
+
+
+def chains_of(sequences: tuple[str, ...], copies: tuple[int, ...]) -> tuple[ChainInfo, ...]:
+    """Chains ``A``, ``B``, … for distinct sequences each in ``copies`` copies, in that order
+    (the order of ColabFold's header and of AlphaFold's ``PDB_CHAIN_IDS``)."""
+    from alphafold.common.protein import PDB_CHAIN_IDS
+
+    chains: list[ChainInfo] = []
+    start = 0
+    for entity, (sequence, count) in enumerate(zip(sequences, copies, strict=True), start=1):
+        for _ in range(count):
+            chains.append(ChainInfo(PDB_CHAIN_IDS[len(chains)], entity, sequence, start))
+            start += len(sequence)
+    return tuple(chains)
 
 
 @dataclass(frozen=True)
@@ -172,6 +250,8 @@ class EngineInfo:
     evoformer_blocks: int
     device: str
     precision: Literal["bfloat16", "float32"]
+    #: The network that ran, as ColabFold names it: ``alphafold2_ptm``, ``alphafold2_multimer_v3``.
+    network: str = "alphafold2_ptm"
 
 
 @dataclass(frozen=True)
@@ -188,6 +268,30 @@ class Prediction:
     timings: dict[str, float] = field(default_factory=dict)
     #: Runs not made because an earlier one reached ``options.stop_at_score``.
     skipped_runs: int = 0
+    #: The chains on the residue axis; a monomer has one, ``A``. Empty means one chain ``A``
+    #: holding the whole query (use :attr:`chain_list`).
+    chains: tuple[ChainInfo, ...] = ()
+    #: The metric ``ranked`` is sorted by, ``auto`` resolved.
+    rank_by: RankBy = "plddt"
+    #: Templates the models saw, by chain id (names such as ``1abc_A``).
+    templates: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def chain_list(self) -> tuple[ChainInfo, ...]:
+        if self.chains:
+            return self.chains
+        return (ChainInfo("A", 1, self.msa.query_sequence, 0),)
+
+    @property
+    def is_complex(self) -> bool:
+        return len(self.chain_list) > 1
+
+    @property
+    def chain_index(self) -> npt.NDArray[np.int32]:
+        """Per residue, the 0-based index of its chain in :attr:`chain_list`."""
+        return np.concatenate(
+            [np.full(c.length, i, dtype=np.int32) for i, c in enumerate(self.chain_list)]
+        )
 
     @property
     def best(self) -> ModelRun:
