@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, cast
 
 import typer
 
 from foldserve.errors import InputError
-from foldserve.fold.results import PredictOptions, RankBy
+from foldserve.fold.results import ModelType, PredictOptions, RankBy
 
 ModelsOption = Annotated[str, typer.Option(help="AlphaFold2 pTM models to run.")]
 NumRecyclesOption = Annotated[int, typer.Option(help="Recycling iterations.")]
@@ -16,7 +17,58 @@ ToleranceOption = Annotated[
 ]
 SeedOption = Annotated[int, typer.Option(help="First random seed.")]
 NumSeedsOption = Annotated[int, typer.Option(help="Seeds per model.")]
-RankByOption = Annotated[str, typer.Option(help="Rank models by plddt or ptm.")]
+RankByOption = Annotated[
+    str,
+    typer.Option(
+        help="Rank models by auto (multimer for a complex, plddt for one chain), plddt, ptm, "
+        "iptm or multimer (0.8 ipTM + 0.2 pTM)."
+    ),
+]
+ModelTypeOption = Annotated[
+    str,
+    typer.Option(
+        help="auto (multimer for more than one chain or copy), monomer_ptm or multimer "
+        "(AlphaFold2-multimer v3)."
+    ),
+]
+NumPredictionsPerModelOption = Annotated[
+    int | None,
+    typer.Option(
+        help="Predictions (seeds) per model: the workflow's NumMultimerPredictionsPerModel; "
+        "the same as --num-seeds.",
+        show_default=False,
+    ),
+]
+CopiesOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Copies of each --msa chain in the complex, e.g. 2,1 (default one each).",
+        show_default=False,
+    ),
+]
+PairedMsaOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="A3M of the chains' paired rows side by side (e.g. ColabFold's pair.a3m); "
+        "without it rows are paired by species.",
+        show_default=False,
+    ),
+]
+TemplatesOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        help="Template structures (mmCIF or PDB files, or folders of them), or `server` for "
+        "the --server's template hits; used by models 1 and 2 (every multimer model).",
+        show_default=False,
+    ),
+]
+MaxTemplateDateOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Drop templates released after this date (YYYY-MM-DD), when their mmCIF says.",
+        show_default=False,
+    ),
+]
 MsaFormatOption = Annotated[str, typer.Option("--format", "-f", help="MSA format or auto.")]
 PlotsOption = Annotated[
     bool, typer.Option(help="Draw pLDDT, PAE and MSA coverage plots (PNG) beside the models.")
@@ -59,6 +111,24 @@ def parse_models(text: str) -> tuple[int, ...]:
         ) from None
 
 
+def parse_copies(text: str | None, chains: int) -> tuple[int, ...]:
+    """``"2,1"`` → ``(2, 1)``, one count per ``--msa`` chain; None → one copy of each."""
+    if text is None:
+        return (1,) * chains
+    try:
+        copies = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        copies = ()
+    if len(copies) != chains or min(copies, default=0) < 1:
+        raise InputError(
+            f"cannot read {text!r} as {chains} cop{'y' if chains == 1 else 'ies'} count(s)",
+            where="--copies",
+            fix=f"give one whole number of at least 1 per --msa ({chains}), e.g. --copies "
+            + ",".join(["1"] * chains),
+        )
+    return copies
+
+
 def predict_options(
     models: str,
     num_recycles: int,
@@ -67,12 +137,23 @@ def predict_options(
     num_seeds: int,
     rank_by: str,
     *,
+    model_type: str = "auto",
+    num_predictions_per_model: int | None = None,
     templates: bool = False,
     **defaulted: float | int | None,
 ) -> PredictOptions:
     """The options the flags ask for; errors name the flag the user typed. ``defaulted``
     options (``stop_at_score=…``) left None keep PredictOptions' default."""
     model_numbers = parse_models(models)
+    if num_predictions_per_model is not None:
+        if num_seeds not in (1, num_predictions_per_model):
+            raise InputError(
+                f"--num-seeds {num_seeds} and --num-predictions-per-model "
+                f"{num_predictions_per_model} disagree",
+                where="--num-predictions-per-model",
+                fix="give one of them: both set the seeds each model runs with",
+            )
+        num_seeds = num_predictions_per_model
     given = {name: value for name, value in defaulted.items() if value is not None}
     try:
         return PredictOptions(
@@ -82,6 +163,7 @@ def predict_options(
             seed=seed,
             num_seeds=num_seeds,
             rank_by=cast(RankBy, rank_by),
+            model_type=cast(ModelType, model_type),
             templates=templates,
             **given,  # type: ignore[arg-type]
         )
