@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -134,10 +135,29 @@ class PredictOptions:
 
 
 @dataclass(frozen=True)
+class TemplateSource:
+    """Where a prediction's templates come from: the user's structure files, or a folder of
+    ColabFold server template hits (``pdb70*`` files and mmCIFs), or both.
+
+    The predictor aligns them to each chain (:mod:`foldserve.fold.templates`); models that
+    take templates use up to four per chain.
+    """
+
+    files: tuple[Path, ...] = ()
+    server_dir: Path | None = None
+    #: YYYY-MM-DD: templates released later are dropped, when their mmCIF gives the date.
+    max_template_date: str | None = None
+
+    @property
+    def given(self) -> bool:
+        return bool(self.files) or self.server_dir is not None
+
+
+@dataclass(frozen=True)
 class ProgressEvent:
     """One step of a running prediction, for progress bars and job status."""
 
-    stage: Literal["features", "compile", "predict", "done"]
+    stage: Literal["features", "templates", "compile", "predict", "done"]
     elapsed: float
     model: str | None = None
     seed: int | None = None
