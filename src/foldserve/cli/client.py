@@ -22,16 +22,24 @@ from foldserve.cli.batch import check_batch_flags, submit_batch
 from foldserve.cli.console import err, say_retrying
 from foldserve.cli.options import (
     TEST_WEIGHTS_WARNING,
+    CopiesOption,
+    MaxTemplateDateOption,
     ModelsOption,
+    ModelTypeOption,
     MsaFormatOption,
+    NumPredictionsPerModelOption,
     NumRecyclesOption,
     NumSeedsOption,
+    PairedMsaOption,
     PlotsOption,
     QueryOption,
     RankByOption,
     RelaxOption,
     SeedOption,
+    TemplatesOption,
     ToleranceOption,
+    as_flag_error,
+    parse_copies,
     predict_options,
 )
 from foldserve.cli.search_options import (
@@ -50,11 +58,12 @@ from foldserve.cli.search_options import (
 from foldserve.client import records
 from foldserve.client.client import Client, check_job_id, save_best_model
 from foldserve.client.records import JobRecord
-from foldserve.client.request import JobRequest, build_request, policy_milliseconds
+from foldserve.client.request import ChainSpec, JobRequest, build_request, policy_milliseconds
 from foldserve.config import Endpoint, resolve_endpoint
 from foldserve.errors import InputError
 from foldserve.fold.outputs import best_model_source
 from foldserve.fold.run_config import check_relax
+from foldserve.jobs.input import check_date
 from foldserve.jobs.schema import JobOutput, JobProgress, JobState, JobStatus
 from foldserve.msa.model import Msa
 from foldserve.msa.search.settings import DEFAULT_MAX_HITS, DEFAULT_TIMEOUT_S, SearchSettings
@@ -89,8 +98,14 @@ def connect(endpoint: Endpoint) -> Client:
 
 
 def submit_command(
-    msa_path: Annotated[
-        str | None, typer.Option("--msa", help="MSA file in any supported format.")
+    msa_paths: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--msa",
+            help="MSA file in any supported format (a ColabFold complex A3M too); repeat it "
+            "for a complex, one MSA per distinct chain.",
+            show_default=False,
+        ),
     ] = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Where the best model goes (PDB).")
@@ -117,7 +132,13 @@ def submit_command(
     recycle_early_stop_tolerance: ToleranceOption = None,
     seed: SeedOption = 0,
     num_seeds: NumSeedsOption = 1,
-    rank_by: RankByOption = "plddt",
+    rank_by: RankByOption = "auto",
+    model_type: ModelTypeOption = "auto",
+    num_predictions_per_model: NumPredictionsPerModelOption = None,
+    copies: CopiesOption = None,
+    paired_msa: PairedMsaOption = None,
+    templates: TemplatesOption = None,
+    max_template_date: MaxTemplateDateOption = None,
     msa_format: MsaFormatOption = "auto",
     query: QueryOption = None,
     timeout: Annotated[
@@ -140,7 +161,9 @@ def submit_command(
     search_timeout: SearchTimeoutOption = DEFAULT_TIMEOUT_S,
 ) -> None:
     """Predict structures on a RunPod or self-hosted endpoint; the MSA is checked here first
-    (or searched here, on this machine's CPU, with --sequence)."""
+    (or searched here, on this machine's CPU, with --sequence). A complex: --msa per distinct
+    chain with --copies, or one ColabFold complex A3M."""
+    msa_path = msa_paths[0] if msa_paths else None
     if sum(x is not None for x in (msa_path, msa_dir, sequence)) != 1:
         raise InputError(
             "give one of --msa, --msa-dir and --sequence",
@@ -148,9 +171,32 @@ def submit_command(
             fix="--msa FILE, --msa-dir DIR, or --sequence FASTA with --db or --server",
         )
     policy_milliseconds(timeout, where="--timeout")  # refused before the MSA is read
+    chain_flags = _chain_flags(msa_paths or [], copies, paired_msa)
+    if chain_flags and msa_path is None:
+        raise InputError(
+            f"{chain_flags[0]} goes with --msa",
+            where=chain_flags[0],
+            fix="give the chains' MSAs with --msa (one per distinct chain)",
+        )
+    if templates and msa_dir is not None:
+        raise InputError(
+            "not available with --msa-dir yet",
+            where="--templates",
+            fix="submit each MSA with --msa and its templates",
+        )
     options = predict_options(
-        models, num_recycles, recycle_early_stop_tolerance, seed, num_seeds, rank_by
+        models,
+        num_recycles,
+        recycle_early_stop_tolerance,
+        seed,
+        num_seeds,
+        rank_by,
+        model_type=model_type,
+        num_predictions_per_model=num_predictions_per_model,
+        templates=bool(templates),
     )
+    chains = _chains(msa_paths or [], copies, paired_msa, msa_format, query)
+    template_paths = _template_paths(templates, max_template_date)
     endpoint = resolve_endpoint(url, endpoint_id, profile)
     relax_mode = check_relax(relax, where="--relax")
     if msa_dir is not None and relax_mode != "none":
@@ -178,16 +224,92 @@ def submit_command(
     else:
         assert msa_path is not None
         msa = msa_path
-    with err().status(f"Checking {msa_path or sequence} …", spinner="dots"):
-        request = build_request(
-            msa,
-            options,
-            execution_timeout_s=timeout,
-            msa_format=msa_format,
-            query=query,
-            relax=relax_mode,
-        )
+    what = " + ".join(msa_paths) if msa_paths else sequence
+    with err().status(f"Checking {what} …", spinner="dots"):
+        try:
+            request = build_request(
+                None if chains else msa,
+                options,
+                chains=chains,
+                paired_msa=paired_msa,
+                templates=template_paths,
+                max_template_date=max_template_date,
+                execution_timeout_s=timeout,
+                msa_format=msa_format,
+                query=query,
+                relax=relax_mode,
+            )
+        except InputError as exc:
+            if exc.where not in _REQUEST_FLAGS:
+                raise
+            raise as_flag_error(exc, _REQUEST_FLAGS) from None
     _submit_one(endpoint, request, output, out_dir, no_wait=no_wait, plots=plots)
+
+
+#: build_request's parameters, as submit's flags.
+_REQUEST_FLAGS = {
+    "msa": "--msa",
+    "chains": "--msa",
+    "paired_msa": "--paired-msa",
+    "templates": "--templates",
+    "max_template_date": "--max-template-date",
+}
+
+
+def _chain_flags(msa_paths: list[str], copies: str | None, paired_msa: Path | None) -> list[str]:
+    """The flags given that make a complex of --msa: a second --msa, --copies, --paired-msa."""
+    given = [
+        ("--msa", len(msa_paths) > 1),
+        ("--copies", copies is not None),
+        ("--paired-msa", paired_msa is not None),
+    ]
+    return [flag for flag, present in given if present]
+
+
+def _chains(
+    msa_paths: list[str],
+    copies: str | None,
+    paired_msa: Path | None,
+    msa_format: str,
+    query: str | None,
+) -> list[ChainSpec] | None:
+    """The chains of a complex given as --msa per chain (with --copies, --paired-msa); None
+    for one --msa in one copy, sent as it always was (a complex A3M is read as such)."""
+    if len(msa_paths) <= 1 and copies is None and paired_msa is None:
+        return None
+    counts = parse_copies(copies, len(msa_paths))
+    if len(msa_paths) > 1 and (query is not None or msa_format != "auto"):
+        raise InputError(
+            "applies to one MSA; with several --msa each is read by its content, its first row "
+            "the query",
+            where="--query" if query is not None else "--format",
+            fix="leave it out, or submit each chain's MSA with its first row the query",
+        )
+    return [
+        ChainSpec(path, count, msa_format=msa_format, query=query)
+        for path, count in zip(msa_paths, counts, strict=True)
+    ]
+
+
+def _template_paths(templates: list[str] | None, max_template_date: str | None) -> list[Path]:
+    """--templates as paths, checked for what the endpoint cannot take."""
+    if max_template_date is not None:
+        check_date(max_template_date, where="--max-template-date")
+    if not templates:
+        if max_template_date is not None:
+            raise InputError(
+                "there are no templates to date",
+                where="--max-template-date",
+                fix="give --templates too, or leave out --max-template-date",
+            )
+        return []
+    if "server" in templates:
+        raise InputError(
+            "`server` templates come from an MSA server search, which the endpoint does not do",
+            where="--templates",
+            fix="give template structure files or folders; they are sent with the job",
+        )
+    return [Path(t) for t in templates]
 
 
 def _searched(sequence: Path, settings: SearchSettings) -> Msa:

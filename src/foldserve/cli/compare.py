@@ -1,5 +1,7 @@
 """``foldserve compare``: two structures, or every ranked model of a prediction directory
-(foldserve's, ColabFold's or AlphaFold's)."""
+(foldserve's, ColabFold's or AlphaFold's). Each structure is a chain or a complex: complexes
+are scored as a whole and chain by chain (a second table, or ``chains`` in the JSON), one chain
+against a complex against its chain of the most similar sequence (``--chain-b`` picks one)."""
 
 from __future__ import annotations
 
@@ -15,8 +17,9 @@ from rich.table import Table
 from foldserve.cli.console import err, out
 from foldserve.errors import InputError
 from foldserve.pipeline import prediction_dir
-from foldserve.structure.compare import Align, Comparison, compare, compare_all
-from foldserve.structure.reading import Chain, read_chain
+from foldserve.structure.compare import Align, Comparison, Structure, compare_all
+from foldserve.structure.compare import compare_structures as compare
+from foldserve.structure.reading import read_chain, read_chains
 
 Paths = Annotated[
     list[Path],
@@ -50,7 +53,7 @@ def comparison_table(comparisons: list[Comparison], title: str | None = None) ->
             table.add_column(column, justify="right", no_wrap=True, min_width=len(column))
     for c in comparisons:
         table.add_row(
-            c.a,
+            c.a + (" (complex)" if c.is_complex else ""),
             c.b,
             f"{c.tm_score_a:.4f}",
             f"{c.tm_score_b:.4f}",
@@ -62,6 +65,49 @@ def comparison_table(comparisons: list[Comparison], title: str | None = None) ->
     return table
 
 
+def chains_table(comparisons: list[Comparison], title: str | None = None) -> Table | None:
+    """The complexes' chain pairs, one row each; None when no comparison is of complexes."""
+    rows = [(c, match) for c in comparisons for match in c.chains]
+    if not rows:
+        return None
+    table = Table(
+        title=title or "per chain",
+        title_justify="left",
+        caption="chains paired by id, else by the most similar sequence; each pair superposed "
+        "on its own",
+        caption_justify="left",
+        box=box.SIMPLE_HEAD,
+    )
+    columns = ("A", "B", "by", "TM (A)", "TM (B)", "RMSD Å", "pairs", "GDT-TS", "lDDT")
+    for column in columns:
+        if column in ("A", "B", "by"):
+            table.add_column(column, overflow="fold")
+        else:
+            table.add_column(column, justify="right", no_wrap=True, min_width=len(column))
+    for _, match in rows:
+        c = match.comparison
+        table.add_row(
+            c.a,
+            c.b,
+            match.matched_by,
+            f"{c.tm_score_a:.4f}",
+            f"{c.tm_score_b:.4f}",
+            f"{c.rmsd:.2f}",
+            str(c.aligned_length),
+            f"{c.gdt_ts:.4f}",
+            f"{c.lddt:.4f}",
+        )
+    return table
+
+
+def _structure(path: Path, chain: str | None, model: int = 0) -> Structure:
+    """The chain asked for, else every protein chain of the file (one, or a complex)."""
+    if chain is not None:
+        return read_chain(path, chain, model=model)
+    chains = read_chains(path, model=model)
+    return chains[0] if len(chains) == 1 else chains
+
+
 def _model_index(number: int, option: str) -> int:
     if number < 1:
         raise InputError(f"model {number}", where=option, fix="models are numbered from 1")
@@ -71,10 +117,14 @@ def _model_index(number: int, option: str) -> int:
 def compare_command(
     paths: Paths,
     reference: ReferenceOption = None,
-    chain_a: Annotated[str | None, typer.Option(help="Chain of A (default: the first).")] = None,
-    chain_b: Annotated[str | None, typer.Option(help="Chain of B (default: the first).")] = None,
+    chain_a: Annotated[
+        str | None, typer.Option(help="Chain of A (default: all its chains).")
+    ] = None,
+    chain_b: Annotated[
+        str | None, typer.Option(help="Chain of B (default: all its chains).")
+    ] = None,
     reference_chain: Annotated[
-        str | None, typer.Option(help="Chain of the reference (default: the first).")
+        str | None, typer.Option(help="Chain of the reference (default: all its chains).")
     ] = None,
     model_a: Annotated[int, typer.Option(help="Model of A in a multi-model file.")] = 1,
     model_b: Annotated[int, typer.Option(help="Model of B in a multi-model file.")] = 1,
@@ -94,15 +144,16 @@ def compare_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     job: JobOption = None,
 ) -> None:
-    """TM-score (by each length), RMSD, aligned length, GDT-TS and lDDT of structures."""
+    """TM-score (by each length), RMSD, aligned length, GDT-TS and lDDT of structures;
+    complexes also chain by chain."""
     how = cast(Align, align)
-    ref = read_chain(reference, reference_chain) if reference else None
+    ref = _structure(reference, reference_chain) if reference else None
     if len(paths) == 1 and paths[0].is_dir():
         prediction = prediction_dir.load(paths[0], job=job)
         for warning in prediction.warnings:
             err().print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
-        chains = [read_chain(model.path) for model in prediction.models]
-        _print(compare_all(chains, ref, align=how), as_json, title=str(paths[0]))
+        structures = [_structure(model.path, None) for model in prediction.models]
+        _print(compare_all(structures, ref, align=how), as_json, title=str(paths[0]))
         return
     if job is not None:
         raise InputError(
@@ -116,21 +167,45 @@ def compare_command(
             where="compare",
             fix="give two structure files A B, or one prediction directory",
         )
-    a = read_chain(paths[0], chain_a, model=_model_index(model_a, "--model-a"))
-    b = read_chain(paths[1], chain_b, model=_model_index(model_b, "--model-b"))
+    a = _structure(paths[0], chain_a, model=_model_index(model_a, "--model-a"))
+    b = _structure(paths[1], chain_b, model=_model_index(model_b, "--model-b"))
     if ref is None:
         result = compare(a, b, align=how, superpose=not in_place)
+        _notes([result])
         if as_json:
             sys.stdout.write(json.dumps(result.to_json()) + "\n")
         else:
-            out().print(comparison_table([result]))
+            _tables([result])
         return
-    pairs: list[tuple[Chain, Chain]] = [(a, b), (a, ref), (b, ref)]
+    pairs: list[tuple[Structure, Structure]] = [(a, b), (a, ref), (b, ref)]
     _print([compare(x, y, align=how, superpose=not in_place) for x, y in pairs], as_json)
 
 
+def _notes(comparisons: list[Comparison]) -> None:
+    """Say which chain of a complex a single chain was scored against, and which chains of
+    two complexes found no partner."""
+    stderr = err(highlight=False, markup=False, soft_wrap=True)
+    for c in comparisons:
+        if c.picked is not None:
+            stderr.print(f"{c.a} vs {c.b}: {c.picked} (--chain-a/--chain-b pick another)")
+        for side, left in (("A", c.unmatched_a), ("B", c.unmatched_b)):
+            if left:
+                stderr.print(
+                    f"{c.a} vs {c.b}: chain(s) {', '.join(left)} of {side} matched no chain "
+                    "of the other: left out"
+                )
+
+
+def _tables(comparisons: list[Comparison], title: str | None = None) -> None:
+    out().print(comparison_table(comparisons, title))
+    chains = chains_table(comparisons)
+    if chains is not None:
+        out().print(chains)
+
+
 def _print(comparisons: list[Comparison], as_json: bool, title: str | None = None) -> None:
+    _notes(comparisons)
     if as_json:
         sys.stdout.write(json.dumps({"comparisons": [c.to_json() for c in comparisons]}) + "\n")
     else:
-        out().print(comparison_table(comparisons, title))
+        _tables(comparisons, title)

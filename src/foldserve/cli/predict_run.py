@@ -190,11 +190,31 @@ def relax_runs(prediction: Prediction, mode: RelaxMode, log: RunLog) -> Relaxati
     return relaxation
 
 
+#: How the table and the log name each ranking metric.
+RANKING_NAMES = {
+    "plddt": "mean pLDDT",
+    "ptm": "pTM",
+    "iptm": "ipTM",
+    "multimer": "0.8 ipTM + 0.2 pTM",
+    "auto": "mean pLDDT",
+}
+
+
+def _has_iptm(prediction: Prediction) -> bool:
+    return any(run.iptm is not None for run in prediction.ranked)
+
+
 def log_ranking(prediction: Prediction, log: RunLog, relaxation: Relaxation) -> None:
+    log.note(f"ranked by {RANKING_NAMES.get(prediction.rank_by, prediction.rank_by)}", show=False)
     for rank, run in enumerate(prediction.ranked):
         relaxed = ", relaxed" if run.name in relaxation.models else ""
+        interface = (
+            ""
+            if run.iptm is None
+            else f" ipTM {run.iptm:.3f} confidence {run.ranking_confidence:.3f}"
+        )
         log.note(
-            f"rank {rank}: {run.name} pLDDT {run.mean_plddt:.1f} pTM {run.ptm:.3f} "
+            f"rank {rank}: {run.name} pLDDT {run.mean_plddt:.1f} pTM {run.ptm:.3f}{interface} "
             f"recycles {run.recycles} ({run.seconds:.1f} s{relaxed})",
             show=False,
         )
@@ -203,22 +223,34 @@ def log_ranking(prediction: Prediction, log: RunLog, relaxation: Relaxation) -> 
 def print_summary(
     prediction: Prediction, place: Placement, log: RunLog, relaxation: Relaxation
 ) -> None:
-    table = Table(title=f"ranking: {place.name}", title_justify="left")
-    columns = ["rank", "model", "seed", "mean pLDDT", "pTM", "recycles", "seconds"]
+    metric = RANKING_NAMES.get(prediction.rank_by, prediction.rank_by)
+    chains = prediction.chain_list
+    caption = f"ranked by {metric}"
+    multimer = _has_iptm(prediction)
+    if multimer and prediction.rank_by != "multimer":
+        caption += "; confidence = 0.8 ipTM + 0.2 pTM"
+    if prediction.is_complex:
+        caption += "; chains " + ", ".join(f"{c.id} ({c.length})" for c in chains)
+    table = Table(
+        title=f"ranking: {place.name}",
+        title_justify="left",
+        caption=caption,
+        caption_justify="left",
+    )
+    columns = ["rank", "model", "seed", "mean pLDDT", "pTM"]
+    if multimer:
+        columns += ["ipTM", "confidence"]
+    columns += ["recycles", "seconds"]
     if relaxation.mode != "none":
         columns.append("relaxed")
     for column in columns:
         table.add_column(column, justify="right" if column != "model" else "left")
     for rank, run in enumerate(prediction.ranked):
-        row = [
-            str(rank),
-            run.model,
-            str(run.seed),
-            f"{run.mean_plddt:.1f}",
-            f"{run.ptm:.3f}",
-            str(run.recycles),
-            f"{run.seconds:.1f}",
-        ]
+        row = [str(rank), run.model, str(run.seed), f"{run.mean_plddt:.1f}", f"{run.ptm:.3f}"]
+        if multimer:
+            row.append("-" if run.iptm is None else f"{run.iptm:.3f}")
+            row.append(f"{run.ranking_confidence:.3f}")
+        row += [str(run.recycles), f"{run.seconds:.1f}"]
         if relaxation.mode != "none":
             result = relaxation.models.get(run.name)
             row.append(f"{result.seconds:.1f} s" if result else "no")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import random
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import overload
@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from foldserve.client import records
 from foldserve.client.records import JobRecord
-from foldserve.client.request import JobRequest, build_request
+from foldserve.client.request import ChainSpec, JobRequest, build_request
 from foldserve.client.transport import FIRST_CONNECT_S, OnRetry, Transport, write_checked
 from foldserve.config import Endpoint, resolve_endpoint
 from foldserve.errors import InputError, RemoteError, Unavailable, WaitTimedOut
@@ -44,7 +44,15 @@ from foldserve.jobs.schema import (
 from foldserve.msa.model import Msa
 from foldserve.retry import DEFAULT_RETRY, RetryPolicy
 
-__all__ = ["Client", "JobOutput", "JobProgress", "JobState", "check_job_id", "save_best_model"]
+__all__ = [
+    "ChainSpec",
+    "Client",
+    "JobOutput",
+    "JobProgress",
+    "JobState",
+    "check_job_id",
+    "save_best_model",
+]
 
 POLL_FIRST_S = 0.5
 POLL_MAX_S = 15.0
@@ -115,9 +123,13 @@ class Client:
 
     def submit(
         self,
-        msa: Msa | str | Path,
+        msa: Msa | str | Path | None = None,
         options: PredictOptions | None = None,
         *,
+        chains: Sequence[ChainSpec] | None = None,
+        paired_msa: Msa | str | Path | None = None,
+        templates: Sequence[str | Path] = (),
+        max_template_date: str | None = None,
         execution_timeout_s: float = 3600.0,
         ttl_s: float | None = None,
         outputs: list[OutputKind] | None = None,
@@ -129,6 +141,9 @@ class Client:
     ) -> str:
         """Check ``msa`` locally, upload it, keep the job's record, and return the job id.
 
+        A complex is ``chains=[ChainSpec("A.a3m", copies=2), ChainSpec("B.sto")]`` instead of
+        ``msa``, with an optional ``paired_msa``; ``templates`` are structure files or folders
+        sent with the job (see :func:`build_request`).
         An MSA reduced to fit the request limit, or read with warnings, is reported with
         :func:`warnings.warn` (``UserWarning``); :func:`build_request` and
         :meth:`submit_request` let a caller handle those warnings itself. ``output`` and
@@ -138,6 +153,10 @@ class Client:
         request = build_request(
             msa,
             options,
+            chains=chains,
+            paired_msa=paired_msa,
+            templates=templates,
+            max_template_date=max_template_date,
             execution_timeout_s=execution_timeout_s,
             ttl_s=ttl_s,
             outputs=outputs,

@@ -5,6 +5,11 @@ Tools written for AlphaFold's output keep working: ``ranked_{i}.pdb``/``.cif``,
 AlphaFold DB's PAE and confidence JSON. ``scores.json`` has one line per run, ``msa.a3m`` is
 the alignment the network actually saw, and ``config.json`` (:mod:`foldserve.fold.run_config`)
 says how the run was made and lists its files. Every JSON file carries ``test_weights``.
+
+A complex is written as ``run_alphafold`` writes a multimer prediction: chains ``A``, ``B``, …
+in the models (copies of one sequence sharing an mmCIF entity), PAE and pLDDT over the whole
+complex, chain after chain, and ``ranking_debug.json`` keyed ``iptm+ptm`` (AlphaFold-multimer's
+ranking confidence, 0.8 ipTM + 0.2 pTM) instead of ``plddts``.
 """
 
 from __future__ import annotations
@@ -26,12 +31,14 @@ from foldserve._version import __version__
 from foldserve.errors import InputError
 from foldserve.files import write_bytes, write_text
 from foldserve.fold.features import msa_sizes
-from foldserve.fold.results import ModelRun, Prediction
+from foldserve.fold.results import ModelRun, Prediction, TemplateSource
 from foldserve.fold.run_config import (
     CONFIG_NAME,
+    RunChain,
     RunConfig,
     RunMsa,
     RunSettings,
+    RunTemplates,
     RunWeights,
 )
 from foldserve.msa.search.results import SearchSummary
@@ -41,7 +48,10 @@ from foldserve.structure.model_files import ModelCoordinates, to_mmcif, to_pdb
 if TYPE_CHECKING:  # relax.py relaxes the PDB text this module writes
     from foldserve.fold.relax import Relaxation, RelaxResult
 
+#: The monomer network's name (a prediction's own is ``prediction.engine.network``).
 ENGINE = "alphafold2_ptm"
+#: ``ranking_debug.json``'s key for AlphaFold-multimer's ranking confidence (run_alphafold's).
+MULTIMER_RANKING_KEY = "iptm+ptm"
 BEST_MODEL = "ranked_0.pdb"
 #: What the best model's file name may end in, and the ranked file each is made from.
 BEST_MODEL_FORMATS = {
@@ -74,6 +84,8 @@ def _coordinates(prediction: Prediction, run: ModelRun) -> ModelCoordinates:
         positions=run.positions,
         atom_mask=run.atom_mask,
         plddt=run.plddt,
+        chain_index=prediction.chain_index,
+        entities=tuple(chain.entity for chain in prediction.chain_list),
     )
 
 
@@ -93,6 +105,7 @@ def write_prediction(
     save_all: bool = False,
     search: SearchSummary | None = None,
     relaxation: Relaxation | None = None,
+    templates: TemplateSource | None = None,
 ) -> dict[str, Path]:
     """Write every output file into ``out_dir``; return them by name.
 
@@ -101,6 +114,8 @@ def write_prediction(
     foldserve searched for it) go into ``config.json``; ``save_all`` writes each run's raw
     network outputs as DeepMind's ``result_{run}.pkl``. A run in ``relaxation`` gets its
     ``relaxed_{run}.pdb``, which is then its ``ranked_{i}`` model, as ``run_alphafold`` does.
+    ``templates`` (where the run's templates came from, and their date limit) goes into
+    ``config.json`` beside the templates each chain used.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
@@ -136,7 +151,9 @@ def write_prediction(
             if run.raw is not None:
                 name = f"result_{run.name}.pkl"
                 files[name] = write_bytes(out_dir / name, pickle.dumps(run.raw, protocol=4))
-    config = run_config(prediction, neff=neff, search=search, relaxation=relaxation)
+    config = run_config(
+        prediction, neff=neff, search=search, relaxation=relaxation, templates=templates
+    )
     files[CONFIG_NAME] = write_config(out_dir, config)
     return files
 
@@ -163,12 +180,20 @@ def run_config(
     neff: float | None = None,
     search: SearchSummary | None = None,
     relaxation: Relaxation | None = None,
+    templates: TemplateSource | None = None,
 ) -> RunConfig:
     """How ``prediction`` was made, for its ``config.json`` (files filled in when written)."""
     options, msa, engine = prediction.options, prediction.msa, prediction.engine
     clusters, extra = msa_sizes(len(msa), options.max_msa_clusters, options.max_extra_msa)
     return RunConfig(
-        engine=ENGINE,
+        engine=engine.network,
+        model_type=_model_type(prediction),
+        rank_by=prediction.rank_by,
+        chains=tuple(
+            RunChain(id=c.id, entity=c.entity, length=c.length, sequence=c.sequence)
+            for c in prediction.chain_list
+        ),
+        templates=_run_templates(prediction, templates),
         created=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         # Every option, by the name PredictOptions and the job JSON give it (a new option is
         # recorded without a line here); RunSettings ignores what it does not list.
@@ -201,6 +226,23 @@ def run_config(
         shape=dataclasses.asdict(prediction.shape),
         versions=_versions(),
         test_weights=engine.test_weights,
+    )
+
+
+def _model_type(prediction: Prediction) -> str:
+    """``multimer`` or ``monomer_ptm``: the model type that ran (the network's name tells)."""
+    return "multimer" if "multimer" in prediction.engine.network else "monomer_ptm"
+
+
+def _run_templates(prediction: Prediction, source: TemplateSource | None) -> RunTemplates | None:
+    """The templates each chain's models saw and where they came from; None without any."""
+    if not prediction.options.templates and source is None and not prediction.templates:
+        return None
+    return RunTemplates(
+        used={chain: tuple(names) for chain, names in prediction.templates.items()},
+        files=tuple(str(path) for path in source.files) if source else (),
+        server_dir=str(source.server_dir) if source and source.server_dir else None,
+        max_template_date=source.max_template_date if source else None,
     )
 
 
@@ -237,28 +279,50 @@ def write_best_model(run_dir: Path, destination: Path) -> Path:
     return write_bytes(destination, data)
 
 
+def is_multimer(prediction: Prediction) -> bool:
+    """Whether the multimer network made the runs (they have an ipTM)."""
+    return any(run.iptm is not None for run in prediction.ranked)
+
+
 def ranking_debug(prediction: Prediction) -> dict[str, Any]:
-    """DeepMind's ``ranking_debug.json`` for monomer models, with the pTMs beside the pLDDTs."""
+    """DeepMind's ``ranking_debug.json``: ``plddts`` (mean pLDDT) for monomer models,
+    ``iptm+ptm`` (0.8 ipTM + 0.2 pTM) for multimer models, as ``run_alphafold`` keys them by
+    whether the model gives an ipTM; then ``order``. foldserve adds each run's pTM (and ipTM and
+    mean pLDDT for multimer runs), the metric ``order`` follows and ``test_weights``."""
+    ranked = prediction.ranked
+    ptms = {run.name: round(run.ptm, 4) for run in ranked}
+    debug: dict[str, Any]
+    if is_multimer(prediction):
+        debug = {
+            MULTIMER_RANKING_KEY: {run.name: round(run.ranking_confidence, 4) for run in ranked},
+            "iptms": {run.name: round(run.iptm or 0.0, 4) for run in ranked},
+            "ptms": ptms,
+            "mean_plddts": {run.name: round(run.mean_plddt, 2) for run in ranked},
+        }
+    else:
+        debug = {"plddts": {run.name: round(run.mean_plddt, 2) for run in ranked}, "ptms": ptms}
     return {
-        "plddts": {run.name: round(run.mean_plddt, 2) for run in prediction.ranked},
-        "ptms": {run.name: round(run.ptm, 4) for run in prediction.ranked},
-        "rank_by": prediction.options.rank_by,
-        "order": [run.name for run in prediction.ranked],
+        **debug,
+        "rank_by": prediction.rank_by,
+        "order": [run.name for run in ranked],
         "test_weights": prediction.test_weights,
     }
 
 
 def run_scores(rank: int, run: ModelRun) -> dict[str, Any]:
-    """One run's place and scores, as ``scores.json`` and the job output list them."""
-    return {
+    """One run's place and scores, as ``scores.json`` and the job output list them; a
+    multimer run's also its ipTM and ranking confidence (0.8 ipTM + 0.2 pTM)."""
+    scores: dict[str, Any] = {
         "rank": rank,
         "model": run.model,
         "seed": run.seed,
         "mean_plddt": round(run.mean_plddt, 2),
         "ptm": round(run.ptm, 4),
-        "max_pae": round(run.max_pae, 2),
-        "recycles": run.recycles,
     }
+    if run.iptm is not None:
+        scores["iptm"] = round(run.iptm, 4)
+        scores["ranking_confidence"] = round(run.ranking_confidence, 4)
+    return {**scores, "max_pae": round(run.max_pae, 2), "recycles": run.recycles}
 
 
 def scores_json(prediction: Prediction) -> str:
@@ -289,11 +353,21 @@ def _confidence_record(run: ModelRun, test_weights: bool) -> dict[str, Any]:
 
 
 def _remarks(prediction: Prediction, run: ModelRun) -> list[str]:
-    return [
-        f"foldserve {__version__} {ENGINE} {run.model} seed {run.seed}",
-        f"mean pLDDT {run.mean_plddt:.2f} pTM {run.ptm:.4f} recycles {run.recycles}",
+    scores = f"mean pLDDT {run.mean_plddt:.2f} pTM {run.ptm:.4f}"
+    if run.iptm is not None:
+        scores += f" ipTM {run.iptm:.4f} confidence {run.ranking_confidence:.4f}"
+    remarks = [
+        f"foldserve {__version__} {prediction.engine.network} {run.model} seed {run.seed}",
+        f"{scores} recycles {run.recycles}",
         f"MSA {Path(prediction.msa.source).name}: {len(prediction.msa)} rows",
     ]
+    if prediction.is_complex:
+        remarks += [
+            f"chain {c.id}: entity {c.entity}, {c.length} residues "
+            f"(complex residues {c.start + 1}-{c.end})"
+            for c in prediction.chain_list
+        ]
+    return remarks
 
 
 def _versions() -> dict[str, str]:

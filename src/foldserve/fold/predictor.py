@@ -15,30 +15,49 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
 
 import numpy as np
+import numpy.typing as npt
 
 from foldserve.errors import Cancelled, InputError, TooLarge
-from foldserve.fold import network
-from foldserve.fold.features import InputShape, msa_sizes, process_features, raw_features
+from foldserve.fold import multimer_features, network
+from foldserve.fold.features import (
+    FeatureDict,
+    InputShape,
+    msa_sizes,
+    process_features,
+    raw_features,
+)
+from foldserve.fold.network import MONOMER, MULTIMER, NetworkKey
 from foldserve.fold.results import (
+    NETWORK_NAMES,
     CancelCheck,
+    ChainInfo,
     EngineInfo,
     ModelRun,
     Prediction,
     PredictOptions,
     ProgressCallback,
     ProgressEvent,
+    RankBy,
 )
-from foldserve.fold.shapes import GIB, bucket_shape, estimate_bytes, exact_shape, reduced_depth_hint
+from foldserve.fold.shapes import (
+    GIB,
+    bucket_shape,
+    estimate_bytes,
+    exact_shape,
+    multimer_shape,
+    reduced_depth_hint,
+)
 from foldserve.fold.weights import (
     MODEL_NUMBERS,
     fingerprint,
     is_test_weights,
     model_param_file,
+    multimer_param_file,
     resolve_param_dir,
 )
 from foldserve.msa.model import Msa
@@ -77,7 +96,8 @@ def device_description() -> tuple[str, int]:
 
 
 class Predictor:
-    """AlphaFold2 pTM models from an MSA, warm across calls to :meth:`predict`."""
+    """AlphaFold2 from an MSA, warm across calls to :meth:`predict`: the monomer pTM models
+    for one chain, the multimer v3 models for a complex."""
 
     def __init__(
         self,
@@ -106,6 +126,9 @@ class Predictor:
                 "test weights, or point --params-dir / PARAM_DIR at an existing copy",
             )
         self.available_models = tuple(n for n in MODEL_NUMBERS if n not in missing)
+        self.available_multimer_models = tuple(
+            n for n in MODEL_NUMBERS if multimer_param_file(self.param_dir, n).is_file()
+        )
         self.test_weights = is_test_weights(self.param_dir)
         if compile_cache:
             enable_compile_cache(self.param_dir / COMPILE_CACHE_DIRNAME)
@@ -115,23 +138,24 @@ class Predictor:
         self.bucketing = bucketing
         self.device, device_bytes = device_description()
         self.memory_limit_bytes = memory_limit_bytes or device_bytes
-        model_3 = network.load_params(self.param_dir, 3)
-        self._network = network.build_network(self.param_dir, model_3, bfloat16=self.bfloat16)
-        self._params: dict[int, network.Params] = {3: model_3}
-        self._compiled: dict[InputShape, Any] = {}
+        self._full_params: dict[tuple[str, int], network.Params] = {}
+        self._networks: dict[NetworkKey, network.Network] = {}
+        self._params: dict[tuple[NetworkKey, int], network.Params] = {}
+        self._compiled: dict[tuple[NetworkKey, InputShape], Any] = {}
         self.compile_count = 0
+        monomer = self._network(NetworkKey(MONOMER))
         self.engine = EngineInfo(
             params_dir=str(self.param_dir),
             weights_fingerprint=fingerprint(self.param_dir),
             test_weights=self.test_weights,
-            evoformer_blocks=self._network.evoformer_blocks,
+            evoformer_blocks=monomer.evoformer_blocks,
             device=self.device,
             precision="bfloat16" if self.bfloat16 else "float32",
         )
 
     @property
     def evoformer_blocks(self) -> int:
-        return self._network.evoformer_blocks
+        return self.engine.evoformer_blocks
 
     def load_all_params(self) -> None:
         """Load every available model's parameters now rather than at its first use.
@@ -140,47 +164,73 @@ class Predictor:
         network volume.
         """
         for number in self.available_models:
-            self._model_params(number)
+            self._loaded(MONOMER, number)
+        for number in self.available_multimer_models:
+            self._loaded(MULTIMER, number)
+
+    def network_for(self, msa: Msa, options: PredictOptions) -> str:
+        """The network ``msa`` runs on: ``alphafold2_ptm`` or ``alphafold2_multimer_v3``."""
+        return NETWORK_NAMES[options.network_for(msa.complex is not None)]
 
     def shape_for(self, msa: Msa, options: PredictOptions | None = None) -> InputShape:
         """The padded (or, without bucketing, exact) input shape ``msa`` runs at."""
         options = options or PredictOptions()
+        if self.network_for(msa, options) == MULTIMER:
+            key = _multimer_key(options)
+            # The merged MSA is at most every row plus the gap rows of the other chains;
+            # ColabFold pads it to at least num_msa + 4.
+            rows = max(len(msa) * len(_copies(msa)), key.num_msa + 4)
+            return multimer_shape(
+                _complex_length(msa), rows, key.num_extra_msa, bucketing=self.bucketing
+            )
         choose = bucket_shape if self.bucketing else exact_shape
         return choose(msa.query_length, _sizes(msa, options))
 
     def check_input(self, msa: Msa, options: PredictOptions, *, where: str = "models") -> None:
-        """Everything that can be refused before any work: a complex (not supported yet),
+        """Everything that can be refused before any work: a network without parameters,
         models without parameters, a job too large for the device."""
-        if msa.complex is not None:
+        network_name = self.network_for(msa, options)
+        if msa.complex is not None and network_name == MONOMER:
             raise InputError(
-                f"a ColabFold complex A3M ({msa.complex.describe()}); foldserve folds single "
-                "chains for now",
-                where=f"{msa.source}:1",
-                fix="fold one chain's MSA (the query's unpaired block), "
-                "or use colabfold_batch for complexes",
+                f"a {msa.complex.describe()} with the monomer pTM models",
+                where="model_type" if where == "models" else where.replace("models", "model_type"),
+                fix="use --model-type multimer (or auto) for a complex, or fold one chain's MSA",
             )
-        self.check_models(options.models, where=where)
+        if network_name == MULTIMER and not self.available_multimer_models:
+            raise InputError(
+                "the AlphaFold2-multimer parameters are not installed here",
+                where=msa.source if msa.complex is not None else "model_type",
+                fix="run `foldserve weights fetch` (DeepMind's archive holds them), or "
+                "`foldserve weights make-test --multimer` for random test weights",
+            )
+        self.check_models(options.models, where=where, network_name=network_name)
         self.check_fits(msa, options)
 
-    def check_models(self, models: tuple[int, ...], *, where: str = "models") -> None:
+    def check_models(
+        self, models: tuple[int, ...], *, where: str = "models", network_name: str = MONOMER
+    ) -> None:
         """Refuse models whose parameters are not installed; the message names no path (a
         job's sender is told it too)."""
-        unavailable = sorted(set(models) - set(self.available_models))
+        available = (
+            self.available_multimer_models if network_name == MULTIMER else self.available_models
+        )
+        unavailable = sorted(set(models) - set(available))
         if unavailable:
             raise InputError(
-                f"model {unavailable[0]} has no parameters installed here",
+                f"{network_name} model {unavailable[0]} has no parameters installed here",
                 where=where,
-                fix=f"choose among {', '.join(map(str, self.available_models))}, "
+                fix=f"choose among {', '.join(map(str, available))}, "
                 "or fetch all weights (`foldserve weights fetch`)",
             )
 
     def check_fits(self, msa: Msa, options: PredictOptions | None = None) -> None:
         """Refuse, before any work, a job whose estimated memory exceeds the device's."""
+        options = options or PredictOptions()
         shape = self.shape_for(msa, options)
         needed = estimate_bytes(shape, self._param_bytes())
         if self.memory_limit_bytes and needed > self.memory_limit_bytes:
             raise TooLarge(
-                f"this job needs about {needed / GIB:.1f} GiB ({msa.query_length} residues, "
+                f"this job needs about {needed / GIB:.1f} GiB ({_complex_length(msa)} residues, "
                 f"{len(msa)} MSA rows) but {self.device} has "
                 f"{self.memory_limit_bytes / GIB:.1f} GiB",
                 where=msa.source,
@@ -210,40 +260,33 @@ class Predictor:
 
         report(ProgressEvent(stage="features", elapsed=0.0))
         tick = time.perf_counter()
-        raw = raw_features(msa)
-        shape = self.shape_for(msa, options)
+        job = self._prepare(msa, options)
         timings["features"] = _since(tick)
 
         runs: list[ModelRun] = []
         num_runs = len(options.models) * options.num_seeds
+        rank_by = options.ranking_for(job.is_complex)
         for seed in range(options.seed, options.seed + options.num_seeds):
-            if _reached(runs, options):
+            if _reached(runs, options, rank_by):
                 break
             tick = time.perf_counter()
-            batch = process_features(
-                raw,
-                self._network.config,
-                seed=seed,
-                num_recycles=options.num_recycles,
-                sizes=_sizes(msa, options),
-                shape=shape,
-            )
+            batch = job.batch_for(seed, options)
             timings[f"process_features_pred_{seed}"] = _since(tick)
             for number in options.models:
-                if _reached(runs, options):
+                if _reached(runs, options, rank_by):
                     break
-                model_name = f"model_{number}_ptm"
+                model_name = job.model_name(number)
                 tick = time.perf_counter()
-                params = self._model_params(number)
+                params = self._model_params(job.key, number)
                 timings["load_params"] = timings.get("load_params", 0.0) + _since(tick)
                 tick = time.perf_counter()
-                apply = self._compiled_apply(shape, params, batch, report, model_name)
+                apply = self._compiled_apply(job, params, batch, report, model_name)
                 timings["compile"] = timings.get("compile", 0.0) + _since(tick)
                 run = self._run_model(
                     apply,
                     params,
+                    job,
                     batch,
-                    msa.query_length,
                     model_name,
                     seed,
                     options,
@@ -254,57 +297,117 @@ class Predictor:
                 timings[f"predict_{run.name}"] = run.seconds
                 runs.append(run)
 
-        ranked = tuple(sorted(runs, key=lambda r: r.score(options.rank_by), reverse=True))
+        ranked = tuple(sorted(runs, key=lambda r: r.score(rank_by), reverse=True))
         timings["predict"] = sum(r.seconds for r in runs)
         timings["total"] = _since(started)
         report(ProgressEvent(stage="done", elapsed=timings["total"]))
-        length = msa.query_length
         return Prediction(
             msa=msa,
-            aatype=np.asarray(raw["aatype"].argmax(-1), dtype=np.int32)[:length],
-            residue_index=np.asarray(raw["residue_index"], dtype=np.int32)[:length],
+            aatype=job.aatype,
+            residue_index=job.residue_index,
             ranked=ranked,
             options=options,
-            shape=shape,
-            engine=self.engine,
+            shape=job.shape,
+            engine=replace(
+                self.engine,
+                network=job.key.network,
+                evoformer_blocks=self._networks[job.key].evoformer_blocks,
+            ),
             timings=timings,
             skipped_runs=num_runs - len(runs),
+            chains=job.chains,
+            rank_by=rank_by,
+        )
+
+    def _prepare(self, msa: Msa, options: PredictOptions) -> _Job:
+        """The features every model run of ``msa`` shares."""
+        shape = self.shape_for(msa, options)
+        if self.network_for(msa, options) == MULTIMER:
+            key = _multimer_key(options)
+            complex_input = multimer_features.split_complex(msa)
+            features = multimer_features.multimer_features(complex_input, num_msa=key.num_msa)
+            length = int(features["aatype"].shape[0])
+            # The estimate may fall short of the merged MSA's real depth: take the real one.
+            shape = multimer_shape(
+                length,
+                multimer_features.msa_rows(features),
+                key.num_extra_msa,
+                bucketing=self.bucketing,
+            )
+            return _Job(
+                key=key,
+                shape=shape,
+                chains=complex_input.chains,
+                aatype=np.asarray(features["aatype"], dtype=np.int32),
+                residue_index=np.asarray(features["residue_index"], dtype=np.int32),
+                multimer_batch=_canonical(multimer_features.pad_to(features, shape)),
+            )
+        raw = raw_features(msa)
+        length = msa.query_length
+        return _Job(
+            key=NetworkKey(MONOMER),
+            shape=shape,
+            chains=(ChainInfo("A", 1, msa.query_sequence, 0),),
+            aatype=np.asarray(raw["aatype"].argmax(-1), dtype=np.int32)[:length],
+            residue_index=np.asarray(raw["residue_index"], dtype=np.int32)[:length],
+            raw=raw,
+            sizes=_sizes(msa, options),
+            config=self._network(NetworkKey(MONOMER)).config,
         )
 
     def _param_bytes(self) -> int:
         return model_param_file(self.param_dir, 3).stat().st_size
 
-    def _model_params(self, number: int) -> network.Params:
-        if number not in self._params:
-            full = network.load_params(self.param_dir, number)
-            # Models 1 and 2 carry template weights the template-free network does not use.
-            self._params[number] = {k: full[k] for k in self._network.param_keys}
-        return self._params[number]
+    def _loaded(self, network_name: str, number: int) -> network.Params:
+        """One model's full parameter set, read once."""
+        if (network_name, number) not in self._full_params:
+            self._full_params[network_name, number] = network.load_params(
+                self.param_dir, network_name, number
+            )
+        return self._full_params[network_name, number]
+
+    def _network(self, key: NetworkKey) -> network.Network:
+        if key not in self._networks:
+            reference = self._loaded(key.network, key.reference_model())
+            self._networks[key] = network.build_network(
+                self.param_dir, reference, key, bfloat16=self.bfloat16
+            )
+        return self._networks[key]
+
+    def _model_params(self, key: NetworkKey, number: int) -> network.Params:
+        """Model ``number``'s parameters as network ``key`` takes them: models 1 and 2 carry
+        template weights a template-free network does not use."""
+        if (key, number) not in self._params:
+            full = self._loaded(key.network, number)
+            keys = self._network(key).param_keys
+            self._params[key, number] = {k: full[k] for k in keys}
+        return self._params[key, number]
 
     def _compiled_apply(
         self,
-        shape: InputShape,
+        job: _Job,
         params: network.Params,
-        batch: dict[str, Any],
+        batch: FeatureDict,
         report: _Reporter,
         model_name: str,
     ) -> Any:
-        if shape not in self._compiled:
+        slot = (job.key, job.shape)
+        if slot not in self._compiled:
             import jax
 
             report(ProgressEvent(stage="compile", elapsed=report.elapsed(), model=model_name))
-            example = {**_recycle_slice(batch, 0), "prev": _zero_prev(shape.length)}
-            lowered = self._network.apply.lower(params, jax.random.PRNGKey(0), example)
-            self._compiled[shape] = lowered.compile()
+            example = {**job.recycle_input(batch, 0), "prev": _zero_prev(job.shape.length)}
+            lowered = self._network(job.key).apply.lower(params, jax.random.PRNGKey(0), example)
+            self._compiled[slot] = lowered.compile()
             self.compile_count += 1
-        return self._compiled[shape]
+        return self._compiled[slot]
 
     def _run_model(
         self,
         apply: Callable[..., Any],
         params: network.Params,
-        batch: dict[str, Any],
-        length: int,
+        job: _Job,
+        batch: FeatureDict,
         model_name: str,
         seed: int,
         options: PredictOptions,
@@ -316,8 +419,8 @@ class Predictor:
         import jax
 
         tick = time.perf_counter()
-        padded_length = batch["aatype"].shape[1]
-        prev = _zero_prev(padded_length)
+        length = len(job.aatype)
+        prev = _zero_prev(job.shape.length)
         key = jax.random.PRNGKey(seed)
         result: dict[str, Any] = {}
         recycle = 0
@@ -325,9 +428,10 @@ class Predictor:
             if cancel is not None and cancel():
                 raise Cancelled(f"{model_name} seed {seed}, before recycle {recycle}")
             key, sub_key = jax.random.split(key)
-            output = apply(params, sub_key, {**_recycle_slice(batch, recycle), "prev": prev})
+            output = apply(params, sub_key, {**job.recycle_input(batch, recycle), "prev": prev})
             prev = {k: np.asarray(v, np.float16) for k, v in output.pop("prev").items()}
             result = output
+            iptm = _iptm(output, job)
             report(
                 ProgressEvent(
                     stage="predict",
@@ -338,6 +442,7 @@ class Predictor:
                     num_recycles=options.num_recycles,
                     mean_plddt=float(output["mean_plddt"]),
                     ptm=float(output["ptm"]),
+                    iptm=iptm,
                 )
             )
             tolerance = options.recycle_early_stop_tolerance
@@ -358,8 +463,56 @@ class Predictor:
             recycles=recycle,
             tolerance=float(result["tol"]) if recycle > 0 else None,
             seconds=_since(tick),
-            raw=_unpadded(result, padded_length, length) if keep_raw else None,
+            raw=_unpadded(result, job.shape.length, length) if keep_raw else None,
+            iptm=_iptm(result, job),
         )
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What every model run of one prediction shares: the network, the shape, the features.
+
+    A monomer's MSA is sampled per seed before the network (``batch_for`` processes ``raw``
+    and the batch holds one slice per recycle); the multimer samples inside the network, so
+    its one padded ``multimer_batch`` serves every seed and recycle.
+    """
+
+    key: NetworkKey
+    shape: InputShape
+    chains: tuple[ChainInfo, ...]
+    aatype: npt.NDArray[np.int32]
+    residue_index: npt.NDArray[np.int32]
+    raw: FeatureDict | None = None
+    sizes: tuple[int, int] = (0, 0)
+    config: Any = None
+    multimer_batch: FeatureDict | None = None
+
+    @property
+    def is_complex(self) -> bool:
+        return len(self.chains) > 1
+
+    def model_name(self, number: int) -> str:
+        """DeepMind's name: ``model_1_ptm``, ``model_1_multimer_v3``."""
+        return f"model_{number}_multimer_v3" if self.key.multimer else f"model_{number}_ptm"
+
+    def batch_for(self, seed: int, options: PredictOptions) -> FeatureDict:
+        if self.multimer_batch is not None:
+            return self.multimer_batch
+        assert self.raw is not None
+        return process_features(
+            self.raw,
+            self.config,
+            seed=seed,
+            num_recycles=options.num_recycles,
+            sizes=self.sizes,
+            shape=self.shape,
+        )
+
+    def recycle_input(self, batch: FeatureDict, recycle: int) -> FeatureDict:
+        """The features one recycle reads: the monomer's slice of it, the multimer's all."""
+        if self.key.multimer:
+            return batch
+        return {k: v[recycle : recycle + 1] for k, v in batch.items()}
 
 
 class _Reporter:
@@ -392,10 +545,52 @@ def _sizes(msa: Msa, options: PredictOptions) -> tuple[int, int]:
     return msa_sizes(len(msa), options.max_msa_clusters, options.max_extra_msa)
 
 
-def _reached(runs: list[ModelRun], options: PredictOptions) -> bool:
+def _reached(runs: list[ModelRun], options: PredictOptions, rank_by: RankBy) -> bool:
     """Whether a run so far scored at least ``options.stop_at_score``."""
     limit = options.stop_at_score
-    return limit is not None and any(run.score_100(options.rank_by) >= limit for run in runs)
+    return limit is not None and any(run.score_100(rank_by) >= limit for run in runs)
+
+
+def _multimer_key(options: PredictOptions) -> NetworkKey:
+    """The multimer network for ``options``: ColabFold's 508:2048 MSA sizes, or fewer when
+    ``--max-msa`` asks for fewer."""
+    return NetworkKey(
+        MULTIMER,
+        num_msa=min(options.max_msa_clusters, network.MULTIMER_NUM_MSA),
+        num_extra_msa=min(options.max_extra_msa, network.MULTIMER_NUM_EXTRA_MSA),
+    )
+
+
+def _copies(msa: Msa) -> tuple[int, ...]:
+    return msa.complex.copies if msa.complex is not None else (1,)
+
+
+def _complex_length(msa: Msa) -> int:
+    """Residues of the whole complex: every copy of every chain."""
+    if msa.complex is None:
+        return msa.query_length
+    return sum(n * c for n, c in zip(msa.complex.lengths, msa.complex.copies, strict=True))
+
+
+def _iptm(output: dict[str, Any], job: _Job) -> float | None:
+    """The multimer's interface pTM; None for one chain, where it means nothing."""
+    if not job.key.multimer or not job.is_complex or "iptm" not in output:
+        return None
+    return float(output["iptm"])
+
+
+def _canonical(features: FeatureDict) -> FeatureDict:
+    """64-bit arrays as the 32-bit ones JAX computes with, so every job of a shape has the
+    dtypes the compiled function was made for."""
+    converted: FeatureDict = {}
+    for name, value in features.items():
+        array = np.asarray(value)
+        if array.dtype == np.float64:
+            array = array.astype(np.float32)
+        elif array.dtype == np.int64:
+            array = array.astype(np.int32)
+        converted[name] = array
+    return converted
 
 
 def _unpadded(result: dict[str, Any], padded: int, length: int) -> dict[str, Any]:
@@ -415,10 +610,6 @@ def _unpadded(result: dict[str, Any], padded: int, length: int) -> dict[str, Any
 
 def _since(tick: float) -> float:
     return time.perf_counter() - tick
-
-
-def _recycle_slice(batch: dict[str, Any], recycle: int) -> dict[str, Any]:
-    return {k: v[recycle : recycle + 1] for k, v in batch.items()}
 
 
 def _zero_prev(length: int) -> dict[str, np.ndarray[Any, Any]]:

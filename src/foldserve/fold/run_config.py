@@ -5,6 +5,10 @@ one too, with the settings, the MSA the network saw, the weights (and their fing
 device and the versions, so a folder read months later still says what it holds. ``files``
 lists every file the run wrote: readers (``report``, ``compare``) take the run's models from
 it, never from a glob that could pick up a stranger's file.
+
+A complex's record also lists its chains (id, entity, length, sequence), the model type that
+ran, the resolved ranking metric and the templates each chain used. Every field added since the
+format's first version has a default, so older records still read (as monomer runs).
 """
 
 from __future__ import annotations
@@ -60,6 +64,28 @@ class RunWeights(_Frozen):
     evoformer_blocks: int
 
 
+class RunChain(_Frozen):
+    """One chain of the predicted structure, in the models' order (``A`` first)."""
+
+    id: str
+    #: 1-based entity: copies of one sequence share it (the models' mmCIF ``entity_id``).
+    entity: int
+    length: int
+    sequence: str
+
+
+class RunTemplates(_Frozen):
+    """The templates the models saw, by chain id, and where they came from."""
+
+    used: dict[str, tuple[str, ...]] = {}
+    #: The user's template files (``--templates PATH``).
+    files: tuple[str, ...] = ()
+    #: The folder of ColabFold server template hits (``--templates server``).
+    server_dir: str | None = None
+    #: YYYY-MM-DD: templates released later were dropped.
+    max_template_date: str | None = None
+
+
 class RunSettings(_Frozen):
     """The knobs, named as the job JSON and the command line name them."""
 
@@ -69,6 +95,10 @@ class RunSettings(_Frozen):
     seed: int
     num_seeds: int
     rank_by: str
+    #: As asked (``auto`` included); :attr:`RunConfig.model_type` is the one that ran.
+    model_type: str = "monomer_ptm"
+    #: Templates asked for (models 1 and 2 of the monomer models, every multimer model).
+    templates: bool = False
     stop_at_score: float | None = None
     max_msa_clusters: int
     max_extra_msa: int
@@ -79,7 +109,17 @@ class RunSettings(_Frozen):
 
 class RunConfig(_Frozen):
     format: str = FORMAT
+    #: The network that ran, as ColabFold names it: alphafold2_ptm, alphafold2_multimer_v3.
     engine: str
+    #: monomer_ptm or multimer: the model type that ran.
+    model_type: str = "monomer_ptm"
+    #: The metric the models are ranked by, ``auto`` resolved (None in older records: see
+    #: ``settings.rank_by``).
+    rank_by: str | None = None
+    #: The chains, ``A`` first; one for a monomer (empty in older records).
+    chains: tuple[RunChain, ...] = ()
+    #: None when the run used no templates.
+    templates: RunTemplates | None = None
     created: str
     settings: RunSettings
     msa: RunMsa

@@ -67,3 +67,19 @@ def reduced_depth_hint(shape: InputShape) -> str:
             "or run on a GPU with more memory"
         )
     return "run on a GPU with more memory, or predict a shorter part of the sequence"
+
+
+#: Full MSA depths a multimer job is padded to (it samples its clusters inside the network).
+MULTIMER_ROW_BUCKETS = (512, 1024, 2048, 4096, 8192, 16384)
+
+
+def multimer_shape(length: int, rows: int, num_extra_msa: int, *, bucketing: bool) -> InputShape:
+    """The shape a complex of ``length`` residues and ``rows`` MSA rows runs at: ``clusters``
+    is the full MSA depth the network is given, ``extra`` the extra rows it samples."""
+    if not bucketing:
+        return InputShape(length=length, clusters=rows, extra=num_extra_msa)
+    return InputShape(
+        length=length_bucket(length),
+        clusters=_first_at_least(rows, MULTIMER_ROW_BUCKETS),
+        extra=num_extra_msa,
+    )

@@ -20,7 +20,7 @@ from pydantic import Field
 
 from foldserve._version import __version__
 from foldserve.fold.features import msa_sizes
-from foldserve.fold.outputs import ENGINE, run_scores
+from foldserve.fold.outputs import run_scores
 from foldserve.fold.results import Prediction
 from foldserve.jobs.input import OutputKind
 from foldserve.jobs.wire import WireModel
@@ -33,10 +33,28 @@ UrlFor = Callable[[str, Path], str | None]
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256, hex")]
 
 
-class QuerySummary(WireModel):
-    name: str
+class ChainSummary(WireModel):
+    """One chain of the predicted complex, in the structure's order."""
+
+    id: str
+    """The chain's id in the models (PDB and mmCIF): A, B, … in order, copies one after
+    another."""
+    entity: int
+    """1-based: copies of one sequence share it (one entity per entry of the input's chains)."""
     length: int
     sequence: str
+    name: str | None = None
+    """The input's ``chains[i].id`` of this chain's entity, when given."""
+
+
+class QuerySummary(WireModel):
+    name: str
+    """The query row's name (a complex MSA's: the chains' names)."""
+    length: int
+    """Residues of the query row: each distinct chain once."""
+    sequence: str
+    chains: tuple[ChainSummary, ...] = ()
+    """For a complex (or a job sent as chains): every chain of the structure."""
 
 
 class MsaSummary(WireModel):
@@ -54,6 +72,10 @@ class RankingEntry(WireModel):
     seed: int
     mean_plddt: float
     ptm: float
+    iptm: float | None = None
+    """Interface pTM, from the multimer models; absent (null) for a monomer model."""
+    ranking_confidence: float | None = None
+    """AlphaFold-multimer's ranking confidence, 0.8 ipTM + 0.2 pTM; with ``iptm`` only."""
     max_pae: float
     recycles: int
 
@@ -84,6 +106,11 @@ class JobOutput(WireModel):
 
     foldserve_version: str
     engine: str
+    """The network that ran, as ColabFold names it: alphafold2_ptm, alphafold2_multimer_v3."""
+    model_type: str | None = None
+    """The model type that ran (the input's ``auto`` resolved): monomer_ptm or multimer."""
+    rank_by: str | None = None
+    """The metric ``ranking`` is sorted by (the input's ``auto`` resolved)."""
     test_weights: bool
     """True when the weights were random test weights: the models are not protein structures."""
     query: QuerySummary
@@ -93,6 +120,8 @@ class JobOutput(WireModel):
     """File name -> its content, or where to fetch it."""
     timings: dict[str, float]
     """Seconds per step: parse, features, compile, predict, relax (when asked), total."""
+    templates: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    """Templates the models used, by chain id (e.g. ``{"A": ["1abc_A"]}``); absent without."""
     left_out: tuple[str, ...] = ()
     """Files that neither fit inline nor had a place to go (``warnings`` says so)."""
     warnings: tuple[str, ...] = ()
@@ -149,9 +178,31 @@ def select_files(files: dict[str, Path], outputs: list[OutputKind]) -> dict[str,
 
 
 def ranking(prediction: Prediction) -> tuple[RankingEntry, ...]:
-    """The prediction's runs, best first, as the job output and ``scores.json`` list them."""
+    """The prediction's runs, best first, as the job output and ``scores.json`` list them;
+    a multimer run's with its ipTM and ranking confidence."""
     return tuple(
         RankingEntry(**run_scores(rank, run)) for rank, run in enumerate(prediction.ranked)
+    )
+
+
+def query_summary(prediction: Prediction, chain_names: tuple[str | None, ...] = ()) -> QuerySummary:
+    """The query, and for a complex (or a job sent as ``chains``) each chain of the structure:
+    ``chain_names[entity - 1]`` is the input's label of each chain's entity."""
+    msa = prediction.msa
+    chains: tuple[ChainSummary, ...] = ()
+    if prediction.is_complex or chain_names:
+        chains = tuple(
+            ChainSummary(
+                id=chain.id,
+                entity=chain.entity,
+                length=chain.length,
+                sequence=chain.sequence,
+                name=chain_names[chain.entity - 1] if chain.entity <= len(chain_names) else None,
+            )
+            for chain in prediction.chain_list
+        )
+    return QuerySummary(
+        name=msa.query_name, length=msa.query_length, sequence=msa.query_sequence, chains=chains
     )
 
 
@@ -164,22 +215,25 @@ def build_output(
     inline_limit: int = DEFAULT_INLINE_LIMIT,
     url_for: UrlFor | None = None,
     warnings: tuple[str, ...] = (),
+    chain_names: tuple[str | None, ...] = (),
 ) -> JobOutput:
     """The output: summary, ranking, and each requested file inline or as a URL; ``warnings``
-    are the caller's (a model that could not be relaxed), before the output's own."""
+    are the caller's (a model that could not be relaxed), before the output's own.
+    ``chain_names`` label the distinct chains (the input's ``chains[i].id``)."""
     msa = prediction.msa
     options = prediction.options
     clusters, extra = msa_sizes(len(msa), options.max_msa_clusters, options.max_extra_msa)
     summary = JobOutput(
         foldserve_version=__version__,
-        engine=ENGINE,
+        engine=prediction.engine.network,
+        model_type=options.network_for(prediction.is_complex),
+        rank_by=options.ranking_for(prediction.is_complex),
         test_weights=prediction.test_weights,
-        query=QuerySummary(
-            name=msa.query_name, length=msa.query_length, sequence=msa.query_sequence
-        ),
+        query=query_summary(prediction, chain_names),
         msa=MsaSummary(depth=len(msa), used=min(len(msa), clusters + extra)),
         ranking=ranking(prediction),
         files={},
+        templates=dict(prediction.templates),
         timings={key: round(value, 3) for key, value in timings.items()},
     )
     size = _json_size(summary.to_wire())

@@ -14,8 +14,8 @@ class JobProgress(WireModel):
     """
 
     stage: str
-    """parse, features, compile, predict, done or write (a string, not an enum, so that a
-    client still reads the progress of an engine with stages of its own)."""
+    """parse, features, templates, compile, predict, done, relax or write (a string, not an
+    enum, so that a client still reads the progress of an engine with stages of its own)."""
     elapsed: float | None = None
     """Seconds since the job started."""
     model: str | None = None
@@ -28,6 +28,8 @@ class JobProgress(WireModel):
     """Model runs in the job: models times seeds."""
     mean_plddt: float | None = None
     ptm: float | None = None
+    iptm: float | None = None
+    """Interface pTM, from the multimer models."""
 
     @classmethod
     def from_event(cls, event: ProgressEvent) -> JobProgress:
@@ -44,4 +46,5 @@ class JobProgress(WireModel):
             runs=event.num_runs or None,
             mean_plddt=None if event.mean_plddt is None else round(event.mean_plddt, 2),
             ptm=None if event.ptm is None else round(event.ptm, 4),
+            iptm=None if event.iptm is None else round(event.iptm, 4),
         )

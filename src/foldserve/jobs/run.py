@@ -10,17 +10,22 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from foldserve.errors import InputError
 from foldserve.fold.outputs import write_prediction
 from foldserve.fold.predictor import Predictor
 from foldserve.fold.relax import check_relax_available, relax_prediction
-from foldserve.fold.results import CancelCheck
+from foldserve.fold.results import CancelCheck, TemplateSource
 from foldserve.jobs.input import FoldJobInput
 from foldserve.jobs.output import DEFAULT_INLINE_LIMIT, JobOutput, UrlFor, build_output
-from foldserve.jobs.payload import DEFAULT_LIMITS, unpack_msa
+from foldserve.jobs.payload import DEFAULT_LIMITS, unpack_job_msa, unpack_templates
 from foldserve.jobs.progress import JobProgress
 from foldserve.msa.builder import MsaLimits
 from foldserve.outbound import STRICT, OutboundPolicy
+
+#: Where a job's template files are written, inside its work folder.
+TEMPLATES_DIR = "templates"
 
 #: Receives the job's progress: stage, model, recycle, scores.
 OnProgress = Callable[[JobProgress], None]
@@ -48,7 +53,9 @@ def run_fold_job(
     progress(JobProgress(stage="parse", elapsed=0.0))
     options = job_input.options()
     predictor.check_models(options.models, where="input.models")
-    msa = unpack_msa(job_input, limits=limits, outbound=outbound)
+    unpacked = unpack_job_msa(job_input, limits=limits, outbound=outbound)
+    msa = unpacked.msa
+    templates = job_templates(job_input, work_dir / TEMPLATES_DIR, outbound=outbound)
     predictor.check_input(msa, options, where="input.models")
     if job_input.relax != "none":
         check_relax_available(where="input.relax")
@@ -57,8 +64,15 @@ def run_fold_job(
     def elapsed() -> float:
         return round(time.perf_counter() - started, 1)
 
+    # Only a job with templates passes them: a predictor of single chains without templates
+    # takes every other job as it always has.
+    with_templates: dict[str, Any] = {} if templates is None else {"templates": templates}
     prediction = predictor.predict(
-        msa, options, progress=lambda event: progress(JobProgress.from_event(event)), cancel=cancel
+        msa,
+        options,
+        progress=lambda event: progress(JobProgress.from_event(event)),
+        cancel=cancel,
+        **with_templates,
     )
     relax_started = time.perf_counter()
     relaxation = relax_prediction(
@@ -87,4 +101,33 @@ def run_fold_job(
         inline_limit=inline_limit,
         url_for=url_for,
         warnings=relaxation.warnings(),
+        chain_names=unpacked.chain_ids,
     )
+
+
+def job_templates(
+    job_input: FoldJobInput, directory: Path, *, outbound: OutboundPolicy = STRICT
+) -> TemplateSource | None:
+    """The job's template files, written into ``directory`` and checked as structures
+    (:func:`foldserve.fold.template_files.find_template_files`); None for a job without templates.
+    A file that is no structure is an error naming its ``input.templates[i]`` field."""
+    paths = unpack_templates(job_input, directory, outbound=outbound)
+    if not paths:
+        return None
+    from foldserve.fold.template_files import find_template_files  # the templates helper
+
+    fields = {str(path): f"input.templates[{index}]" for index, path in enumerate(paths)}
+    try:
+        files = find_template_files(paths)
+    except InputError as exc:
+        where = exc.where or "input.templates"
+        # The worker's file names mean nothing to the job's sender: name the JSON field.
+        for path, field in fields.items():
+            if where.startswith(path):
+                where = field + where[len(path) :]
+                break
+        else:
+            where = where.replace(str(directory), "input.templates")
+        problem = (exc.problem or "").replace(str(directory) + "/", "")
+        raise InputError(problem, where=where, fix=exc.fix) from None
+    return TemplateSource(files=files, max_template_date=job_input.max_template_date)

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from foldserve.msa.model import Msa
@@ -21,6 +24,20 @@ PLDDT_BANDS = ((90.0, "#0053D6"), (70.0, "#65CBF3"), (50.0, "#FFDB13"), (0.0, "#
 GAP = ord("-")
 #: Rows of a deep MSA drawn in the coverage plot (an even sample of the sorted rows).
 COVERAGE_ROWS = 2000
+#: Chain boundaries in the pLDDT and PAE plots of a complex.
+BOUNDARY_STYLE: dict[str, Any] = {
+    "color": "black",
+    "linewidth": 0.8,
+    "linestyle": "--",
+    "gid": "chain-boundary",
+}
+#: A chain of a complex on the residue axis: its id and the 0-based residues it spans.
+Span = tuple[str, int, int]
+
+
+def _boundaries(chains: Sequence[Span]) -> list[int]:
+    """The 0-based residues where a chain other than the first begins."""
+    return [start for _, start, _ in chains[1:]]
 
 
 def png(figure: Figure) -> bytes:
@@ -29,8 +46,11 @@ def png(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def plddt_figure(series: list[tuple[str, npt.NDArray[np.float64]]]) -> Figure:
-    """Per-residue pLDDT of every model on one axis, over the confidence bands."""
+def plddt_figure(
+    series: list[tuple[str, npt.NDArray[np.float64]]], chains: Sequence[Span] = ()
+) -> Figure:
+    """Per-residue pLDDT of every model on one axis, over the confidence bands; a complex's
+    chains (more than one in ``chains``) are parted by dashed lines and named on top."""
     figure = Figure(figsize=(8, 3.2))
     axes = figure.subplots()
     upper = 100.0
@@ -39,13 +59,27 @@ def plddt_figure(series: list[tuple[str, npt.NDArray[np.float64]]]) -> Figure:
         upper = lower
     for label, values in series:
         axes.plot(np.arange(1, len(values) + 1), values, linewidth=1.2, label=label)
-    axes.set(xlabel="residue", ylabel="pLDDT", ylim=(0, 100), title="Per-residue confidence")
+    title = "Per-residue confidence"
+    if len(chains) > 1:
+        for start in _boundaries(chains):
+            axes.axvline(start + 0.5, **BOUNDARY_STYLE)
+        top = axes.secondary_xaxis("top")
+        top.set_xticks([(start + end + 1) / 2 for _, start, end in chains])
+        top.set_xticklabels([chain_id for chain_id, _, _ in chains])
+        top.tick_params(length=0)
+        top.set_gid("chain-ids")
+        title += " (chains on top)"
+    axes.set(xlabel="residue", ylabel="pLDDT", ylim=(0, 100), title=title)
     axes.legend(fontsize="small", ncol=min(5, len(series)), loc="lower left")
     return figure
 
 
-def pae_figure(matrices: list[tuple[str, npt.NDArray[np.float64]]]) -> Figure:
-    """One predicted-aligned-error heatmap per model, on a shared 0-30 Å scale.
+def pae_figure(
+    matrices: list[tuple[str, npt.NDArray[np.float64]]], chains: Sequence[Span] = ()
+) -> Figure:
+    """One predicted-aligned-error heatmap per model, on a shared 0-30 Å scale. A complex's
+    chains (more than one in ``chains``) are parted by lines at each chain's first residue and
+    named on both axes (ticks at each chain's middle), as AlphaFold's server draws them.
 
     No layout engine: constrained layout measures every tick label and made this plot cost
     seconds; shared axes and one colour bar beside the grid need none.
@@ -66,15 +100,30 @@ def pae_figure(matrices: list[tuple[str, npt.NDArray[np.float64]]]) -> Figure:
         image = ax.imshow(matrix, cmap="Greens_r", vmin=0, vmax=30, interpolation="nearest")
         ax.set_title(label)
         ax.tick_params(labelbottom=True)
-        ax.set_xlabel("scored residue")
+        split = len(chains) > 1 and chains[-1][2] == len(matrix)
+        if split:
+            _mark_chains(ax, chains)
+        ax.set_xlabel("scored residue (chain)" if split else "scored residue")
         if index % columns == 0:
-            ax.set_ylabel("aligned residue")
+            ax.set_ylabel("aligned residue (chain)" if split else "aligned residue")
     for ax in axes.ravel()[len(matrices) :]:
         ax.set_axis_off()
     if image is not None:
         bar = figure.add_axes((0.89, 0.2, 0.02, 0.6))
         figure.colorbar(image, cax=bar, label="expected position error (Å)")
     return figure
+
+
+def _mark_chains(ax: Axes, chains: Sequence[Span]) -> None:
+    """Lines where each chain after the first begins; chain ids at the chains' middles."""
+    for start in _boundaries(chains):
+        ax.axvline(start - 0.5, **BOUNDARY_STYLE)
+        ax.axhline(start - 0.5, **BOUNDARY_STYLE)
+    middles = [(start + end - 1) / 2 for _, start, end in chains]
+    names = [chain_id for chain_id, _, _ in chains]
+    ax.set_xticks(middles, names)
+    ax.set_yticks(middles, names)
+    ax.tick_params(length=0)
 
 
 def coverage_figure(msa: Msa) -> Figure:

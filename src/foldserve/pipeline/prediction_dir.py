@@ -15,6 +15,11 @@ so a stale ``ranked_1.pdb`` left in a reused folder is not taken for one of the 
   ``{job}_scores_rank_NNN_{model}.json``, the MSA from ``{job}.a3m``. A folder of several jobs
   needs the job named.
 
+Complexes read from each layout: the chains from foldserve's ``config.json`` (else from the
+best model's file), ipTM from foldserve's ``ranking_debug.json`` (``iptms``) and ColabFold's
+scores (``iptm``), AlphaFold-multimer's ranking confidence from ``ranking_debug.json``'s
+``iptm+ptm`` (ColabFold's computed as AlphaFold does, 0.8 ipTM + 0.2 pTM).
+
 A folder with ``ranked_{i}.pdb`` files and no record at all (e.g. a job downloaded with
 ``outputs: ["pdb"]``) is read as ``ranked_0``, ``ranked_1``, … up to the first gap, with a
 warning that nothing says these are one run's.
@@ -34,8 +39,10 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from foldserve.errors import InputError
+from foldserve.fold.results import ChainInfo
 from foldserve.fold.run_config import RunConfig, read_config
 from foldserve.msa.search.results import SearchSummary
+from foldserve.structure.reading import read_chains
 
 Layout = Literal["foldserve", "colabfold", "alphafold"]
 
@@ -44,6 +51,10 @@ RANKING_DEBUG = "ranking_debug.json"
 FOLDSERVE_MSA = "msa.a3m"
 #: AlphaFold DB's PAE format (foldserve and DeepMind's ``pae_{model}.json``).
 AFDB_PAE_KEY = "predicted_aligned_error"
+#: ``ranking_debug.json``'s key for AlphaFold-multimer's ranking confidence.
+MULTIMER_RANKING_KEY = "iptm+ptm"
+#: AlphaFold-multimer's ranking confidence: IPTM_WEIGHT x ipTM + (1 - IPTM_WEIGHT) x pTM.
+IPTM_WEIGHT = 0.8
 COLABFOLD_MODEL = re.compile(
     r"(?P<job>.+?)_(?P<state>relaxed|unrelaxed)_rank_(?P<rank>\d+)_(?P<name>.+)\.pdb"
 )
@@ -83,6 +94,8 @@ class RankedModel:
     ptm: float | None = None
     iptm: float | None = None
     pae: PaeSource | None = None
+    #: AlphaFold-multimer's ranking confidence, 0.8 ipTM + 0.2 pTM (multimer runs only).
+    ranking_confidence: float | None = None
 
     def read_pae(self) -> npt.NDArray[np.float64] | None:
         return None if self.pae is None else self.pae.read()
@@ -116,6 +129,12 @@ class PredictionDir:
     test_weights: bool
     job: str | None = None  # the ColabFold job read
     warnings: tuple[str, ...] = ()
+    #: The chains of the models, ``A`` first; one for a monomer.
+    chains: tuple[ChainInfo, ...] = ()
+
+    @property
+    def is_complex(self) -> bool:
+        return len(self.chains) > 1
 
 
 class ColabFoldConfig(BaseModel):
@@ -142,6 +161,38 @@ class ColabFoldConfig(BaseModel):
     num_relax: int | None = None
     use_dropout: bool | None = None
     use_bfloat16: bool | None = None
+
+
+def chains_in(path: Path) -> tuple[ChainInfo, ...]:
+    """The protein chains of a model file, copies of one sequence sharing an entity."""
+    entities: dict[str, int] = {}
+    chains: list[ChainInfo] = []
+    start = 0
+    for chain in read_chains(path):
+        entity = entities.setdefault(chain.sequence, len(entities) + 1)
+        chains.append(ChainInfo(chain.chain_id, entity, chain.sequence, start))
+        start += len(chain)
+    return tuple(chains)
+
+
+def _config_chains(config: RunConfig) -> tuple[ChainInfo, ...]:
+    chains: list[ChainInfo] = []
+    start = 0
+    for chain in config.chains:
+        chains.append(ChainInfo(chain.id, chain.entity, chain.sequence, start))
+        start += chain.length
+    return tuple(chains)
+
+
+def chains_line(chains: tuple[ChainInfo, ...]) -> str:
+    """``A, B: 141 residues (entity 1); C, D: 146 residues (entity 2)``."""
+    by_entity: dict[int, list[ChainInfo]] = {}
+    for chain in chains:
+        by_entity.setdefault(chain.entity, []).append(chain)
+    return "; ".join(
+        f"{', '.join(c.id for c in group)}: {group[0].length} residues (entity {entity})"
+        for entity, group in by_entity.items()
+    )
 
 
 def _load_json(path: Path) -> Any:
@@ -216,10 +267,11 @@ def _run_alphafold(path: Path, config: RunConfig | None) -> PredictionDir:
     )
     msa = path / FOLDSERVE_MSA
     keep_msa = foldserve and msa.is_file() and (listed is None or FOLDSERVE_MSA in listed)
+    chains = _config_chains(config) if config and config.chains else chains_in(models[0].path)
     if config is not None:
-        summary = _foldserve_summary(config)
+        summary = _foldserve_summary(config, chains, models[0])
     else:
-        summary = _ranking_summary(debug, msa if keep_msa else None, foldserve)
+        summary = _ranking_summary(debug, msa if keep_msa else None, foldserve, chains, models[0])
     return PredictionDir(
         path=path,
         layout="foldserve" if foldserve else "alphafold",
@@ -228,6 +280,7 @@ def _run_alphafold(path: Path, config: RunConfig | None) -> PredictionDir:
         summary=summary,
         test_weights=config.test_weights if config else bool(debug.get("test_weights", False)),
         warnings=warnings,
+        chains=chains,
     )
 
 
@@ -275,33 +328,47 @@ def _ranked_model(
         label=f"ranked_{rank}",
         path=file,
         name=name,
-        mean_plddt=_number(debug.get("plddts", {}).get(name)),
-        ptm=_number(debug.get("ptms", {}).get(name)),
+        mean_plddt=_number(_scores(debug, "plddts", name) or _scores(debug, "mean_plddts", name)),
+        ptm=_number(_scores(debug, "ptms", name)),
+        iptm=_number(_scores(debug, "iptms", name)),
         pae=PaeSource(path / pae_name, AFDB_PAE_KEY) if has_pae else None,
+        ranking_confidence=_number(_scores(debug, MULTIMER_RANKING_KEY, name)),
     )
+
+
+def _scores(debug: dict[str, Any], key: str, name: str) -> Any:
+    """``debug[key][name]``; None when either is missing or ``debug[key]`` is no object."""
+    values = debug.get(key)
+    return values.get(name) if isinstance(values, dict) else None
 
 
 def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
-def _foldserve_summary(config: RunConfig) -> RunSummary:
+def _foldserve_summary(
+    config: RunConfig, chains: tuple[ChainInfo, ...], best: RankedModel
+) -> RunSummary:
     settings, msa, weights = config.settings, config.msa, config.weights
     version = config.versions.get("foldserve")
     recycles = str(settings.num_recycles)
     if settings.recycle_early_stop_tolerance is not None:
         recycles += f" (stop early below {settings.recycle_early_stop_tolerance} Å)"
-    ranked_by = settings.rank_by
+    ranked_by = config.rank_by or settings.rank_by  # resolved (auto: by the chain count)
     if settings.stop_at_score is not None:
         ranked_by += f" (stop at {settings.stop_at_score})"
     neff = f", Neff {msa.neff:g}" if msa.neff is not None else ""
     fingerprint = f"fingerprint {weights.fingerprint}"
     rows = [
         ("Engine", f"foldserve {version} ({config.engine})" if version else config.engine),
+        ("Model type", f"{config.model_type} (asked: {settings.model_type})"),
+        ("Chains", chains_line(chains) if len(chains) > 1 else None),
         ("Models", ", ".join(str(m) for m in settings.models)),
         ("Recycles", recycles),
         ("Seeds", f"{settings.num_seeds} per model, from seed {settings.seed}"),
         ("Ranked by", ranked_by),
+        ("Best model", _best_line(best) if best.iptm is not None else None),
+        ("Templates", _templates_line(config, chains)),
         ("Amber relax", _relax_line(settings.relax, settings.relaxed)),
         (
             "MSA",
@@ -331,6 +398,34 @@ def _foldserve_summary(config: RunConfig) -> RunSummary:
     return _summary(rows)
 
 
+def _best_line(model: RankedModel) -> str:
+    """``model_1_multimer_v3_pred_0: ipTM 0.750, pTM 0.800, confidence 0.760``."""
+    scores = [
+        f"{name} {value:.3f}"
+        for name, value in (
+            ("ipTM", model.iptm),
+            ("pTM", model.ptm),
+            ("confidence", model.ranking_confidence),
+        )
+        if value is not None
+    ]
+    return f"{model.name}: {', '.join(scores)}"
+
+
+def _templates_line(config: RunConfig, chains: tuple[ChainInfo, ...]) -> str | None:
+    """``A: 1abc_A, 2def_B; B: none (before 2021-01-01)``; nothing when none were asked."""
+    templates = config.templates
+    if templates is None:
+        return "none" if config.settings.templates is False else "asked, none recorded"
+    ids = [c.id for c in chains] or list(templates.used)
+    used = "; ".join(f"{i}: {', '.join(templates.used.get(i, ())) or 'none'}" for i in ids)
+    sources = [*templates.files, *([templates.server_dir] if templates.server_dir else [])]
+    line = used + (f" (from {', '.join(sources)})" if sources else "")
+    if templates.max_template_date:
+        line += f"; released by {templates.max_template_date}"
+    return line
+
+
 def _relax_line(mode: str, relaxed: tuple[str, ...]) -> str | None:
     """``best: model_1_ptm_pred_0``; nothing when the run was not relaxed."""
     if mode == "none":
@@ -346,14 +441,25 @@ def _search_line(search: SearchSummary | None) -> str | None:
     return f"{search.tool} of {search.source}: {hits}; {search.rows} rows merged"
 
 
-def _ranking_summary(debug: dict[str, Any], msa: Path | None, foldserve: bool) -> RunSummary:
-    """What a folder without a settings record still tells: the runs and the MSA's depth."""
+def _ranking_summary(
+    debug: dict[str, Any],
+    msa: Path | None,
+    foldserve: bool,
+    chains: tuple[ChainInfo, ...],
+    best: RankedModel,
+) -> RunSummary:
+    """What a folder without a settings record still tells: the runs, the chains, the
+    MSA's depth."""
     engine = (
         "foldserve (no config.json: settings not recorded)"
         if foldserve
         else "AlphaFold (run_alphafold; no settings record)"
     )
     rows: list[tuple[str, str | None]] = [("Engine", engine)]
+    if MULTIMER_RANKING_KEY in debug:
+        rows.append(("Model type", "multimer"))
+    if len(chains) > 1:
+        rows.append(("Chains", chains_line(chains)))
     order = debug.get("order", [])
     if order:
         rows.append(("Models", ", ".join(str(name) for name in order)))
@@ -361,6 +467,8 @@ def _ranking_summary(debug: dict[str, Any], msa: Path | None, foldserve: bool) -
         rows.append(
             ("Ranked by", debug.get("rank_by") or ("iptm+ptm" if "iptm+ptm" in debug else "plddt"))
         )
+    if best.iptm is not None or best.ranking_confidence is not None:
+        rows.append(("Best model", _best_line(best)))
     if msa is not None:
         rows.append(("MSA", f"{msa.name}: {_sequences_in(msa)} sequences"))
     elif not foldserve:
@@ -428,14 +536,16 @@ def _colabfold(path: Path, jobs: list[str], job: str | None) -> PredictionDir:
         for index, rank in enumerate(sorted(picked))
     )
     msa = path / f"{name}.a3m"
+    chains = chains_in(models[0].path)
     return PredictionDir(
         path=path,
         layout="colabfold",
         models=models,
         msa=msa if msa.is_file() else None,
-        summary=_colabfold_summary(config, msa if msa.is_file() else None),
+        summary=_colabfold_summary(config, msa if msa.is_file() else None, chains, models[0]),
         test_weights=False,
         job=name,
+        chains=chains,
     )
 
 
@@ -451,23 +561,39 @@ def _colabfold_model(path: Path, job: str, index: int, match: re.Match[str]) -> 
         pae = PaeSource(scores_path, "pae")
     elif index == 0 and (best := path / f"{job}_predicted_aligned_error_v1.json").is_file():
         pae = PaeSource(best, AFDB_PAE_KEY)
+    ptm, iptm = _number(scores.get("ptm")), _number(scores.get("iptm"))
     return RankedModel(
         rank=index,
         label=rank_text,
         path=path / match.group(0),
         name=match["name"],
         mean_plddt=round(float(np.mean(plddt)), 2) if isinstance(plddt, list) and plddt else None,
-        ptm=_number(scores.get("ptm")),
-        iptm=_number(scores.get("iptm")),
+        ptm=ptm,
+        iptm=iptm,
         pae=pae,
+        ranking_confidence=(
+            None if ptm is None or iptm is None else IPTM_WEIGHT * iptm + (1 - IPTM_WEIGHT) * ptm
+        ),
     )
 
 
-def _colabfold_summary(config: ColabFoldConfig | None, msa: Path | None) -> RunSummary:
+def _colabfold_summary(
+    config: ColabFoldConfig | None,
+    msa: Path | None,
+    chains: tuple[ChainInfo, ...],
+    best: RankedModel,
+) -> RunSummary:
     msa_depth = f"{msa.name}: {_sequences_in(msa)} sequences" if msa else "no MSA file"
+    chains_row = ("Chains", chains_line(chains) if len(chains) > 1 else None)
+    best_row = ("Best model", _best_line(best) if best.iptm is not None else None)
     if config is None:
         return _summary(
-            [("Engine", "ColabFold (no config.json: settings not recorded)"), ("MSA", msa_depth)]
+            [
+                ("Engine", "ColabFold (no config.json: settings not recorded)"),
+                chains_row,
+                best_row,
+                ("MSA", msa_depth),
+            ]
         )
     engine = f"ColabFold {config.version or '(version not recorded)'}"
     if config.commit:
@@ -483,6 +609,7 @@ def _colabfold_summary(config: ColabFoldConfig | None, msa: Path | None) -> RunS
         [
             ("Engine", engine),
             ("Model type", config.model_type),
+            chains_row,
             ("Models", ", ".join(str(m) for m in models) if models else None),
             ("Recycles", recycles if config.num_recycles is not None else None),
             (
@@ -492,6 +619,7 @@ def _colabfold_summary(config: ColabFoldConfig | None, msa: Path | None) -> RunS
                 else None,
             ),
             ("Ranked by", config.rank_by),
+            best_row,
             ("MSA", f"{msa_mode}; {msa_depth}"),
             (
                 "MSA read by the network",

@@ -24,8 +24,8 @@ from foldserve.files import write_text
 from foldserve.pipeline import viewer_js
 from foldserve.pipeline.figures import write_figures
 from foldserve.pipeline.prediction_dir import PredictionDir, RankedModel, RunSummary
-from foldserve.structure.compare import Comparison, compare, compare_all
-from foldserve.structure.reading import Chain, read_chain, read_structure
+from foldserve.structure.compare import Comparison, Structure, compare_all, compare_structures
+from foldserve.structure.reading import Chain, read_chain, read_chains, read_structure
 
 TEMPLATE = "report_template.html"
 LAYOUTS = {"foldserve": "foldserve", "colabfold": "ColabFold", "alphafold": "AlphaFold"}
@@ -41,57 +41,146 @@ class Report:
     comparisons: list[Comparison]
 
 
-def _pdb_text(chain: Chain, onto: Comparison | None) -> str:
-    """The chain's structure (that chain only, no waters) as PDB, moved by ``onto``."""
-    structure = read_structure(chain.source)
-    structure.remove_waters()
-    while len(structure) > 1:
-        del structure[1]
-    model = structure[0]
-    for name in {c.name for c in model if c.name != chain.chain_id}:
+def _chains(structure: Structure) -> tuple[Chain, ...]:
+    return (structure,) if isinstance(structure, Chain) else structure
+
+
+def _read(path: Path, chain: str | None = None) -> Structure:
+    """The chain asked for, else every protein chain of the file (one, or a complex)."""
+    if chain is not None:
+        return read_chain(path, chain)
+    chains = read_chains(path)
+    return chains[0] if len(chains) == 1 else chains
+
+
+def _pdb_text(structure: Structure, onto: Comparison | None) -> str:
+    """The structure (its chains only, no waters) as PDB, moved by ``onto``."""
+    chains = _chains(structure)
+    keep = {chain.chain_id for chain in chains}
+    read = read_structure(chains[0].source)
+    read.remove_waters()
+    while len(read) > 1:
+        del read[1]
+    model = read[0]
+    for name in {c.name for c in model if c.name not in keep}:
         model.remove_chain(name)
     if onto is not None:
         transform = gemmi.Transform()
         transform.mat.fromlist([list(row) for row in onto.rotation])
         transform.vec.fromlist(list(onto.translation))
         model.transform_pos_and_adp(transform)
-    structure.setup_entities()
-    return str(structure.make_pdb_string())
+    read.setup_entities()
+    return str(read.make_pdb_string())
 
 
-def _mean_plddt(model: RankedModel, chain: Chain) -> float | None:
+def _mean_plddt(model: RankedModel, structure: Structure) -> float | None:
     if model.mean_plddt is not None:
         return model.mean_plddt
-    return None if chain.plddt is None else round(float(np.mean(chain.plddt)), 1)
+    values = np.concatenate([chain.b_factors for chain in _chains(structure)])
+    return None if bool(np.ptp(values) == 0) else round(float(np.mean(values)), 1)
+
+
+def _short(label: str, labels: dict[str, str]) -> str:
+    """A model's label for its file name (``rank_001`` for ColabFold's long name), ``:B``
+    kept for one chain of it."""
+    name, colon, chain = label.partition(":")
+    return labels.get(name, name) + colon + chain if name in labels else label
+
+
+def _rows(cells: list[list[str]]) -> str:
+    return "".join(
+        "<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in row) + "</tr>" for row in cells
+    )
+
+
+def _scores(c: Comparison) -> list[str]:
+    return [
+        f"{c.tm_score_a:.4f}",
+        f"{c.tm_score_b:.4f}",
+        f"{c.rmsd:.2f}",
+        str(c.aligned_length),
+        f"{c.gdt_ts:.4f}",
+        f"{c.lddt:.4f}",
+    ]
+
+
+SCORE_HEADS = ("TM (by A)", "TM (by B)", "RMSD (Å)", "pairs", "GDT-TS", "lDDT")
 
 
 def _table(comparisons: list[Comparison], labels: dict[str, str]) -> str:
-    """The comparisons, each model named by its label (ColabFold's file names are long)."""
+    """The comparisons, each model named by its label (ColabFold's file names are long); for
+    complexes, a second table of the chain pairs."""
     if not comparisons:
         return '<p class="note">Only one model and no reference: nothing to compare.</p>'
-    head = "".join(
-        f"<th>{h}</th>"
-        for h in ("A", "B", "TM (by A)", "TM (by B)", "RMSD (Å)", "pairs", "GDT-TS", "lDDT")
+    head = "".join(f"<th>{h}</th>" for h in ("A", "B", *SCORE_HEADS))
+    rows = _rows(
+        [
+            [
+                _short(c.a, labels) + (" (complex)" if c.is_complex else ""),
+                _short(c.b, labels) + (f" ({c.picked})" if c.picked else ""),
+                *_scores(c),
+            ]
+            for c in comparisons
+        ]
     )
-    rows = "".join(
-        "<tr>"
-        + "".join(
-            f"<td>{html.escape(str(v))}</td>"
-            for v in (
-                labels.get(c.a, c.a),
-                labels.get(c.b, c.b),
-                f"{c.tm_score_a:.4f}",
-                f"{c.tm_score_b:.4f}",
-                f"{c.rmsd:.2f}",
-                c.aligned_length,
-                f"{c.gdt_ts:.4f}",
-                f"{c.lddt:.4f}",
-            )
-        )
-        + "</tr>"
-        for c in comparisons
+    table = f'<table id="comparison"><tr>{head}</tr>{rows}</table>'
+    pairs = [match for c in comparisons for match in c.chains]
+    if not pairs:
+        return table
+    chain_head = "".join(f"<th>{h}</th>" for h in ("A", "B", "paired by", *SCORE_HEADS))
+    chain_rows = _rows(
+        [
+            [
+                _short(m.comparison.a, labels),
+                _short(m.comparison.b, labels),
+                m.matched_by,
+                *_scores(m.comparison),
+            ]
+            for m in pairs
+        ]
     )
-    return f'<table id="comparison"><tr>{head}</tr>{rows}</table>'
+    return (
+        f"{table}<h3>Per chain</h3>"
+        '<p class="note">Each chain pair superposed on its own; the complex rows above '
+        "superpose and score all paired chains at once.</p>"
+        f'<table id="chain-comparison"><tr>{chain_head}</tr>{chain_rows}</table>'
+    )
+
+
+def _ranking_table(prediction: PredictionDir) -> str:
+    """The ranked models with their scores; ipTM and AlphaFold-multimer's ranking confidence
+    (0.8 ipTM + 0.2 pTM) when the models have them."""
+    models = prediction.models
+    columns: list[tuple[str, str]] = [("rank", ""), ("model", ""), ("run", "")]
+    optional = [
+        ("mean pLDDT", "mean_plddt", "{:.1f}"),
+        ("pTM", "ptm", "{:.3f}"),
+        ("ipTM", "iptm", "{:.3f}"),
+        ("ranking confidence (0.8 ipTM + 0.2 pTM)", "ranking_confidence", "{:.3f}"),
+    ]
+    shown = [
+        (head, key, fmt)
+        for head, key, fmt in optional
+        if any(getattr(m, key) is not None for m in models)
+    ]
+    head = "".join(f"<th>{html.escape(h)}</th>" for h, _ in columns) + "".join(
+        f"<th>{html.escape(h)}</th>" for h, _, _ in shown
+    )
+    rows = _rows(
+        [
+            [
+                str(m.rank),
+                m.label,
+                m.name,
+                *(
+                    "-" if getattr(m, key) is None else fmt.format(getattr(m, key))
+                    for _, key, fmt in shown
+                ),
+            ]
+            for m in models
+        ]
+    )
+    return f'<table id="ranking"><tr>{head}</tr>{rows}</table>'
 
 
 def _settings_table(summary: RunSummary) -> str:
@@ -129,11 +218,14 @@ def write_report(
 ) -> Report:
     """Write ``output`` (HTML) and the plots as PNG files into ``figures_dir``."""
     library = viewer_js.load()  # first: a missing library fails before any work
-    chains = [read_chain(model.path) for model in prediction.models]
-    ref = read_chain(reference, reference_chain) if reference else None
-    comparisons = compare_all(chains, ref)
-    target = ref if ref is not None else chains[0]
-    placed = [compare(chain, target) if chain is not target else None for chain in chains]
+    structures = [_read(model.path) for model in prediction.models]
+    ref = _read(reference, reference_chain) if reference else None
+    comparisons = compare_all(structures, ref)
+    target = ref if ref is not None else structures[0]
+    placed = [
+        compare_structures(structure, target) if structure is not target else None
+        for structure in structures
+    ]
 
     figures_dir = figures_dir or output.with_name(output.stem + "_figures")
     written = write_figures(prediction, figures_dir)
@@ -146,33 +238,44 @@ def write_report(
             "mean_plddt": _mean_plddt(m, c),
             "pdb": _pdb_text(c, onto),
         }
-        for m, c, onto in zip(prediction.models, chains, placed, strict=True)
+        for m, c, onto in zip(prediction.models, structures, placed, strict=True)
     ]
+    ref_label = None if ref is None else Path(_chains(ref)[0].source).name
+    if isinstance(ref, Chain):
+        ref_label = ref.label
     data = {
         "models": models,
-        "reference": {"label": ref.label, "pdb": _pdb_text(ref, None)} if ref else None,
+        "reference": {"label": ref_label, "pdb": _pdb_text(ref, None)} if ref else None,
     }
     name = prediction.path.name + (f" ({prediction.job})" if prediction.job else "")
     title = f"foldserve report: {name}"
     best = prediction.models[0]
+    first = _chains(structures[0])
+    size = f"{sum(len(c) for c in first)} residues"
+    if len(first) > 1:
+        size += f" in {len(first)} chains ({', '.join(c.chain_id for c in first)})"
+    scores = [
+        f"{name} {value}"
+        for name, value in (("pLDDT", best.mean_plddt), ("pTM", best.ptm), ("ipTM", best.iptm))
+        if value is not None
+    ]
     summary = (
-        f"{LAYOUTS[prediction.layout]} folder; {len(chains)} ranked model(s) of "
-        f"{len(chains[0])} residues; best {best.name}"
-    ) + (f" (pLDDT {best.mean_plddt}, pTM {best.ptm})" if best.mean_plddt is not None else "")
+        f"{LAYOUTS[prediction.layout]} folder; {len(structures)} ranked model(s) of {size}; "
+        f"best {best.name}"
+    ) + (f" ({', '.join(scores)})" if scores else "")
     values = {
         "title": html.escape(title),
         "warning": (TEST_WEIGHTS_WARNING if prediction.test_weights else "")
         + "".join(f'<p class="warning">{html.escape(w)}</p>' for w in prediction.warnings),
         "summary": html.escape(summary),
         "superposition": html.escape(
-            f"Superposed on the reference {ref.label}."
+            f"Superposed on the reference {ref_label}."
             if ref
             else f"Superposed on the best model ({best.label})."
         ),
         "settings_table": _settings_table(prediction.summary),
-        "comparison_table": _table(
-            comparisons, {c.label: m.label for m, c in zip(prediction.models, chains, strict=True)}
-        ),
+        "ranking_table": _ranking_table(prediction),
+        "comparison_table": _table(comparisons, {m.path.name: m.label for m in prediction.models}),
         "plddt_plot": _image("plddt", figures.get("plddt"), "No pLDDT in the B-factor column."),
         "pae_plot": _image("pae", figures.get("pae"), "No predicted aligned error in the folder."),
         "msa_plot": _image("coverage", figures.get("coverage"), "No MSA in the folder."),

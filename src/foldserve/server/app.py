@@ -92,8 +92,9 @@ def create_app(store: JobStore, settings: ServeSettings, api_keys: tuple[str, ..
         """Check all that can be checked now, then queue: refused here, not by a job that
         fails later (run off the event loop: it parses the MSA and resolves hosts)."""
         run = parse_run_request(body)
-        _check_urls(settings.outbound, run.input.msa_url, run.webhook)
-        if run.input.msa_url is None:
+        urls = run.input.urls()
+        _check_urls(settings.outbound, urls, run.webhook)
+        if not any(where.endswith(".msa_url") for where, _ in urls):
             unpack_msa(run.input, limits=settings.msa_limits)  # a bad MSA names its line
         return store.submit(run.input, run.policy, run.webhook)
 
@@ -206,10 +207,11 @@ def _openapi_document(app: FastAPI) -> dict[str, Any]:
     return app.openapi_schema
 
 
-def _check_urls(outbound: OutboundPolicy, msa_url: str | None, webhook: str | None) -> None:
-    """Refuse, naming the field, a URL the outbound policy would refuse (resolving its host)."""
-    if msa_url is not None:
-        outbound.check(msa_url, where="input.msa_url", allow_s3=True)
+def _check_urls(outbound: OutboundPolicy, urls: list[tuple[str, str]], webhook: str | None) -> None:
+    """Refuse, naming the field, a URL the outbound policy would refuse (resolving its host):
+    the input's (``(field, url)`` pairs) and the webhook."""
+    for where, url in urls:
+        outbound.check(url, where=where, allow_s3=True)
     if webhook is not None:
         outbound.check(webhook, where="webhook")
 

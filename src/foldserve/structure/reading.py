@@ -1,4 +1,4 @@
-"""Read one protein chain from a PDB or mmCIF file: its CA trace, sequence and B-factors.
+"""Read protein chains from a PDB or mmCIF file: CA traces, sequences and B-factors.
 
 gemmi does the parsing. What this module decides is which atoms a comparison sees:
 
@@ -8,7 +8,8 @@ gemmi does the parsing. What this module decides is which atoms a comparison see
 - amino-acid residues that have a CA, including modified ones (MSE → M); waters and ligands are
   skipped; residues with insertion codes are separate residues (``52A`` after ``52``);
 - a chain without an id (blank column 22 in a PDB file) is named ``""`` and is still found by
-  default; asking for it by name takes ``--chain ""``.
+  default; asking for it by name takes ``--chain ""``;
+- :func:`read_chains` gives every protein chain (a complex), :func:`read_chain` one of them.
 """
 
 from __future__ import annotations
@@ -75,6 +76,20 @@ def _amino_acid_residues(chain: gemmi.Chain) -> list[tuple[gemmi.Residue, str]]:
 
 def read_chain(path: str | Path, chain: str | None = None, *, model: int = 0) -> Chain:
     """The chain named ``chain`` (default: the first with amino acids) of model ``model``."""
+    chains = read_chains(path, model=model)
+    if chain is None:
+        return chains[0]
+    for found in chains:
+        if found.chain_id == chain:
+            return found
+    names = ", ".join(repr(found.chain_id) for found in chains)
+    raise InputError(
+        f"no protein chain {chain!r}", where=str(path), fix=f"pick one of the chains {names}"
+    )
+
+
+def read_chains(path: str | Path, *, model: int = 0) -> tuple[Chain, ...]:
+    """Every protein chain of model ``model``, in the file's order (a complex's chains)."""
     source = str(path)
     structure = read_structure(source)
     if model >= len(structure):
@@ -90,19 +105,18 @@ def read_chain(path: str | Path, chain: str | None = None, *, model: int = 0) ->
             where=source,
             fix="give a protein structure in PDB or mmCIF format",
         )
-    if chain is None:
-        chain = next(iter(proteins))
-    elif chain not in proteins:
-        names = ", ".join(repr(name) for name in proteins)
-        raise InputError(
-            f"no protein chain {chain!r}", where=source, fix=f"pick one of the chains {names}"
-        )
-    residues = proteins[chain]
-    atoms = [residue.find_atom("CA", "*") for residue, _ in residues]
     name = Path(source).name
+    return tuple(
+        _chain(source, name if len(proteins) == 1 else f"{name}:{chain or '-'}", chain, residues)
+        for chain, residues in proteins.items()
+    )
+
+
+def _chain(source: str, label: str, chain: str, residues: list[tuple[gemmi.Residue, str]]) -> Chain:
+    atoms = [residue.find_atom("CA", "*") for residue, _ in residues]
     return Chain(
         source=source,
-        label=name if len(proteins) == 1 else f"{name}:{chain or '-'}",
+        label=label,
         chain_id=chain,
         sequence="".join(code for _, code in residues),
         residue_ids=tuple(str(residue.seqid).strip() for residue, _ in residues),

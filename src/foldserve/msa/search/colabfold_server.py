@@ -36,7 +36,7 @@ import time
 import zlib
 from collections.abc import Callable, Sequence
 from html.parser import HTMLParser
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import NoReturn
 
 import httpx
@@ -71,9 +71,15 @@ POLL_S = (5.0, 10.0)
 TRANSPORT_RETRIES = 5
 #: Submissions after the first, in one search, for UNKNOWN, RATELIMIT and MAINTENANCE.
 RESUBMISSIONS = 8
+#: The template hits in a ticket's result (``use_templates``): MMseqs2 m8 rows against pdb70.
+TEMPLATE_HITS = "pdb70.m8"
+#: Templates asked of ``/template/{ids}`` per query: the first 20 hits, as ColabFold asks.
+SERVER_TEMPLATES = 20
 CONNECT_TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 60.0
 
+_TEMPLATE_NAME = re.compile(r"^[A-Za-z0-9]{4}_[A-Za-z0-9.]+$")
+_TEMPLATE_MEMBER = re.compile(r"^(?:[A-Za-z0-9]{4}\.cif|pdb70_a3m\.ff(?:data|index))$")
 _TICKET_ID = re.compile(r"^[A-Za-z0-9_=-]{1,128}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 #: How much of an answer that is not the protocol a message quotes.
@@ -155,6 +161,109 @@ def result_files(mode: str) -> tuple[str, ...]:
     if mode.startswith("pair"):
         return (PAIRED,)
     return (UNIREF, ENVIRONMENTAL) if mode in ENV_MODES else (UNIREF,)
+
+
+def server_template_hits(
+    sequences: Sequence[str],
+    settings: SearchSettings,
+    *,
+    progress: OnSearchProgress | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+    jitter: Callable[[float, float], float] = random.uniform,
+) -> str:
+    """The template hits (``pdb70.m8``) of an MSA search of ``sequences``, the distinct
+    chains in order (queries ``>101``, ``>102`` ...): what ``run_mmseqs2(...,
+    use_templates=True)`` reads from the result of its ``/ticket/msa`` ticket. The server
+    names a ticket by its query, so after :func:`search_server` of the same sequences and mode
+    this finds the finished job again instead of starting another. Raises as
+    :func:`search_server` does."""
+    if settings.pair is not None:
+        raise InputError(
+            "template hits come with the MSA search, not with the pairing",
+            where="--pair",
+            fix="ask for templates with the unpaired search",
+        )
+    server = (settings.server or DEFAULT_SERVER).rstrip("/")
+    session = _Session(server, settings.mode, settings, progress, sleep, clock, jitter)
+    return session.template_hits(list(dict.fromkeys(sequences)))
+
+
+def parse_template_hits(m8_text: str) -> dict[int, tuple[str, ...]]:
+    """The template names (``1bjp_A``) of each query id in a ``pdb70.m8``, in file order
+    (MMseqs2's, best first). Raises :class:`RemoteError` for a row that is not m8."""
+    hits: dict[int, list[str]] = {}
+    for number, line in enumerate(m8_text.splitlines(), 1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) < 12 or not fields[0].isdigit() or not _TEMPLATE_NAME.match(fields[1]):
+            raise RemoteError(
+                f"{TEMPLATE_HITS} line {number} is not an m8 row of a query id and a template "
+                f"like 1abc_A: {_printable(line)!r}",
+                fix=_FIX_PROTOCOL,
+            )
+        hits.setdefault(int(fields[0]), []).append(fields[1])
+    return {query_id: tuple(names) for query_id, names in hits.items()}
+
+
+def fetch_server_templates(
+    settings: SearchSettings,
+    m8_text: str,
+    into_dir: Path,
+    *,
+    progress: OnSearchProgress | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+    jitter: Callable[[float, float], float] = random.uniform,
+) -> dict[int, Path]:
+    """Each query's templates from the server's ``/template/{ids}`` route (its first
+    :data:`SERVER_TEMPLATES` hits in ``m8_text``), as ``colabfold_batch`` fetches them: one
+    folder per query, ``into_dir/templates_{id}``, holding the mmCIF files and the
+    ``pdb70_a3m`` database of the server's tarball, plus the ``pdb70_cs219`` files ColabFold
+    adds (an index copied from ``pdb70_a3m.ffindex``, empty data). Keyed by chain index
+    (query id - 101); a query without hits has no folder.
+    """
+    server = (settings.server or DEFAULT_SERVER).rstrip("/")
+    session = _Session(server, settings.mode, settings, progress, sleep, clock, jitter)
+    folders: dict[int, Path] = {}
+    with session.client:
+        for query_id, names in sorted(parse_template_hits(m8_text).items()):
+            folder = into_dir / f"templates_{query_id}"
+            folder.mkdir(parents=True, exist_ok=True)
+            asked = ",".join(names[:SERVER_TEMPLATES])
+            session._say(f"downloading templates of query {query_id}: {asked}")
+            answer = session._request("GET", f"template/{asked}")
+            if answer.status_code != 200:
+                session._not_protocol(answer)
+            _extract_templates(answer.content, folder, f"the templates of query {query_id}")
+            folders[query_id - FIRST_ID] = folder
+    return folders
+
+
+def _extract_templates(archive: bytes, folder: Path, where: str) -> None:
+    """The mmCIF files and ``pdb70_a3m`` files of a template tarball into ``folder`` (no
+    other member, no path but a plain name), then ColabFold's ``pdb70_cs219`` stubs."""
+    try:
+        with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+            for member in tar.getmembers():
+                name = PurePosixPath(member.name).name
+                handle = tar.extractfile(member) if member.isfile() else None
+                if handle is not None and _TEMPLATE_MEMBER.match(name):
+                    (folder / name).write_bytes(handle.read())
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+        raise RemoteError(
+            f"{where} is not a readable tar.gz ({type(exc).__name__})", fix=_FIX_AGAIN
+        ) from None
+    index = folder / "pdb70_a3m.ffindex"
+    if not index.is_file() or not (folder / "pdb70_a3m.ffdata").is_file():
+        raise RemoteError(
+            f"{where} has no pdb70_a3m.ffindex and .ffdata (it holds "
+            f"{sorted(p.name for p in folder.iterdir()) or 'nothing'})",
+            fix=_FIX_PROTOCOL,
+        )
+    (folder / "pdb70_cs219.ffindex").write_bytes(index.read_bytes())
+    (folder / "pdb70_cs219.ffdata").write_text("")
 
 
 class _Ticket(BaseModel):
@@ -274,6 +383,42 @@ class _Session:
         if archive.status_code != 200:
             self._not_protocol(archive)
         return _read_archive(archive.content, ticket_id, sequences, result_files(self.mode))
+
+    def template_hits(self, sequences: list[str]) -> str:
+        """The ``pdb70.m8`` of the MSA ticket of ``sequences``."""
+        fasta = "".join(f">{FIRST_ID + i}\n{sequence}\n" for i, sequence in enumerate(sequences))
+        self._say(f"asking {self.server} for template hits (mode {self.mode})")
+        with self.client:
+            retrying = self.resubmissions.retrying(_Again).copy(
+                before_sleep=self._notice("submitting again")
+            )
+            try:
+                ticket_id: str = retrying(self._ticket, fasta)
+            except _Again as again:
+                raise Unavailable(
+                    f"{self.server}: {RESUBMISSIONS + 1} submissions, and the last answer was "
+                    f"still {again.ticket.said()}",
+                    fix=_fix_for(again.ticket.status),
+                ) from None
+            archive = self._request("GET", f"result/download/{ticket_id}")
+        if archive.status_code != 200:
+            self._not_protocol(archive)
+        where = f"the result of ticket {ticket_id}"
+        try:
+            with tarfile.open(fileobj=io.BytesIO(archive.content), mode="r:gz") as tar:
+                members = {PurePosixPath(m.name).name: m for m in tar.getmembers() if m.isfile()}
+                member = members.get(TEMPLATE_HITS)
+                handle = tar.extractfile(member) if member is not None else None
+                if handle is None:
+                    raise RemoteError(
+                        f"{where} has no {TEMPLATE_HITS} (it holds {sorted(members)})",
+                        fix=_FIX_PROTOCOL,
+                    )
+                return handle.read().decode()
+        except (tarfile.TarError, OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
+            raise RemoteError(
+                f"{where} is not a readable tar.gz ({type(exc).__name__})", fix=_FIX_AGAIN
+            ) from None
 
     def _ticket(self, fasta: str) -> str:
         """Submit ``fasta`` and poll its ticket until COMPLETE; the ticket's id.
