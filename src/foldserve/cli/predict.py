@@ -18,13 +18,18 @@ from typing import Annotated, TypeVar, cast
 import typer
 from rich.panel import Panel
 
+from foldserve.cli.complex_input import complex_chains
 from foldserve.cli.console import err
 from foldserve.cli.options import (
     TEST_WEIGHTS_WARNING,
+    CopiesOption,
     ModelsOption,
+    ModelTypeOption,
     MsaFormatOption,
+    NumPredictionsPerModelOption,
     NumRecyclesOption,
     NumSeedsOption,
+    PairedMsaOption,
     PlotsOption,
     QueryOption,
     RankByOption,
@@ -88,9 +93,17 @@ def predict_command(
             show_default=False,
         ),
     ] = None,
-    msa_path: Annotated[
-        str | None, typer.Option("--msa", help="Same as INPUT.", show_default=False)
+    msa_paths: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--msa",
+            help="Same as INPUT; given once per distinct chain (--msa A.a3m --msa B.sto), the "
+            "chains of one complex.",
+            show_default=False,
+        ),
     ] = None,
+    copies: CopiesOption = None,
+    paired_msa: PairedMsaOption = None,
     sequence: SequenceOption = None,
     databases: DatabaseOption = None,
     tool: ToolOption = "jackhmmer",
@@ -137,11 +150,14 @@ def predict_command(
     ] = None,
     seed: SeedOption = 0,
     num_seeds: NumSeedsOption = 1,
-    rank_by: RankByOption = "plddt",
+    rank_by: RankByOption = "auto",
+    model_type: ModelTypeOption = "auto",
+    num_predictions_per_model: NumPredictionsPerModelOption = None,
     max_msa: Annotated[
         str | None,
         typer.Option(
-            help="CLUSTERS:EXTRA MSA rows the network reads (default 512:5120).",
+            help="CLUSTERS:EXTRA MSA rows the network reads (default 512:5120; the multimer "
+            "models read at most 508:2048, ColabFold's).",
             show_default=False,
         ),
     ] = None,
@@ -173,16 +189,30 @@ def predict_command(
         seed,
         num_seeds,
         rank_by,
+        model_type=model_type,
+        num_predictions_per_model=num_predictions_per_model,
         templates=templates,
         stop_at_score=stop_at_score,
         max_msa_clusters=clusters,
         max_extra_msa=extra,
     )
-    if sequence is not None and input_path is not None and output_dir is None:
-        # `predict --sequence Q.fasta OUT/`: with a sequence, the one positional is the output.
+    msa_list = msa_paths or []
+    if (sequence is not None or msa_list) and input_path is not None and output_dir is None:
+        # `predict --sequence Q.fasta OUT/`, `predict --msa A --msa B OUT/`: the one
+        # positional is the output.
         output_dir = Path(input_path)
         input_path = None
-    source = _one_of(input_path, msa_path, "INPUT", "--msa", "an MSA file or folder")
+    chains = complex_chains(msa_list, copies, paired_msa)
+    single = msa_list[0] if len(msa_list) == 1 and chains is None else None
+    source = _one_of(input_path, single, "INPUT", "--msa", "an MSA file or folder")
+    if chains is not None and input_path is not None:
+        raise InputError(
+            "both INPUT and the chains of a complex (--msa …) given",
+            where="INPUT",
+            fix="give the complex's chains with --msa only",
+        )
+    if chains is not None:
+        source = chains.where
     if source is not None and sequence is not None:
         raise InputError(
             "both an MSA and --sequence given",
@@ -221,6 +251,9 @@ def predict_command(
         )
         to_search = read_queries(sequence)
         names = [q.name for q in to_search]
+    elif chains is not None:
+        found = [chains.read(msa_format)]
+        names = [found[0].name]
     else:
         assert source is not None
         found = read_msas(source, msa_format, query)

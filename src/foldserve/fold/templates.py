@@ -47,9 +47,21 @@ from foldserve.errors import InputError
 from foldserve.fold.template_files import (
     PreparedDir,
     PreparedTemplate,
+    find_template_files,
     prepare_template_dir,
     release_date,
 )
+
+__all__ = [
+    "MAX_TEMPLATES",
+    "ChainTemplates",
+    "TemplateHit",
+    "TemplateSet",
+    "find_template_files",
+    "no_templates",
+    "templates_from_files",
+    "templates_from_server_dirs",
+]
 
 MAX_TEMPLATES = 4  # AlphaFold uses up to 4 templates
 #: The date ColabFold passes when none is given: no template is too new.
