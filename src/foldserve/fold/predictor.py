@@ -13,11 +13,12 @@ every recycle boundary.
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -43,6 +44,7 @@ from foldserve.fold.results import (
     ProgressCallback,
     ProgressEvent,
     RankBy,
+    TemplateSource,
 )
 from foldserve.fold.shapes import (
     GIB,
@@ -61,10 +63,18 @@ from foldserve.fold.weights import (
     resolve_param_dir,
 )
 from foldserve.msa.model import Msa
+from foldserve.msa.writing import write_a3m
+
+if TYPE_CHECKING:
+    from foldserve.fold.templates import TemplateSet
 
 Precision = Literal["auto", "bfloat16", "float32"]
 PRECISIONS: tuple[Precision, ...] = get_args(Precision)
 COMPILE_CACHE_DIRNAME = "jax-cache"
+#: Where hhsearch databases of users' template files are kept between jobs.
+TEMPLATE_CACHE_DIRNAME = "template-cache"
+#: Templates AlphaFold reads per chain.
+MAX_TEMPLATES = 4
 
 
 def enable_compile_cache(directory: Path) -> None:
@@ -242,15 +252,17 @@ class Predictor:
         msa: Msa,
         options: PredictOptions | None = None,
         *,
+        templates: TemplateSource | None = None,
         progress: ProgressCallback | None = None,
         cancel: CancelCheck | None = None,
         keep_raw: bool = False,
     ) -> Prediction:
         """Run every requested model and seed on ``msa``; return the runs ranked best first.
 
-        With ``options.stop_at_score``, no further model runs once one has reached it
-        (ColabFold's rule: easy targets cost one model). ``keep_raw`` keeps every array the
-        network returned (``--save-all``).
+        ``templates`` are aligned to each chain and read by the models that take them
+        (monomer models 1 and 2, every multimer model). With ``options.stop_at_score``, no
+        further model runs once one has reached it (ColabFold's rule: easy targets cost one
+        model). ``keep_raw`` keeps every array the network returned (``--save-all``).
         """
         options = options or PredictOptions()
         self.check_input(msa, options)
@@ -258,9 +270,15 @@ class Predictor:
         report = _Reporter(progress, started)
         timings: dict[str, float] = {}
 
-        report(ProgressEvent(stage="features", elapsed=0.0))
+        template_set = None
+        if templates is not None and templates.given:
+            report(ProgressEvent(stage="templates", elapsed=0.0))
+            tick = time.perf_counter()
+            template_set = self._templates(msa, options, templates)
+            timings["templates"] = _since(tick)
+        report(ProgressEvent(stage="features", elapsed=report.elapsed()))
         tick = time.perf_counter()
-        job = self._prepare(msa, options)
+        job = self._prepare(msa, options, template_set)
         timings["features"] = _since(tick)
 
         runs: list[ModelRun] = []
@@ -269,24 +287,29 @@ class Predictor:
         for seed in range(options.seed, options.seed + options.num_seeds):
             if _reached(runs, options, rank_by):
                 break
-            tick = time.perf_counter()
-            batch = job.batch_for(seed, options)
-            timings[f"process_features_pred_{seed}"] = _since(tick)
+            batches: dict[NetworkKey, FeatureDict] = {}
             for number in options.models:
                 if _reached(runs, options, rank_by):
                     break
+                key = job.key_for(number)
+                if key not in batches:
+                    tick = time.perf_counter()
+                    batches[key] = job.batch_for(key, seed, options)
+                    name = f"process_features_pred_{seed}"
+                    timings[name] = timings.get(name, 0.0) + _since(tick)
                 model_name = job.model_name(number)
                 tick = time.perf_counter()
-                params = self._model_params(job.key, number)
+                params = self._model_params(key, number)
                 timings["load_params"] = timings.get("load_params", 0.0) + _since(tick)
                 tick = time.perf_counter()
-                apply = self._compiled_apply(job, params, batch, report, model_name)
+                apply = self._compiled_apply(job, key, params, batches[key], report, model_name)
                 timings["compile"] = timings.get("compile", 0.0) + _since(tick)
                 run = self._run_model(
                     apply,
                     params,
                     job,
-                    batch,
+                    key,
+                    batches[key],
                     model_name,
                     seed,
                     options,
@@ -301,58 +324,112 @@ class Predictor:
         timings["predict"] = sum(r.seconds for r in runs)
         timings["total"] = _since(started)
         report(ProgressEvent(stage="done", elapsed=timings["total"]))
+        main_key = job.key_for(3)
         return Prediction(
             msa=msa,
             aatype=job.aatype,
             residue_index=job.residue_index,
             ranked=ranked,
-            options=options,
-            shape=job.shape,
+            options=replace(options, templates=template_set is not None),
+            shape=job.shapes[main_key],
             engine=replace(
                 self.engine,
-                network=job.key.network,
-                evoformer_blocks=self._networks[job.key].evoformer_blocks,
+                network=main_key.network,
+                evoformer_blocks=self._networks[main_key].evoformer_blocks,
             ),
             timings=timings,
             skipped_runs=num_runs - len(runs),
             chains=job.chains,
             rank_by=rank_by,
+            templates=_template_names(job.chains, template_set),
+            warnings=template_set.warnings if template_set is not None else (),
         )
 
-    def _prepare(self, msa: Msa, options: PredictOptions) -> _Job:
+    def _templates(self, msa: Msa, options: PredictOptions, source: TemplateSource) -> TemplateSet:
+        """Each distinct chain's templates, aligned with its MSA as ColabFold aligns them."""
+        from foldserve.fold import templates
+
+        if self.network_for(msa, options) == MULTIMER:
+            split = multimer_features.split_complex(msa)
+            chain_msas, sequences = list(split.unpaired), list(split.sequences)
+        else:
+            text = io.StringIO()
+            write_a3m(msa, text)
+            chain_msas, sequences = [text.getvalue()], [msa.query_sequence]
+        if source.files:
+            found = templates.templates_from_files(
+                source.files,
+                chain_msas,
+                sequences,
+                max_template_date=source.max_template_date,
+                cache_dir=self.param_dir / TEMPLATE_CACHE_DIRNAME,
+            )
+            if not found.names:
+                raise InputError(
+                    f"none of the {len(source.files)} template file(s) aligns to the query: "
+                    + "; ".join(found.warnings),
+                    where=str(source.files[0]),
+                    fix="give structures of the query's family (mmCIF or PDB), or leave "
+                    "--templates out",
+                )
+            return found
+        return templates.templates_from_server_dirs(
+            source.server_chain_dirs(len(sequences)),
+            chain_msas,
+            sequences,
+            max_template_date=source.max_template_date,
+        )
+
+    def _prepare(self, msa: Msa, options: PredictOptions, template_set: TemplateSet | None) -> _Job:
         """The features every model run of ``msa`` shares."""
-        shape = self.shape_for(msa, options)
+        chain_features = (
+            [chain.features for chain in template_set.chains] if template_set is not None else None
+        )
         if self.network_for(msa, options) == MULTIMER:
             key = _multimer_key(options)
             complex_input = multimer_features.split_complex(msa)
-            features = multimer_features.multimer_features(complex_input, num_msa=key.num_msa)
-            length = int(features["aatype"].shape[0])
-            # The estimate may fall short of the merged MSA's real depth: take the real one.
+            features = multimer_features.multimer_features(
+                complex_input, num_msa=key.num_msa, template_features=chain_features
+            )
             shape = multimer_shape(
-                length,
+                int(features["aatype"].shape[0]),
                 multimer_features.msa_rows(features),
                 key.num_extra_msa,
                 bucketing=self.bucketing,
             )
             return _Job(
-                key=key,
-                shape=shape,
+                keys={number: key for number in MODEL_NUMBERS},
+                shapes={key: shape},
                 chains=complex_input.chains,
                 aatype=np.asarray(features["aatype"], dtype=np.int32),
                 residue_index=np.asarray(features["residue_index"], dtype=np.int32),
                 multimer_batch=_canonical(multimer_features.pad_to(features, shape)),
             )
         raw = raw_features(msa)
+        if chain_features is not None:
+            # The chain's template features in place of the mock ones, as ColabFold's
+            # build_monomer_feature takes them.
+            raw = {k: v for k, v in raw.items() if not k.startswith("template_")}
+            raw.update(chain_features[0])
         length = msa.query_length
+        plain = NetworkKey(MONOMER)
+        keys = {number: plain for number in MODEL_NUMBERS}
+        sizes = {plain: _sizes(msa, options)}
+        if chain_features is not None:
+            # ColabFold's choice: models 1 and 2 read the templates, 3 to 5 cannot.
+            with_templates = NetworkKey(MONOMER, templates=True)
+            keys.update({1: with_templates, 2: with_templates})
+            sizes[with_templates] = _template_sizes(msa, options)
+        choose = bucket_shape if self.bucketing else exact_shape
         return _Job(
-            key=NetworkKey(MONOMER),
-            shape=shape,
+            keys=keys,
+            shapes={key: choose(length, _sampled(key, size)) for key, size in sizes.items()},
             chains=(ChainInfo("A", 1, msa.query_sequence, 0),),
             aatype=np.asarray(raw["aatype"].argmax(-1), dtype=np.int32)[:length],
             residue_index=np.asarray(raw["residue_index"], dtype=np.int32)[:length],
             raw=raw,
-            sizes=_sizes(msa, options),
-            config=self._network(NetworkKey(MONOMER)).config,
+            sizes=sizes,
+            configs={key: self._network(key).config for key in sizes},
         )
 
     def _param_bytes(self) -> int:
@@ -386,18 +463,20 @@ class Predictor:
     def _compiled_apply(
         self,
         job: _Job,
+        key: NetworkKey,
         params: network.Params,
         batch: FeatureDict,
         report: _Reporter,
         model_name: str,
     ) -> Any:
-        slot = (job.key, job.shape)
+        shape = job.shapes[key]
+        slot = (key, shape)
         if slot not in self._compiled:
             import jax
 
             report(ProgressEvent(stage="compile", elapsed=report.elapsed(), model=model_name))
-            example = {**job.recycle_input(batch, 0), "prev": _zero_prev(job.shape.length)}
-            lowered = self._network(job.key).apply.lower(params, jax.random.PRNGKey(0), example)
+            example = {**job.recycle_input(batch, 0), "prev": _zero_prev(shape.length)}
+            lowered = self._network(key).apply.lower(params, jax.random.PRNGKey(0), example)
             self._compiled[slot] = lowered.compile()
             self.compile_count += 1
         return self._compiled[slot]
@@ -407,6 +486,7 @@ class Predictor:
         apply: Callable[..., Any],
         params: network.Params,
         job: _Job,
+        key: NetworkKey,
         batch: FeatureDict,
         model_name: str,
         seed: int,
@@ -420,14 +500,15 @@ class Predictor:
 
         tick = time.perf_counter()
         length = len(job.aatype)
-        prev = _zero_prev(job.shape.length)
-        key = jax.random.PRNGKey(seed)
+        padded = job.shapes[key].length
+        prev = _zero_prev(padded)
+        rng = jax.random.PRNGKey(seed)
         result: dict[str, Any] = {}
         recycle = 0
         for recycle in range(options.num_recycles + 1):
             if cancel is not None and cancel():
                 raise Cancelled(f"{model_name} seed {seed}, before recycle {recycle}")
-            key, sub_key = jax.random.split(key)
+            rng, sub_key = jax.random.split(rng)
             output = apply(params, sub_key, {**job.recycle_input(batch, recycle), "prev": prev})
             prev = {k: np.asarray(v, np.float16) for k, v in output.pop("prev").items()}
             result = output
@@ -463,54 +544,60 @@ class Predictor:
             recycles=recycle,
             tolerance=float(result["tol"]) if recycle > 0 else None,
             seconds=_since(tick),
-            raw=_unpadded(result, job.shape.length, length) if keep_raw else None,
+            raw=_unpadded(result, padded, length) if keep_raw else None,
             iptm=_iptm(result, job),
         )
 
 
 @dataclass(frozen=True)
 class _Job:
-    """What every model run of one prediction shares: the network, the shape, the features.
+    """What every model run of one prediction shares: the networks, shapes and features.
 
     A monomer's MSA is sampled per seed before the network (``batch_for`` processes ``raw``
-    and the batch holds one slice per recycle); the multimer samples inside the network, so
-    its one padded ``multimer_batch`` serves every seed and recycle.
+    and the batch holds one slice per recycle), for each network its models use; the multimer
+    samples inside the network, so its one padded ``multimer_batch`` serves every run.
     """
 
-    key: NetworkKey
-    shape: InputShape
+    #: The network each model number runs on.
+    keys: dict[int, NetworkKey]
+    shapes: dict[NetworkKey, InputShape]
     chains: tuple[ChainInfo, ...]
     aatype: npt.NDArray[np.int32]
     residue_index: npt.NDArray[np.int32]
     raw: FeatureDict | None = None
-    sizes: tuple[int, int] = (0, 0)
-    config: Any = None
+    sizes: dict[NetworkKey, tuple[int, int]] = field(default_factory=dict)
+    configs: dict[NetworkKey, Any] = field(default_factory=dict)
     multimer_batch: FeatureDict | None = None
 
     @property
     def is_complex(self) -> bool:
         return len(self.chains) > 1
 
+    def key_for(self, number: int) -> NetworkKey:
+        return self.keys[number]
+
     def model_name(self, number: int) -> str:
         """DeepMind's name: ``model_1_ptm``, ``model_1_multimer_v3``."""
-        return f"model_{number}_multimer_v3" if self.key.multimer else f"model_{number}_ptm"
+        if self.key_for(number).multimer:
+            return f"model_{number}_multimer_v3"
+        return f"model_{number}_ptm"
 
-    def batch_for(self, seed: int, options: PredictOptions) -> FeatureDict:
+    def batch_for(self, key: NetworkKey, seed: int, options: PredictOptions) -> FeatureDict:
         if self.multimer_batch is not None:
             return self.multimer_batch
         assert self.raw is not None
         return process_features(
             self.raw,
-            self.config,
+            self.configs[key],
             seed=seed,
             num_recycles=options.num_recycles,
-            sizes=self.sizes,
-            shape=self.shape,
+            sizes=self.sizes[key],
+            shape=self.shapes[key],
         )
 
     def recycle_input(self, batch: FeatureDict, recycle: int) -> FeatureDict:
         """The features one recycle reads: the monomer's slice of it, the multimer's all."""
-        if self.key.multimer:
+        if self.multimer_batch is not None:
             return batch
         return {k: v[recycle : recycle + 1] for k, v in batch.items()}
 
@@ -551,6 +638,37 @@ def _reached(runs: list[ModelRun], options: PredictOptions, rank_by: RankBy) -> 
     return limit is not None and any(run.score_100(rank_by) >= limit for run in runs)
 
 
+def _template_sizes(msa: Msa, options: PredictOptions) -> tuple[int, int]:
+    """Cluster centres (as the template network's config takes them) and extra rows.
+
+    AlphaFold's template models give four of their cluster rows to template torsion angles
+    (``reduce_msa_clusters_by_max_templates``): they sample ``clusters - 4`` MSA rows.
+    """
+    depth = len(msa)
+    sampled = min(depth, options.max_msa_clusters - MAX_TEMPLATES)
+    extra = max(min(depth - sampled, options.max_extra_msa), 1)
+    return sampled + MAX_TEMPLATES, extra
+
+
+def _sampled(key: NetworkKey, sizes: tuple[int, int]) -> tuple[int, int]:
+    """The MSA rows a network's batch holds for ``sizes``: the template network's four
+    template rows are added inside the network."""
+    clusters, extra = sizes
+    return (clusters - MAX_TEMPLATES, extra) if key.templates else sizes
+
+
+def _template_names(
+    chains: tuple[ChainInfo, ...], template_set: TemplateSet | None
+) -> dict[str, tuple[str, ...]]:
+    """The templates each chain (every copy of a distinct chain alike) was given."""
+    if template_set is None:
+        return {}
+    return {
+        chain.id: tuple(hit.name for hit in template_set.chains[chain.entity - 1].hits)
+        for chain in chains
+    }
+
+
 def _multimer_key(options: PredictOptions) -> NetworkKey:
     """The multimer network for ``options``: ColabFold's 508:2048 MSA sizes, or fewer when
     ``--max-msa`` asks for fewer."""
@@ -574,7 +692,7 @@ def _complex_length(msa: Msa) -> int:
 
 def _iptm(output: dict[str, Any], job: _Job) -> float | None:
     """The multimer's interface pTM; None for one chain, where it means nothing."""
-    if not job.key.multimer or not job.is_complex or "iptm" not in output:
+    if job.multimer_batch is None or not job.is_complex or "iptm" not in output:
         return None
     return float(output["iptm"])
 

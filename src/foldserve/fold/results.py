@@ -136,8 +136,10 @@ class PredictOptions:
 
 @dataclass(frozen=True)
 class TemplateSource:
-    """Where a prediction's templates come from: the user's structure files, or a folder of
-    ColabFold server template hits (``pdb70*`` files and mmCIFs), or both.
+    """Where a prediction's templates come from: the user's structure files, or the folder
+    ColabFold server template hits were fetched into (``templates_{101+i}/`` for distinct chain
+    ``i``, as ``colabfold_server.fetch_server_templates`` writes it; a chain the server found
+    nothing for has no folder).
 
     The predictor aligns them to each chain (:mod:`foldserve.fold.templates`); models that
     take templates use up to four per chain.
@@ -151,6 +153,12 @@ class TemplateSource:
     @property
     def given(self) -> bool:
         return bool(self.files) or self.server_dir is not None
+
+    def server_chain_dirs(self, chains: int) -> list[Path | None]:
+        """Each distinct chain's folder of server hits, or None."""
+        assert self.server_dir is not None
+        folders = [self.server_dir / f"templates_{101 + i}" for i in range(chains)]
+        return [folder if folder.is_dir() else None for folder in folders]
 
 
 @dataclass(frozen=True)
@@ -295,6 +303,8 @@ class Prediction:
     rank_by: RankBy = "plddt"
     #: Templates the models saw, by chain id (names such as ``1abc_A``).
     templates: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: What the user should know about the inputs, e.g. templates that were not used.
+    warnings: tuple[str, ...] = ()
 
     @property
     def chain_list(self) -> tuple[ChainInfo, ...]:
