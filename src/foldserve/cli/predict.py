@@ -23,6 +23,7 @@ from foldserve.cli.console import err
 from foldserve.cli.options import (
     TEST_WEIGHTS_WARNING,
     CopiesOption,
+    MaxTemplateDateOption,
     ModelsOption,
     ModelTypeOption,
     MsaFormatOption,
@@ -35,6 +36,7 @@ from foldserve.cli.options import (
     RankByOption,
     RelaxOption,
     SeedOption,
+    TemplatesOption,
     ToleranceOption,
     predict_options,
 )
@@ -65,13 +67,15 @@ from foldserve.cli.search_options import (
     search_settings,
 )
 from foldserve.cli.search_run import run_search
+from foldserve.cli.template_options import TemplateRequest, fetch_from_server, template_request
 from foldserve.errors import InputError
 from foldserve.fold import run_dir
 from foldserve.fold.predictor import Precision, Predictor
 from foldserve.fold.relax import check_relax_available
+from foldserve.fold.results import TemplateSource
 from foldserve.fold.run_config import check_relax
 from foldserve.msa.search.queries import read_queries
-from foldserve.msa.search.settings import DEFAULT_MAX_HITS, DEFAULT_TIMEOUT_S
+from foldserve.msa.search.settings import DEFAULT_MAX_HITS, DEFAULT_TIMEOUT_S, SearchSettings
 
 T = TypeVar("T")
 
@@ -175,7 +179,8 @@ def predict_command(
     ] = None,
     msa_format: MsaFormatOption = "auto",
     query: QueryOption = None,
-    templates: Annotated[bool, typer.Option(help="Use templates (not supported yet).")] = False,
+    templates: TemplatesOption = None,
+    max_template_date: MaxTemplateDateOption = None,
     precision: Annotated[
         str, typer.Option(help="auto (bfloat16 on GPU, float32 on CPU), bfloat16 or float32.")
     ] = "auto",
@@ -191,7 +196,6 @@ def predict_command(
         rank_by,
         model_type=model_type,
         num_predictions_per_model=num_predictions_per_model,
-        templates=templates,
         stop_at_score=stop_at_score,
         max_msa_clusters=clusters,
         max_extra_msa=extra,
@@ -245,10 +249,15 @@ def predict_command(
     relax_mode = check_relax(relax, where="--relax")
     if relax_mode != "none":
         check_relax_available(where="--relax")
+    settings = None
     if sequence is not None:
         settings = search_settings(
             databases, tool, server, search_mode, max_hits, cpus, email, no_cache, search_timeout
         )
+    wanted_templates = template_request(
+        templates, max_template_date, server=settings is not None and settings.server is not None
+    )
+    if sequence is not None:
         to_search = read_queries(sequence)
         names = [q.name for q in to_search]
     elif chains is not None:
@@ -266,6 +275,7 @@ def predict_command(
         predictor = Predictor(params_dir, precision=cast(Precision, precision))
         predictor.check_models(options.models, where="--models")
     if sequence is not None:
+        assert settings is not None
         # Searched on this CPU once everything else is known to be right, then folded.
         results = run_search(to_search, settings)
         queries = [Query(p, r.msa(), r) for p, r in zip(places, results, strict=True)]
@@ -285,11 +295,16 @@ def predict_command(
         neff = describe_msa(item.msa, options, log)
         staged = run_dir.prepare(item.place.target, overwrite=overwrite)
         try:
+            template_source = _templates_for(item, wanted_templates, settings, staged.staging)
             with log.following(options, predictor.shape_for(item.msa, options)) as show:
-                prediction = predictor.predict(item.msa, options, progress=show, keep_raw=save_all)
+                prediction = predictor.predict(
+                    item.msa, options, templates=template_source, progress=show, keep_raw=save_all
+                )
         except BaseException:
             run_dir.discard(staged)
             raise
+        for warning in prediction.warnings:
+            log.warn(warning)
         try:
             relaxation = relax_runs(prediction, relax_mode, log)
         except BaseException:
@@ -309,6 +324,22 @@ def predict_command(
         if zip_results:
             zip_folder(item.place.target)
         print_summary(prediction, item.place, log, relaxation)
+
+
+def _templates_for(
+    item: Query,
+    wanted: TemplateRequest | None,
+    settings: SearchSettings | None,
+    staging: Path,
+) -> TemplateSource | None:
+    """The templates of one query: the user's files, or the server's hits for its sequence
+    (fetched into the staged run, so they are kept with it)."""
+    if wanted is None:
+        return None
+    if not wanted.from_server:
+        return wanted.source()
+    assert settings is not None
+    return fetch_from_server(wanted, [item.msa.query_sequence], settings, staging / "templates")
 
 
 def _one_of(a: T | None, b: T | None, name_a: str, name_b: str, what: str) -> T | None:

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from foldserve.fold.features import InputShape
@@ -40,6 +41,10 @@ class RunLog:
         self.lines.append(f"{stamp} {text}")
         if show:
             self.console.print(markup or text, highlight=False, soft_wrap=True)
+
+    def warn(self, text: str) -> None:
+        """Record and print a warning."""
+        self.note(f"warning: {text}", markup=f"[yellow]warning:[/yellow] {escape(text)}")
 
     def progress_line(self, text: str) -> None:
         """A progress step: a line with the elapsed time when plain, else only the log."""
