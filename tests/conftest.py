@@ -49,7 +49,8 @@ WEIGHTS_CACHE = Path(
 
 @pytest.fixture(scope="session")
 def test_params() -> Path:
-    """Reduced-depth random weights with the official keys, generated once and cached.
+    """Reduced-depth random weights with the official keys (pTM and multimer v3), generated
+    once and cached.
 
     Never committed: they are made here at test time (a few seconds) and reused by later runs.
     """
@@ -57,9 +58,9 @@ def test_params() -> Path:
     from foldserve.fold.test_weights import make_test_weights
     from foldserve.fold.weights import TEST_WEIGHTS_MARKER
 
-    param_dir = WEIGHTS_CACHE / f"v{__version__}-blocks{TEST_WEIGHT_BLOCKS}-seed0"
+    param_dir = WEIGHTS_CACHE / f"v{__version__}-blocks{TEST_WEIGHT_BLOCKS}-seed0-multimer"
     if not (param_dir / "params" / TEST_WEIGHTS_MARKER).exists():
-        make_test_weights(param_dir, evoformer_blocks=TEST_WEIGHT_BLOCKS, seed=0)
+        make_test_weights(param_dir, evoformer_blocks=TEST_WEIGHT_BLOCKS, seed=0, multimer=True)
     return param_dir
 
 

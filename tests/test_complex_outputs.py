@@ -204,10 +204,10 @@ def test_terminal_table_shows_iptm_confidence_and_the_metric(tmp_path: Path) -> 
     print_summary(prediction, Placement("hb", tmp_path, None), log, relaxation)
     table = buffer.getvalue()
     header = next(line for line in table.splitlines() if "pTM" in line)
-    assert "ipTM" in header and "confidence" in header
+    assert "ipTM" in header and "conf" in header
     row = next(line for line in table.splitlines() if "model_1_multimer_v3" in line)
     assert "0.750" in row and "0.760" in row
-    assert "ranked by 0.8 ipTM + 0.2 pTM" in table and "chains A (141)" in table
+    assert "ranked by conf = 0.8 ipTM + 0.2 pTM" in table and "chains A (141)" in table
     logged = log.text()
     assert f"rank 0: {BEST} pLDDT" in logged and "ipTM 0.750 confidence 0.760" in logged
 
@@ -387,21 +387,27 @@ def boundary_lines(axes: Any) -> list[Line2D]:
     return [line for line in axes.get_lines() if line.get_gid() == "chain-boundary"]
 
 
+def at(lines: list[Line2D], axis: str) -> list[float]:
+    """Where the vertical (``x``) or horizontal (``y``) lines of ``lines`` stand."""
+    places = []
+    for line in lines:
+        values = np.asarray(line.get_xdata() if axis == "x" else line.get_ydata(), dtype=float)
+        if values[0] == values[1]:
+            places.append(float(values[0]))
+    return sorted(places)
+
+
 def test_pae_plot_marks_chain_boundaries_and_names_the_chains() -> None:
     chains = [(c.id, c.start, c.end) for c in hemoglobin_prediction().chain_list]
     matrix = hemoglobin_prediction().best.pae.astype(np.float64)
     figure = plots.pae_figure([("ranked_0", matrix), ("ranked_1", matrix)], chains)
     for axes in figure.axes[:2]:
         lines = boundary_lines(axes)
-        vertical = sorted(
-            line.get_xdata()[0] for line in lines if line.get_xdata()[0] == line.get_xdata()[1]
-        )
-        horizontal = sorted(
-            line.get_ydata()[0] for line in lines if line.get_ydata()[0] == line.get_ydata()[1]
-        )
+        vertical, horizontal = at(lines, "x"), at(lines, "y")
         assert vertical == horizontal == [140.5, 281.5, 427.5]
         assert [t.get_text() for t in axes.get_xticklabels()] == CHAIN_IDS
-        assert [t.get_text() for t in axes.get_yticklabels()] == CHAIN_IDS
+    # The y axis is shared: the first column names the chains.
+    assert [t.get_text() for t in figure.axes[0].get_yticklabels()] == CHAIN_IDS
     monomer = plots.pae_figure([("ranked_0", matrix[:141, :141])], chains[:1])
     assert not boundary_lines(monomer.axes[0])
     plots.png(figure)  # draws
@@ -412,8 +418,9 @@ def test_plddt_plot_marks_chain_boundaries() -> None:
     chains = [(c.id, c.start, c.end) for c in prediction.chain_list]
     figure = plots.plddt_figure([("ranked_0", prediction.best.plddt.astype(np.float64))], chains)
     lines = boundary_lines(figure.axes[0])
-    assert sorted(line.get_xdata()[0] for line in lines) == [141.5, 282.5, 428.5]
-    labels = [t.get_text() for t in figure.axes[1].get_xticklabels()]  # the top axis
+    assert at(lines, "x") == [141.5, 282.5, 428.5]
+    (top,) = figure.axes[0].child_axes  # the secondary axis on top
+    labels = [t.get_text() for t in top.get_xticklabels()]
     assert labels == CHAIN_IDS
     plots.png(figure)
 

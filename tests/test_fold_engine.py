@@ -11,64 +11,15 @@ import pytest
 
 from foldserve.errors import Cancelled, InputError, TooLarge
 from foldserve.fold.features import raw_features
-from foldserve.fold.network import evoformer_blocks
 from foldserve.fold.outputs import write_best_model, write_prediction
 from foldserve.fold.predictor import Predictor
 from foldserve.fold.results import PredictOptions, ProgressEvent
-from foldserve.fold.weights import model_param_file
 from foldserve.msa.reading import read
+from tests.colabfold_reference import CA, TOLERANCE, colabfold_ca
 from tests.conftest import TEST_WEIGHT_BLOCKS, data
 
 SMALL = "msa/a3m/colabfold_Q60262_uniref_env_small.a3m"  # 62 residues, 6 rows
 DEEP = "msa/a3m/openfold_short_bfd_uniclust_hits.a3m"  # 73 residues, 1024 rows: extra MSA used
-CA = 1
-TOLERANCE = 0.05  # Å, on every CA atom
-
-
-def colabfold_ca(param_dir: Path, a3m: Path, out: Path, model: int, recycles: int) -> np.ndarray:
-    """CA coordinates of ColabFold's own run (``colabfold.batch.run``) of ``a3m``.
-
-    ColabFold assumes 48 evoformer blocks; the reference run is told the depth of the test
-    weights, which is the only change made to it.
-    """
-    from alphafold.model import config as alphafold_config
-    from colabfold.batch import get_queries, run
-
-    original = alphafold_config.model_config
-    blocks = evoformer_blocks(model_param_file(param_dir, 3))
-
-    def with_depth(name: str) -> object:
-        cfg = original(name)
-        cfg.model.embeddings_and_evoformer.evoformer_num_block = blocks
-        return cfg
-
-    queries, is_complex = get_queries(str(a3m))
-    alphafold_config.model_config = with_depth
-    try:
-        run(
-            queries=queries,
-            result_dir=out,
-            num_models=1,
-            model_order=[model],
-            is_complex=is_complex,
-            num_recycles=recycles,
-            model_type="alphafold2_ptm",
-            data_dir=param_dir,
-            random_seed=0,
-            use_bfloat16=False,
-            user_agent="foldserve-tests",
-            skip_output=["plots"],
-        )
-    finally:
-        alphafold_config.model_config = original
-    (pdb,) = out.glob("*_unrelaxed_rank_001_*.pdb")
-    return np.array(
-        [
-            [float(line[30:38]), float(line[38:46]), float(line[46:54])]
-            for line in pdb.read_text().splitlines()
-            if line.startswith("ATOM") and line[12:16] == " CA "
-        ]
-    )
 
 
 @pytest.mark.parametrize("relative", [SMALL, DEEP])

@@ -299,32 +299,47 @@ def complex_a3m(header: str, chains: tuple[str, ...]) -> str:
     return "\n".join(rows) + "\n"
 
 
+@pytest.mark.timeout(600)
 @pytest.mark.parametrize(
-    ("header", "chains", "described"),
+    ("header", "chains", "described", "entities"),
     [
-        ("#31,31\t1,1", (CHAIN_A, CHAIN_B), "heteromer of 2 chains (31 + 31 residues)"),
-        ("#31\t2", (CHAIN_A,), "homodimer of a 31-residue chain"),
+        ("#31,31\t1,1", (CHAIN_A, CHAIN_B), "heteromer of 2 chains (31 + 31 residues)", [1, 2]),
+        ("#31\t2", (CHAIN_A,), "homodimer of a 31-residue chain", [1, 1]),
     ],
 )
-def test_a_colabfold_complex_is_refused_not_folded_as_one_chain(
+def test_a_colabfold_complex_is_folded_as_its_chains_not_as_one(
     header: str,
     chains: tuple[str, ...],
     described: str,
+    entities: list[int],
     test_params: Path,
     predictor: Predictor,
     tmp_path: Path,
 ) -> None:
-    """Defect 4: a heteromer became one 62-residue chain, a homodimer a monomer, silently."""
+    """Defect 4: a heteromer became one 62-residue chain, a homodimer a monomer, silently.
+    Now the multimer models fold it as its chains; the monomer models refuse it."""
     path = tmp_path / "complex.a3m"
     path.write_text(complex_a3m(header, chains))
-    ran = predict(test_params, str(path), str(tmp_path / "out"), *FAST)
-    assert ran.exit_code == 2
-    (line,) = ran.stderr.strip().splitlines()
-    assert f"{path}:1" in line and described in line and "single chains" in line
-    assert not (tmp_path / "out").exists()
-    # The job API refuses it too, naming the same thing, before any work.
-    job = FoldJobInput(msa=path.read_text(), models=[1], num_recycles=0)
-    with pytest.raises(InputError) as refused:
+    refused = predict(
+        test_params, str(path), str(tmp_path / "mono"), *FAST, "--model-type", "monomer_ptm"
+    )
+    assert refused.exit_code == 2
+    (line,) = refused.stderr.strip().splitlines()
+    assert "--model-type" in line and described in line and "multimer" in line
+    assert not (tmp_path / "mono").exists()
+    # The job API refuses it too, naming the field, before any work.
+    job = FoldJobInput(msa=path.read_text(), models=[1], num_recycles=0, model_type="monomer_ptm")
+    with pytest.raises(InputError) as caught:
         run_fold_job(job, predictor, tmp_path / "job", progress=lambda _: None)
-    assert described in refused.value.problem
+    assert described in caught.value.problem and caught.value.where == "input.model_type"
     assert not (tmp_path / "job").exists()
+
+    ran = predict(test_params, str(path), str(tmp_path / "out"), *FAST)
+    assert ran.exit_code == 0, ran.stderr
+    config = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert [(c["id"], c["entity"], c["length"]) for c in config["chains"]] == [
+        ("A", entities[0], 31),
+        ("B", entities[1], 31),
+    ]
+    model = (tmp_path / "out" / "ranked_0.pdb").read_text().splitlines()
+    assert {line[21] for line in model if line.startswith("ATOM")} == {"A", "B"}

@@ -166,7 +166,7 @@ def test_oversized_and_inflating_bodies_get_413(server: Server) -> None:
         ({"msa": ">q\nACD\n", "colour": "red"}, "input.colour", "unknown field"),
         ({"msa": ">q\nACD\n", "models": [6]}, "input.models", "no AlphaFold2 model 6"),
         ({"msa": ">q\nACD\n", "num_recycles": "many"}, "input.num_recycles", "valid integer"),
-        ({"models": [1]}, "input", "exactly one of msa, msa_gz_b64 and msa_url"),
+        ({"models": [1]}, "input", "exactly one of msa, msa_gz_b64, msa_url and chains"),
         ({"msa_gz_b64": "%%%"}, "input.msa_gz_b64", "not valid base64"),
         ({"msa": ">q\nAC@D\n"}, "input.msa", "invalid character '@'"),
     ],

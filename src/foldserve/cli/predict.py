@@ -282,7 +282,7 @@ def predict_command(
     else:
         queries = [Query(p, named.msa) for p, named in zip(places, found, strict=True)]
     for item in queries:
-        predictor.check_input(item.msa, options)
+        predictor.check_input(item.msa, options, where="--models")
     if sort_queries_by == "length":
         queries.sort(key=lambda q: q.msa.query_length)
     if predictor.test_weights:

@@ -9,6 +9,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from rich import box
 from rich.table import Table
 
 from foldserve.cli.run_log import RunLog
@@ -227,8 +228,10 @@ def print_summary(
     chains = prediction.chain_list
     caption = f"ranked by {metric}"
     multimer = _has_iptm(prediction)
-    if multimer and prediction.rank_by != "multimer":
-        caption += "; confidence = 0.8 ipTM + 0.2 pTM"
+    if multimer and prediction.rank_by == "multimer":
+        caption = "ranked by conf = 0.8 ipTM + 0.2 pTM"
+    elif multimer:
+        caption += "; conf = 0.8 ipTM + 0.2 pTM"
     if prediction.is_complex:
         caption += "; chains " + ", ".join(f"{c.id} ({c.length})" for c in chains)
     table = Table(
@@ -236,15 +239,22 @@ def print_summary(
         title_justify="left",
         caption=caption,
         caption_justify="left",
+        # A complex's two more columns still fit 80 characters, model names whole.
+        box=box.SIMPLE_HEAD if multimer else box.HEAVY_HEAD,
+        pad_edge=not multimer,
+        collapse_padding=multimer,
     )
     columns = ["rank", "model", "seed", "mean pLDDT", "pTM"]
     if multimer:
-        columns += ["ipTM", "confidence"]
+        columns = ["rank", "model", "seed", "pLDDT", "pTM", "ipTM", "conf"]
     columns += ["recycles", "seconds"]
     if relaxation.mode != "none":
         columns.append("relaxed")
     for column in columns:
-        table.add_column(column, justify="right" if column != "model" else "left")
+        if column == "model":
+            table.add_column(column, no_wrap=True)
+        else:
+            table.add_column(column, justify="right")
     for rank, run in enumerate(prediction.ranked):
         row = [str(rank), run.model, str(run.seed), f"{run.mean_plddt:.1f}", f"{run.ptm:.3f}"]
         if multimer:
