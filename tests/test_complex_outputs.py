@@ -47,7 +47,7 @@ BEST, SECOND = "model_1_multimer_v3_pred_0", "model_2_multimer_v3_pred_0"
 def complex_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("complex") / "run"
     source = TemplateSource(files=(Path("templates/1a00.cif"),), max_template_date="2021-01-01")
-    write_prediction(hemoglobin_prediction(), out, templates=source)
+    write_prediction(replace(hemoglobin_prediction(), template_source=source), out)
     return out
 
 

@@ -31,7 +31,7 @@ from foldserve._version import __version__
 from foldserve.errors import InputError
 from foldserve.files import write_bytes, write_text
 from foldserve.fold.features import msa_sizes
-from foldserve.fold.results import ModelRun, Prediction, TemplateSource
+from foldserve.fold.results import ModelRun, Prediction
 from foldserve.fold.run_config import (
     CONFIG_NAME,
     RunChain,
@@ -105,7 +105,6 @@ def write_prediction(
     save_all: bool = False,
     search: SearchSummary | None = None,
     relaxation: Relaxation | None = None,
-    templates: TemplateSource | None = None,
 ) -> dict[str, Path]:
     """Write every output file into ``out_dir``; return them by name.
 
@@ -114,8 +113,8 @@ def write_prediction(
     foldserve searched for it) go into ``config.json``; ``save_all`` writes each run's raw
     network outputs as DeepMind's ``result_{run}.pkl``. A run in ``relaxation`` gets its
     ``relaxed_{run}.pdb``, which is then its ``ranked_{i}`` model, as ``run_alphafold`` does.
-    ``templates`` (where the run's templates came from, and their date limit) goes into
-    ``config.json`` beside the templates each chain used.
+    Where the templates came from (``prediction.template_source``) and their date limit go
+    into ``config.json`` beside the templates each chain used.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
@@ -152,7 +151,7 @@ def write_prediction(
                 name = f"result_{run.name}.pkl"
                 files[name] = write_bytes(out_dir / name, pickle.dumps(run.raw, protocol=4))
     config = run_config(
-        prediction, neff=neff, search=search, relaxation=relaxation, templates=templates
+        prediction, neff=neff, search=search, relaxation=relaxation
     )
     files[CONFIG_NAME] = write_config(out_dir, config)
     return files
@@ -180,7 +179,6 @@ def run_config(
     neff: float | None = None,
     search: SearchSummary | None = None,
     relaxation: Relaxation | None = None,
-    templates: TemplateSource | None = None,
 ) -> RunConfig:
     """How ``prediction`` was made, for its ``config.json`` (files filled in when written)."""
     options, msa, engine = prediction.options, prediction.msa, prediction.engine
@@ -193,7 +191,7 @@ def run_config(
             RunChain(id=c.id, entity=c.entity, length=c.length, sequence=c.sequence)
             for c in prediction.chain_list
         ),
-        templates=_run_templates(prediction, templates),
+        templates=_run_templates(prediction),
         created=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         # Every option, by the name PredictOptions and the job JSON give it (a new option is
         # recorded without a line here); RunSettings ignores what it does not list.
@@ -234,8 +232,9 @@ def _model_type(prediction: Prediction) -> str:
     return "multimer" if "multimer" in prediction.engine.network else "monomer_ptm"
 
 
-def _run_templates(prediction: Prediction, source: TemplateSource | None) -> RunTemplates | None:
+def _run_templates(prediction: Prediction) -> RunTemplates | None:
     """The templates each chain's models saw and where they came from; None without any."""
+    source = prediction.template_source
     if not prediction.options.templates and source is None and not prediction.templates:
         return None
     return RunTemplates(

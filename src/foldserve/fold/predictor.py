@@ -342,6 +342,7 @@ class Predictor:
             chains=job.chains,
             rank_by=rank_by,
             templates=_template_names(job.chains, template_set),
+            template_source=templates if template_set is not None else None,
             warnings=template_set.warnings if template_set is not None else (),
         )
 

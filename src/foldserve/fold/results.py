@@ -303,6 +303,8 @@ class Prediction:
     rank_by: RankBy = "plddt"
     #: Templates the models saw, by chain id (names such as ``1abc_A``).
     templates: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: Where the templates came from, when the prediction had any.
+    template_source: TemplateSource | None = None
     #: What the user should know about the inputs, e.g. templates that were not used.
     warnings: tuple[str, ...] = ()
 
