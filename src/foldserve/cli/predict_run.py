@@ -104,15 +104,22 @@ def describe_msa(msa: Msa, options: PredictOptions, log: RunLog) -> float:
     """Say what the user should know about the MSA before GPU time is spent on it (the
     warnings ``msa inspect`` gives); return its Neff."""
     report = stats.inspect(msa)
-    clusters, extra = msa_sizes(len(msa), options.max_msa_clusters, options.max_extra_msa)
-    used = min(len(msa), clusters + extra)
+    if msa.complex is not None:
+        # The multimer samples its rows inside the network from the merged chains' MSA.
+        reads = f"a {msa.complex.describe()}"
+    else:
+        clusters, extra = msa_sizes(len(msa), options.max_msa_clusters, options.max_extra_msa)
+        used = min(len(msa), clusters + extra)
+        reads = (
+            f"the network reads {used} of them ({clusters} cluster centres + "
+            f"{used - clusters} extra)"
+        )
     log.note(
         f"{report.query_name}: {report.query_length} residues, {report.depth} rows "
-        f"({report.unique} unique), Neff {report.neff:.1f}; the network reads {used} of them "
-        f"({clusters} cluster centres + {used - clusters} extra)"
+        f"({report.unique} unique), Neff {report.neff:.1f}; {reads}"
     )
     for warning in report.warnings:
-        log.note(f"warning: {warning}", markup=f"[yellow]warning:[/yellow] {warning}")
+        log.warn(warning)
     return report.neff
 
 
