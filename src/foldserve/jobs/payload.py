@@ -65,6 +65,12 @@ def inflate(data: bytes, *, limit: int, where: str) -> bytes:
             where=where,
             fix="send gzip-compressed bytes (Python: gzip.compress)",
         ) from None
+    if len(text) <= limit and not inflater.eof:
+        raise InputError(
+            "the gzip data ends early (truncated)",
+            where=where,
+            fix="send the whole gzip-compressed file (Python: gzip.compress)",
+        )
     if len(text) > limit:
         raise TooLarge(
             f"inflates to more than {limit / 1e6:g} MB",

@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from foldserve.errors import InputError
 from foldserve.fold.outputs import write_prediction
@@ -64,15 +63,12 @@ def run_fold_job(
     def elapsed() -> float:
         return round(time.perf_counter() - started, 1)
 
-    # Only a job with templates passes them: a predictor of single chains without templates
-    # takes every other job as it always has.
-    with_templates: dict[str, Any] = {} if templates is None else {"templates": templates}
     prediction = predictor.predict(
         msa,
         options,
+        templates=templates,
         progress=lambda event: progress(JobProgress.from_event(event)),
         cancel=cancel,
-        **with_templates,
     )
     relax_started = time.perf_counter()
     relaxation = relax_prediction(
