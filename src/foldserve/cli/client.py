@@ -55,6 +55,7 @@ from foldserve.cli.search_options import (
     ToolOption,
     search_settings,
 )
+from foldserve.cli.template_options import template_request
 from foldserve.client import records
 from foldserve.client.client import Client, check_job_id, save_best_model
 from foldserve.client.records import JobRecord
@@ -63,7 +64,6 @@ from foldserve.config import Endpoint, resolve_endpoint
 from foldserve.errors import InputError
 from foldserve.fold.outputs import best_model_source
 from foldserve.fold.run_config import check_relax
-from foldserve.jobs.input import check_date
 from foldserve.jobs.schema import JobOutput, JobProgress, JobState, JobStatus
 from foldserve.msa.model import Msa
 from foldserve.msa.search.settings import DEFAULT_MAX_HITS, DEFAULT_TIMEOUT_S, SearchSettings
@@ -292,24 +292,14 @@ def _chains(
 
 
 def _template_paths(templates: list[str] | None, max_template_date: str | None) -> list[Path]:
-    """--templates as paths, checked for what the endpoint cannot take."""
-    if max_template_date is not None:
-        check_date(max_template_date, where="--max-template-date")
-    if not templates:
-        if max_template_date is not None:
-            raise InputError(
-                "there are no templates to date",
-                where="--max-template-date",
-                fix="give --templates too, or leave out --max-template-date",
-            )
-        return []
-    if "server" in templates:
-        raise InputError(
-            "`server` templates come from an MSA server search, which the endpoint does not do",
-            where="--templates",
-            fix="give template structure files or folders; they are sent with the job",
-        )
-    return [Path(t) for t in templates]
+    """--templates as the files sent with the job, each found and checked."""
+    request = template_request(
+        templates,
+        max_template_date,
+        server=False,
+        server_fix="give template structure files or folders; they are sent with the job",
+    )
+    return list(request.files) if request is not None else []
 
 
 def _searched(sequence: Path, settings: SearchSettings) -> Msa:

@@ -3,7 +3,6 @@ the server's template hits fetched after the MSA search (``colabfold_batch --tem
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +12,7 @@ from foldserve.cli.search_run import following_search
 from foldserve.errors import InputError
 from foldserve.fold.results import TemplateSource
 from foldserve.fold.template_files import find_template_files
+from foldserve.jobs.input import check_date
 from foldserve.msa.search.settings import SearchSettings
 
 #: ``--templates server``: the ColabFold server's own template hits.
@@ -32,14 +32,22 @@ class TemplateRequest:
         return TemplateSource(files=self.files, max_template_date=self.max_template_date)
 
 
+#: Where ``--templates server`` has no server search to take hits from.
+SEARCH_WITH_SERVER = "search with --sequence Q.fasta --server URL, or give template files"
+
+
 def template_request(
-    values: Sequence[str] | None, max_template_date: str | None, *, server: bool
+    values: Sequence[str] | None,
+    max_template_date: str | None,
+    *,
+    server: bool,
+    server_fix: str = SEARCH_WITH_SERVER,
 ) -> TemplateRequest | None:
     """The templates ``--templates`` asks for, every file found and sniffed; ``server`` is
     whether the MSA comes from ColabFold's server (``--server``), which ``--templates server``
-    needs."""
+    needs (``server_fix`` says what to do instead)."""
     if max_template_date is not None:
-        check_date(max_template_date)
+        check_date(max_template_date, where="--max-template-date")
     if not values:
         if max_template_date is not None:
             raise InputError(
@@ -59,29 +67,11 @@ def template_request(
             raise InputError(
                 "`--templates server` takes the template hits of ColabFold's MSA server",
                 where="--templates",
-                fix="search with --sequence Q.fasta --server URL, or give template files",
+                fix=server_fix,
             )
         return TemplateRequest(from_server=True, max_template_date=max_template_date)
     files = find_template_files([Path(value) for value in values])
     return TemplateRequest(files=files, max_template_date=max_template_date)
-
-
-def check_date(text: str) -> None:
-    """Refuse a ``--max-template-date`` that is not a YYYY-MM-DD date."""
-    try:
-        datetime.date.fromisoformat(text)
-    except ValueError:
-        raise InputError(
-            f"{text!r} is not a date",
-            where="--max-template-date",
-            fix="write it as YYYY-MM-DD, e.g. 2021-11-01",
-        ) from None
-    if len(text) != len("YYYY-MM-DD"):
-        raise InputError(
-            f"{text!r} is not written as YYYY-MM-DD",
-            where="--max-template-date",
-            fix="write it as YYYY-MM-DD, e.g. 2021-11-01",
-        )
 
 
 def fetch_from_server(
