@@ -115,16 +115,26 @@ def parse_copies(text: str | None, chains: int) -> tuple[int, ...]:
     """``"2,1"`` → ``(2, 1)``, one count per ``--msa`` chain; None → one copy of each."""
     if text is None:
         return (1,) * chains
+    example = ",".join(["1"] * chains)
     try:
         copies = tuple(int(part) for part in text.split(","))
     except ValueError:
-        copies = ()
-    if len(copies) != chains or min(copies, default=0) < 1:
         raise InputError(
-            f"cannot read {text!r} as {chains} cop{'y' if chains == 1 else 'ies'} count(s)",
+            f"cannot read {text!r} as copy counts",
             where="--copies",
-            fix=f"give one whole number of at least 1 per --msa ({chains}), e.g. --copies "
-            + ",".join(["1"] * chains),
+            fix=f"give whole numbers separated by commas, one per --msa, e.g. --copies {example}",
+        ) from None
+    if len(copies) != chains:
+        raise InputError(
+            f"{len(copies)} copy count(s) for {chains} --msa chain(s)",
+            where="--copies",
+            fix=f"give one count per --msa, in their order, e.g. --copies {example}",
+        )
+    if min(copies) < 1:
+        raise InputError(
+            f"a chain in {min(copies)} copies",
+            where="--copies",
+            fix="give each chain 1 copy or more",
         )
     return copies
 
