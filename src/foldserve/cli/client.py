@@ -19,6 +19,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from foldserve.cli.batch import check_batch_flags, submit_batch
+from foldserve.cli.complex_input import complex_chains
 from foldserve.cli.console import err, say_retrying
 from foldserve.cli.options import (
     TEST_WEIGHTS_WARNING,
@@ -39,7 +40,6 @@ from foldserve.cli.options import (
     TemplatesOption,
     ToleranceOption,
     as_flag_error,
-    parse_copies,
     predict_options,
 )
 from foldserve.cli.search_options import (
@@ -275,10 +275,10 @@ def _chains(
 ) -> list[ChainSpec] | None:
     """The chains of a complex given as --msa per chain (with --copies, --paired-msa); None
     for one --msa in one copy, sent as it always was (a complex A3M is read as such)."""
-    if len(msa_paths) <= 1 and copies is None and paired_msa is None:
+    found = complex_chains(msa_paths, copies, paired_msa)
+    if found is None:
         return None
-    counts = parse_copies(copies, len(msa_paths))
-    if len(msa_paths) > 1 and (query is not None or msa_format != "auto"):
+    if len(found.paths) > 1 and (query is not None or msa_format != "auto"):
         raise InputError(
             "applies to one MSA; with several --msa each is read by its content, its first row "
             "the query",
@@ -287,7 +287,7 @@ def _chains(
         )
     return [
         ChainSpec(path, count, msa_format=msa_format, query=query)
-        for path, count in zip(msa_paths, counts, strict=True)
+        for path, count in zip(found.paths, found.copies, strict=True)
     ]
 
 

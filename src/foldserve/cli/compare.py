@@ -52,16 +52,7 @@ def comparison_table(comparisons: list[Comparison], title: str | None = None) ->
         else:
             table.add_column(column, justify="right", no_wrap=True, min_width=len(column))
     for c in comparisons:
-        table.add_row(
-            c.a + (" (complex)" if c.is_complex else ""),
-            c.b,
-            f"{c.tm_score_a:.4f}",
-            f"{c.tm_score_b:.4f}",
-            f"{c.rmsd:.2f}",
-            str(c.aligned_length),
-            f"{c.gdt_ts:.4f}",
-            f"{c.lddt:.4f}",
-        )
+        table.add_row(c.a + (" (complex)" if c.is_complex else ""), c.b, *c.score_cells())
     return table
 
 
@@ -86,17 +77,7 @@ def chains_table(comparisons: list[Comparison], title: str | None = None) -> Tab
             table.add_column(column, justify="right", no_wrap=True, min_width=len(column))
     for _, match in rows:
         c = match.comparison
-        table.add_row(
-            c.a,
-            c.b,
-            match.matched_by,
-            f"{c.tm_score_a:.4f}",
-            f"{c.tm_score_b:.4f}",
-            f"{c.rmsd:.2f}",
-            str(c.aligned_length),
-            f"{c.gdt_ts:.4f}",
-            f"{c.lddt:.4f}",
-        )
+        table.add_row(c.a, c.b, match.matched_by, *c.score_cells())
     return table
 
 

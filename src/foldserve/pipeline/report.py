@@ -93,17 +93,6 @@ def _rows(cells: list[list[str]]) -> str:
     )
 
 
-def _scores(c: Comparison) -> list[str]:
-    return [
-        f"{c.tm_score_a:.4f}",
-        f"{c.tm_score_b:.4f}",
-        f"{c.rmsd:.2f}",
-        str(c.aligned_length),
-        f"{c.gdt_ts:.4f}",
-        f"{c.lddt:.4f}",
-    ]
-
-
 SCORE_HEADS = ("TM (by A)", "TM (by B)", "RMSD (Å)", "pairs", "GDT-TS", "lDDT")
 
 
@@ -118,7 +107,7 @@ def _table(comparisons: list[Comparison], labels: dict[str, str]) -> str:
             [
                 _short(c.a, labels) + (" (complex)" if c.is_complex else ""),
                 _short(c.b, labels) + (f" ({c.picked})" if c.picked else ""),
-                *_scores(c),
+                *c.score_cells(),
             ]
             for c in comparisons
         ]
@@ -134,7 +123,7 @@ def _table(comparisons: list[Comparison], labels: dict[str, str]) -> str:
                 _short(m.comparison.a, labels),
                 _short(m.comparison.b, labels),
                 m.matched_by,
-                *_scores(m.comparison),
+                *m.comparison.score_cells(),
             ]
             for m in pairs
         ]

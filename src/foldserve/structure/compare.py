@@ -97,6 +97,17 @@ class Comparison:
     def is_complex(self) -> bool:
         return bool(self.chains)
 
+    def score_cells(self) -> list[str]:
+        """TM-score both ways, RMSD, aligned pairs, GDT-TS and lDDT as tables show them."""
+        return [
+            f"{self.tm_score_a:.4f}",
+            f"{self.tm_score_b:.4f}",
+            f"{self.rmsd:.2f}",
+            str(self.aligned_length),
+            f"{self.gdt_ts:.4f}",
+            f"{self.lddt:.4f}",
+        ]
+
     def to_json(self) -> dict[str, Any]:
         scores = self._scores()
         if self.chains:

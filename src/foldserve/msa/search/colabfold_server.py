@@ -363,9 +363,14 @@ class _Session:
 
     def search(self, sequences: list[str]) -> dict[str, tuple[HitRows, ...]]:
         """Each sequence's hits, per result file; one ticket for all of them."""
-        fasta = "".join(f">{FIRST_ID + i}\n{sequence}\n" for i, sequence in enumerate(sequences))
         queries = "1 query" if len(sequences) == 1 else f"{len(sequences)} queries"
         self._say(f"submitting {queries} to {self.server} (mode {self.mode})")
+        ticket_id, archive = self._result(sequences)
+        return _read_archive(archive, ticket_id, sequences, result_files(self.mode))
+
+    def _result(self, sequences: list[str]) -> tuple[str, bytes]:
+        """The ticket of ``sequences`` (submitted, or found again) and its result archive."""
+        fasta = "".join(f">{FIRST_ID + i}\n{sequence}\n" for i, sequence in enumerate(sequences))
         with self.client:
             retrying = self.resubmissions.retrying(_Again).copy(
                 before_sleep=self._notice("submitting again")
@@ -382,30 +387,15 @@ class _Session:
             archive = self._request("GET", f"result/download/{ticket_id}")
         if archive.status_code != 200:
             self._not_protocol(archive)
-        return _read_archive(archive.content, ticket_id, sequences, result_files(self.mode))
+        return ticket_id, archive.content
 
     def template_hits(self, sequences: list[str]) -> str:
         """The ``pdb70.m8`` of the MSA ticket of ``sequences``."""
-        fasta = "".join(f">{FIRST_ID + i}\n{sequence}\n" for i, sequence in enumerate(sequences))
         self._say(f"asking {self.server} for template hits (mode {self.mode})")
-        with self.client:
-            retrying = self.resubmissions.retrying(_Again).copy(
-                before_sleep=self._notice("submitting again")
-            )
-            try:
-                ticket_id: str = retrying(self._ticket, fasta)
-            except _Again as again:
-                raise Unavailable(
-                    f"{self.server}: {RESUBMISSIONS + 1} submissions, and the last answer was "
-                    f"still {again.ticket.said()}",
-                    fix=_fix_for(again.ticket.status),
-                ) from None
-            archive = self._request("GET", f"result/download/{ticket_id}")
-        if archive.status_code != 200:
-            self._not_protocol(archive)
+        ticket_id, content = self._result(sequences)
         where = f"the result of ticket {ticket_id}"
         try:
-            with tarfile.open(fileobj=io.BytesIO(archive.content), mode="r:gz") as tar:
+            with tarfile.open(fileobj=io.BytesIO(content), mode="r:gz") as tar:
                 members = {PurePosixPath(m.name).name: m for m in tar.getmembers() if m.isfile()}
                 member = members.get(TEMPLATE_HITS)
                 handle = tar.extractfile(member) if member is not None else None
