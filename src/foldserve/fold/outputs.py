@@ -150,9 +150,7 @@ def write_prediction(
             if run.raw is not None:
                 name = f"result_{run.name}.pkl"
                 files[name] = write_bytes(out_dir / name, pickle.dumps(run.raw, protocol=4))
-    config = run_config(
-        prediction, neff=neff, search=search, relaxation=relaxation
-    )
+    config = run_config(prediction, neff=neff, search=search, relaxation=relaxation)
     files[CONFIG_NAME] = write_config(out_dir, config)
     return files
 
