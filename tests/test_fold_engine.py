@@ -161,8 +161,8 @@ def test_a_job_too_large_for_the_device_is_refused_first(test_params: Path) -> N
         ({"models": (6,)}, "models"),
         ({"models": ()}, "models"),
         ({"num_recycles": -1}, "num_recycles"),
-        ({"templates": True}, "templates"),
-        ({"rank_by": "iptm"}, "rank_by"),
+        ({"model_type": "monomer_casp14"}, "model_type"),
+        ({"rank_by": "confidence"}, "rank_by"),
         ({"recycle_early_stop_tolerance": -0.5}, "recycle_early_stop_tolerance"),
     ],
 )

@@ -125,10 +125,11 @@ def test_python_api_gives_the_cli_result(prediction_dir: Path, predictor: Predic
 @pytest.mark.parametrize(
     ("extra", "expected"),
     [
-        (["--templates"], "templates are not supported yet"),
+        (["--templates", "nowhere.cif"], "error: nowhere.cif: no such template file"),
+        (["--model-type", "monomer_casp14"], "error: --model-type: unknown model type"),
         (["--models", "1,7"], "error: --models: no AlphaFold2 model 7"),
         (["--models", "1,x"], "error: --models: cannot read model list"),
-        (["--rank-by", "iptm"], "--rank-by"),
+        (["--rank-by", "confidence"], "--rank-by"),
         (["--num-recycles", "-2"], "--num-recycles"),
     ],
 )

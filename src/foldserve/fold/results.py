@@ -96,6 +96,13 @@ class PredictOptions:
             raise bad(
                 "rank_by", f"unknown ranking {self.rank_by!r}", f"use {', '.join(RANK_BY_CHOICES)}"
             )
+        if self.model_type in ("monomer", "monomer_casp14"):
+            raise bad(
+                "model_type",
+                f"the {self.model_type} preset (DeepMind's weights without the PAE head) is not "
+                "offered: it gives no PAE or pTM to rank, plot or compare by",
+                "use monomer_ptm, the same network with its PAE head (ColabFold's default)",
+            )
         if self.model_type not in MODEL_TYPES:
             raise bad(
                 "model_type",
