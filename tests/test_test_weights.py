@@ -172,10 +172,12 @@ def test_multimer_marked_and_listed_by_check(multimer_params: Path) -> None:
     assert len(as_json["multimer_models"]) == 5 and as_json["multimer_ok"] is True
 
 
-def test_make_test_without_multimer_writes_no_multimer_files(test_params: Path) -> None:
-    assert not list((test_params / "params").glob("*multimer*"))
-    marker = json.loads((test_params / "params" / weights.TEST_WEIGHTS_MARKER).read_text())
+def test_make_test_without_multimer_writes_no_multimer_files(tmp_path: Path) -> None:
+    made = foldserve("weights", "make-test", "--out", str(tmp_path), "--blocks", "1")
+    assert made.exit_code == 0, made.stderr
+    assert not list((tmp_path / "params").glob("*multimer*"))
+    marker = json.loads((tmp_path / "params" / weights.TEST_WEIGHTS_MARKER).read_text())
     assert "multimer_models" not in marker
-    report = weights.check(test_params)
+    report = weights.check(tmp_path)
     assert report.multimer_models == () and not report.multimer_ok
     assert "multimer" not in json.dumps(report.to_json()["models"])
