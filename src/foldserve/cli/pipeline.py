@@ -10,8 +10,9 @@ import typer
 from rich.table import Table
 
 from foldserve.cli.client import describe_progress
+from foldserve.cli.complex_input import complex_chains
 from foldserve.cli.console import err, out, say_retrying
-from foldserve.cli.options import parse_models
+from foldserve.cli.options import CopiesOption, PairedMsaOption, parse_models
 from foldserve.cli.search_options import (
     DatabaseOption,
     MaxHitsOption,
@@ -24,7 +25,7 @@ from foldserve.errors import InputError
 from foldserve.jobs.progress import JobProgress
 from foldserve.msa.search.settings import DEFAULT_MAX_HITS
 from foldserve.pipeline import tracking
-from foldserve.pipeline.config import PipelineConfig, load_toml
+from foldserve.pipeline.config import SERVER, ChainConfig, PipelineConfig, load_toml
 from foldserve.pipeline.run import run_pipeline
 
 pipeline_app = typer.Typer(
@@ -40,9 +41,32 @@ TrackingOption = Annotated[
 LABELS = {"ran": "[green]done[/green]", "cached": "[dim]cached[/dim]"}
 
 
+def _templates(values: list[str] | None) -> tuple[Path, ...] | str | None:
+    """``--templates`` as the run takes it: ``server``, or the files and folders given."""
+    if not values:
+        return None
+    if SERVER in values:
+        if len(values) > 1:
+            raise InputError(
+                "`server` and template files given together",
+                where="--templates",
+                fix="use the server's templates or your own files, not both (as ColabFold)",
+            )
+        return SERVER
+    return tuple(Path(value) for value in values)
+
+
 @pipeline_app.command("run")
 def run_command(
-    msa: Annotated[Path | None, typer.Option(help="MSA file in any supported format.")] = None,
+    msa: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="MSA file in any supported format; once per distinct chain of a complex.",
+            show_default=False,
+        ),
+    ] = None,
+    copies: CopiesOption = None,
+    paired_msa: PairedMsaOption = None,
     sequence: SequenceOption = None,
     databases: DatabaseOption = None,
     tool: ToolOption = "jackhmmer",
@@ -56,6 +80,37 @@ def run_command(
     models: Annotated[str | None, typer.Option(help="AlphaFold2 models, e.g. 1,2,3.")] = None,
     num_recycles: Annotated[int | None, typer.Option(help="Recycling iterations.")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    model_type: Annotated[
+        str | None,
+        typer.Option(
+            help="auto (multimer for more than one chain or copy; the default), monomer_ptm "
+            "or multimer (AlphaFold2-multimer v3).",
+            show_default=False,
+        ),
+    ] = None,
+    rank_by: Annotated[
+        str | None,
+        typer.Option(
+            help="Rank models by auto (multimer for a complex, plddt for one chain; the "
+            "default), plddt, ptm, iptm or multimer (0.8 ipTM + 0.2 pTM).",
+            show_default=False,
+        ),
+    ] = None,
+    templates: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Template structures (mmCIF or PDB files, or folders of them), or `server` "
+            "for the --server's template hits.",
+            show_default=False,
+        ),
+    ] = None,
+    max_template_date: Annotated[
+        str | None,
+        typer.Option(
+            help="Drop templates released after this date (YYYY-MM-DD), when their mmCIF says.",
+            show_default=False,
+        ),
+    ] = None,
     relax: Annotated[
         str | None,
         typer.Option(
@@ -77,8 +132,18 @@ def run_command(
 ) -> None:
     """Run MSA search, MSA check, predictions, comparison and report; finished steps are
     skipped."""
+    chains = complex_chains([str(path) for path in msa or []], copies, paired_msa)
     flags: dict[str, Any] = {
-        "msa": msa,
+        "msa": msa[0] if msa and chains is None else None,
+        "chains": (
+            tuple(
+                ChainConfig(Path(path), count)
+                for path, count in zip(chains.paths, chains.copies, strict=True)
+            )
+            if chains is not None
+            else None
+        ),
+        "paired_msa": chains.paired if chains is not None else None,
         "sequence": sequence,
         "databases": tuple(databases) if databases else None,
         "search_tool": tool if tool != "jackhmmer" else None,
@@ -89,6 +154,10 @@ def run_command(
         "models": parse_models(models) if models else None,
         "num_recycles": num_recycles,
         "seed": seed,
+        "model_type": model_type,
+        "rank_by": rank_by,
+        "templates": _templates(templates),
+        "max_template_date": max_template_date,
         "relax": relax,
         "reference": reference,
         "reference_chain": reference_chain,
@@ -100,7 +169,7 @@ def run_command(
     if config is not None:
         settings = load_toml(config, flags)
     else:
-        if (msa is None and sequence is None) or out_dir is None:
+        if (not msa and sequence is None) or out_dir is None:
             raise InputError(
                 "no MSA (or sequence) or output directory",
                 where="--msa/--out",
@@ -165,7 +234,8 @@ def list_command(directory: DirArgument = Path("."), tracking_uri: TrackingOptio
         )
         return
     table = Table(title=uri, title_justify="left")
-    for column in ("run", "name", "started", "models", "test wts", "pLDDT", "pTM", "TM ref"):
+    columns = ("run", "name", "started", "models", "chains", "test wts", "pLDDT", "pTM", "ipTM")
+    for column in (*columns, "TM ref"):
         table.add_column(column, no_wrap=column in ("run", "started"))
     for run in runs:
         table.add_row(
@@ -173,9 +243,11 @@ def list_command(directory: DirArgument = Path("."), tracking_uri: TrackingOptio
             run.name,
             _when(run.start_time),
             run.params.get("models", ""),
+            run.params.get("chains", ""),
             run.params.get("test_weights", ""),
             _number(run.metrics.get("mean_plddt"), 1),
             _number(run.metrics.get("ptm"), 3),
+            _number(run.metrics.get("iptm"), 3),
             _number(run.metrics.get("tm_score_to_reference"), 3),
         )
     out().print(table)

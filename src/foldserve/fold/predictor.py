@@ -13,30 +13,32 @@ every recycle boundary.
 
 from __future__ import annotations
 
-import io
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
-import numpy.typing as npt
 
 from foldserve.errors import Cancelled, InputError, TooLarge
-from foldserve.fold import multimer_features, network
+from foldserve.fold import network
 from foldserve.fold.features import (
     FeatureDict,
     InputShape,
-    msa_sizes,
-    process_features,
-    raw_features,
+)
+from foldserve.fold.job_inputs import (
+    PreparedJob,
+    chain_templates,
+    complex_length,
+    input_shape,
+    network_name,
+    prepare_job,
+    template_names,
 )
 from foldserve.fold.network import MONOMER, MULTIMER, NetworkKey
 from foldserve.fold.results import (
-    NETWORK_NAMES,
     CancelCheck,
-    ChainInfo,
     EngineInfo,
     ModelRun,
     Prediction,
@@ -48,10 +50,7 @@ from foldserve.fold.results import (
 )
 from foldserve.fold.shapes import (
     GIB,
-    bucket_shape,
     estimate_bytes,
-    exact_shape,
-    multimer_shape,
     reduced_depth_hint,
 )
 from foldserve.fold.weights import (
@@ -63,18 +62,15 @@ from foldserve.fold.weights import (
     resolve_param_dir,
 )
 from foldserve.msa.model import Msa
-from foldserve.msa.writing import write_a3m
 
 if TYPE_CHECKING:
-    from foldserve.fold.templates import TemplateSet
+    pass
 
 Precision = Literal["auto", "bfloat16", "float32"]
 PRECISIONS: tuple[Precision, ...] = get_args(Precision)
 COMPILE_CACHE_DIRNAME = "jax-cache"
 #: Where hhsearch databases of users' template files are kept between jobs.
 TEMPLATE_CACHE_DIRNAME = "template-cache"
-#: Templates AlphaFold reads per chain.
-MAX_TEMPLATES = 4
 
 
 def enable_compile_cache(directory: Path) -> None:
@@ -178,56 +174,40 @@ class Predictor:
         for number in self.available_multimer_models:
             self._loaded(MULTIMER, number)
 
-    def network_for(self, msa: Msa, options: PredictOptions) -> str:
-        """The network ``msa`` runs on: ``alphafold2_ptm`` or ``alphafold2_multimer_v3``."""
-        return NETWORK_NAMES[options.network_for(msa.complex is not None)]
-
     def shape_for(self, msa: Msa, options: PredictOptions | None = None) -> InputShape:
         """The padded (or, without bucketing, exact) input shape ``msa`` runs at."""
-        options = options or PredictOptions()
-        if self.network_for(msa, options) == MULTIMER:
-            key = _multimer_key(options)
-            # The merged MSA is at most every row plus the gap rows of the other chains;
-            # ColabFold pads it to at least num_msa + 4.
-            rows = max(len(msa) * len(_copies(msa)), key.num_msa + 4)
-            return multimer_shape(
-                _complex_length(msa), rows, key.num_extra_msa, bucketing=self.bucketing
-            )
-        choose = bucket_shape if self.bucketing else exact_shape
-        return choose(msa.query_length, _sizes(msa, options))
+        return input_shape(msa, options or PredictOptions(), bucketing=self.bucketing)
 
     def check_input(self, msa: Msa, options: PredictOptions, *, where: str = "models") -> None:
         """Everything that can be refused before any work: a network without parameters,
         models without parameters, a job too large for the device."""
-        network_name = self.network_for(msa, options)
-        if msa.complex is not None and network_name == MONOMER:
+        runs_on = network_name(msa, options)
+        if msa.complex is not None and runs_on == MONOMER:
             raise InputError(
                 f"a {msa.complex.describe()} with the monomer pTM models",
                 where=_sibling(where, "model_type"),
                 fix="use --model-type multimer (or auto) for a complex, or fold one chain's MSA",
             )
-        if network_name == MULTIMER and not self.available_multimer_models:
+        if runs_on == MULTIMER and not self.available_multimer_models:
             raise InputError(
                 "the AlphaFold2-multimer parameters are not installed here",
                 where=msa.source if msa.complex is not None else _sibling(where, "model_type"),
                 fix="run `foldserve weights fetch` (DeepMind's archive holds them), or "
                 "`foldserve weights make-test --multimer` for random test weights",
             )
-        self.check_models(options.models, where=where, network_name=network_name)
+        self.check_models(options.models, where=where, network=runs_on)
         self.check_fits(msa, options)
 
     def check_models(
-        self, models: tuple[int, ...], *, where: str = "models", network_name: str = MONOMER
+        self, models: tuple[int, ...], *, where: str = "models", network: str = MONOMER
     ) -> None:
         """Refuse models whose parameters are not installed; the message names no path (a
         job's sender is told it too)."""
-        available = (
-            self.available_multimer_models if network_name == MULTIMER else self.available_models
-        )
+        available = self.available_multimer_models if network == MULTIMER else self.available_models
         unavailable = sorted(set(models) - set(available))
         if unavailable:
             raise InputError(
-                f"{network_name} model {unavailable[0]} has no parameters installed here",
+                f"{network} model {unavailable[0]} has no parameters installed here",
                 where=where,
                 fix=f"choose among {', '.join(map(str, available))}, "
                 "or fetch all weights (`foldserve weights fetch`)",
@@ -240,7 +220,7 @@ class Predictor:
         needed = estimate_bytes(shape, self._param_bytes())
         if self.memory_limit_bytes and needed > self.memory_limit_bytes:
             raise TooLarge(
-                f"this job needs about {needed / GIB:.1f} GiB ({_complex_length(msa)} residues, "
+                f"this job needs about {needed / GIB:.1f} GiB ({complex_length(msa)} residues, "
                 f"{len(msa)} MSA rows) but {self.device} has "
                 f"{self.memory_limit_bytes / GIB:.1f} GiB",
                 where=msa.source,
@@ -274,11 +254,19 @@ class Predictor:
         if templates is not None and templates.given:
             report(ProgressEvent(stage="templates", elapsed=0.0))
             tick = time.perf_counter()
-            template_set = self._templates(msa, options, templates)
+            template_set = chain_templates(
+                msa, options, templates, cache_dir=self.param_dir / TEMPLATE_CACHE_DIRNAME
+            )
             timings["templates"] = _since(tick)
         report(ProgressEvent(stage="features", elapsed=report.elapsed()))
         tick = time.perf_counter()
-        job = self._prepare(msa, options, template_set)
+        job = prepare_job(
+            msa,
+            options,
+            template_set,
+            bucketing=self.bucketing,
+            config_of=lambda key: self._network(key).config,
+        )
         timings["features"] = _since(tick)
 
         runs: list[ModelRun] = []
@@ -341,96 +329,9 @@ class Predictor:
             skipped_runs=num_runs - len(runs),
             chains=job.chains,
             rank_by=rank_by,
-            templates=_template_names(job.chains, template_set),
+            templates=template_names(job.chains, template_set),
             template_source=templates if template_set is not None else None,
             warnings=template_set.warnings if template_set is not None else (),
-        )
-
-    def _templates(self, msa: Msa, options: PredictOptions, source: TemplateSource) -> TemplateSet:
-        """Each distinct chain's templates, aligned with its MSA as ColabFold aligns them."""
-        from foldserve.fold import templates
-
-        if self.network_for(msa, options) == MULTIMER:
-            split = multimer_features.split_complex(msa)
-            chain_msas, sequences = list(split.unpaired), list(split.sequences)
-        else:
-            text = io.StringIO()
-            write_a3m(msa, text)
-            chain_msas, sequences = [text.getvalue()], [msa.query_sequence]
-        if source.files:
-            found = templates.templates_from_files(
-                source.files,
-                chain_msas,
-                sequences,
-                max_template_date=source.max_template_date,
-                cache_dir=self.param_dir / TEMPLATE_CACHE_DIRNAME,
-            )
-            if not found.names:
-                raise InputError(
-                    f"none of the {len(source.files)} template file(s) aligns to the query: "
-                    + "; ".join(found.warnings),
-                    where=str(source.files[0]),
-                    fix="give structures of the query's family (mmCIF or PDB), or leave "
-                    "--templates out",
-                )
-            return found
-        return templates.templates_from_server_dirs(
-            source.server_chain_dirs(len(sequences)),
-            chain_msas,
-            sequences,
-            max_template_date=source.max_template_date,
-        )
-
-    def _prepare(self, msa: Msa, options: PredictOptions, template_set: TemplateSet | None) -> _Job:
-        """The features every model run of ``msa`` shares."""
-        chain_features = (
-            [chain.features for chain in template_set.chains] if template_set is not None else None
-        )
-        if self.network_for(msa, options) == MULTIMER:
-            key = _multimer_key(options)
-            complex_input = multimer_features.split_complex(msa)
-            features = multimer_features.multimer_features(
-                complex_input, num_msa=key.num_msa, template_features=chain_features
-            )
-            shape = multimer_shape(
-                int(features["aatype"].shape[0]),
-                multimer_features.msa_rows(features),
-                key.num_extra_msa,
-                bucketing=self.bucketing,
-            )
-            return _Job(
-                keys={number: key for number in MODEL_NUMBERS},
-                shapes={key: shape},
-                chains=complex_input.chains,
-                aatype=np.asarray(features["aatype"], dtype=np.int32),
-                residue_index=np.asarray(features["residue_index"], dtype=np.int32),
-                multimer_batch=_canonical(multimer_features.pad_to(features, shape)),
-            )
-        raw = raw_features(msa)
-        if chain_features is not None:
-            # The chain's template features in place of the mock ones, as ColabFold's
-            # build_monomer_feature takes them.
-            raw = {k: v for k, v in raw.items() if not k.startswith("template_")}
-            raw.update(chain_features[0])
-        length = msa.query_length
-        plain = NetworkKey(MONOMER)
-        keys = {number: plain for number in MODEL_NUMBERS}
-        sizes = {plain: _sizes(msa, options)}
-        if chain_features is not None:
-            # ColabFold's choice: models 1 and 2 read the templates, 3 to 5 cannot.
-            with_templates = NetworkKey(MONOMER, templates=True)
-            keys.update({1: with_templates, 2: with_templates})
-            sizes[with_templates] = _template_sizes(msa, options)
-        choose = bucket_shape if self.bucketing else exact_shape
-        return _Job(
-            keys=keys,
-            shapes={key: choose(length, _sampled(key, size)) for key, size in sizes.items()},
-            chains=(ChainInfo("A", 1, msa.query_sequence, 0),),
-            aatype=np.asarray(raw["aatype"].argmax(-1), dtype=np.int32)[:length],
-            residue_index=np.asarray(raw["residue_index"], dtype=np.int32)[:length],
-            raw=raw,
-            sizes=sizes,
-            configs={key: self._network(key).config for key in sizes},
         )
 
     def _param_bytes(self) -> int:
@@ -463,7 +364,7 @@ class Predictor:
 
     def _compiled_apply(
         self,
-        job: _Job,
+        job: PreparedJob,
         key: NetworkKey,
         params: network.Params,
         batch: FeatureDict,
@@ -486,7 +387,7 @@ class Predictor:
         self,
         apply: Callable[..., Any],
         params: network.Params,
-        job: _Job,
+        job: PreparedJob,
         key: NetworkKey,
         batch: FeatureDict,
         model_name: str,
@@ -550,59 +451,6 @@ class Predictor:
         )
 
 
-@dataclass(frozen=True)
-class _Job:
-    """What every model run of one prediction shares: the networks, shapes and features.
-
-    A monomer's MSA is sampled per seed before the network (``batch_for`` processes ``raw``
-    and the batch holds one slice per recycle), for each network its models use; the multimer
-    samples inside the network, so its one padded ``multimer_batch`` serves every run.
-    """
-
-    #: The network each model number runs on.
-    keys: dict[int, NetworkKey]
-    shapes: dict[NetworkKey, InputShape]
-    chains: tuple[ChainInfo, ...]
-    aatype: npt.NDArray[np.int32]
-    residue_index: npt.NDArray[np.int32]
-    raw: FeatureDict | None = None
-    sizes: dict[NetworkKey, tuple[int, int]] = field(default_factory=dict)
-    configs: dict[NetworkKey, Any] = field(default_factory=dict)
-    multimer_batch: FeatureDict | None = None
-
-    @property
-    def is_complex(self) -> bool:
-        return len(self.chains) > 1
-
-    def key_for(self, number: int) -> NetworkKey:
-        return self.keys[number]
-
-    def model_name(self, number: int) -> str:
-        """DeepMind's name: ``model_1_ptm``, ``model_1_multimer_v3``."""
-        if self.key_for(number).multimer:
-            return f"model_{number}_multimer_v3"
-        return f"model_{number}_ptm"
-
-    def batch_for(self, key: NetworkKey, seed: int, options: PredictOptions) -> FeatureDict:
-        if self.multimer_batch is not None:
-            return self.multimer_batch
-        assert self.raw is not None
-        return process_features(
-            self.raw,
-            self.configs[key],
-            seed=seed,
-            num_recycles=options.num_recycles,
-            sizes=self.sizes[key],
-            shape=self.shapes[key],
-        )
-
-    def recycle_input(self, batch: FeatureDict, recycle: int) -> FeatureDict:
-        """The features one recycle reads: the monomer's slice of it, the multimer's all."""
-        if self.multimer_batch is not None:
-            return batch
-        return {k: v[recycle : recycle + 1] for k, v in batch.items()}
-
-
 class _Reporter:
     """Stamps progress events with the run's position and forwards them."""
 
@@ -629,10 +477,6 @@ class _Reporter:
             self.callback(replace(event, run_index=self.run_index, num_runs=self.num_runs))
 
 
-def _sizes(msa: Msa, options: PredictOptions) -> tuple[int, int]:
-    return msa_sizes(len(msa), options.max_msa_clusters, options.max_extra_msa)
-
-
 def _reached(runs: list[ModelRun], options: PredictOptions, rank_by: RankBy) -> bool:
     """Whether a run so far scored at least ``options.stop_at_score``."""
     limit = options.stop_at_score
@@ -648,77 +492,11 @@ def _sibling(where: str, field_name: str) -> str:
     return f"{prefix}.{field_name}" if prefix else field_name
 
 
-def _template_sizes(msa: Msa, options: PredictOptions) -> tuple[int, int]:
-    """Cluster centres (as the template network's config takes them) and extra rows.
-
-    AlphaFold's template models give four of their cluster rows to template torsion angles
-    (``reduce_msa_clusters_by_max_templates``): they sample ``clusters - 4`` MSA rows.
-    """
-    depth = len(msa)
-    sampled = min(depth, options.max_msa_clusters - MAX_TEMPLATES)
-    extra = max(min(depth - sampled, options.max_extra_msa), 1)
-    return sampled + MAX_TEMPLATES, extra
-
-
-def _sampled(key: NetworkKey, sizes: tuple[int, int]) -> tuple[int, int]:
-    """The MSA rows a network's batch holds for ``sizes``: the template network's four
-    template rows are added inside the network."""
-    clusters, extra = sizes
-    return (clusters - MAX_TEMPLATES, extra) if key.templates else sizes
-
-
-def _template_names(
-    chains: tuple[ChainInfo, ...], template_set: TemplateSet | None
-) -> dict[str, tuple[str, ...]]:
-    """The templates each chain (every copy of a distinct chain alike) was given."""
-    if template_set is None:
-        return {}
-    return {
-        chain.id: tuple(hit.name for hit in template_set.chains[chain.entity - 1].hits)
-        for chain in chains
-    }
-
-
-def _multimer_key(options: PredictOptions) -> NetworkKey:
-    """The multimer network for ``options``: ColabFold's 508:2048 MSA sizes, or fewer when
-    ``--max-msa`` asks for fewer."""
-    return NetworkKey(
-        MULTIMER,
-        num_msa=min(options.max_msa_clusters, network.MULTIMER_NUM_MSA),
-        num_extra_msa=min(options.max_extra_msa, network.MULTIMER_NUM_EXTRA_MSA),
-    )
-
-
-def _copies(msa: Msa) -> tuple[int, ...]:
-    return msa.complex.copies if msa.complex is not None else (1,)
-
-
-def _complex_length(msa: Msa) -> int:
-    """Residues of the whole complex: every copy of every chain."""
-    if msa.complex is None:
-        return msa.query_length
-    return sum(n * c for n, c in zip(msa.complex.lengths, msa.complex.copies, strict=True))
-
-
-def _iptm(output: dict[str, Any], job: _Job) -> float | None:
+def _iptm(output: dict[str, Any], job: PreparedJob) -> float | None:
     """The multimer's interface pTM; None for one chain, where it means nothing."""
     if job.multimer_batch is None or not job.is_complex or "iptm" not in output:
         return None
     return float(output["iptm"])
-
-
-def _canonical(features: FeatureDict) -> FeatureDict:
-    """64-bit arrays as the 32-bit ones JAX computes with, so every job of a shape has the
-    dtypes the compiled function was made for."""
-    converted: FeatureDict = {}
-    for name, value in features.items():
-        array = np.asarray(value)
-        if array.dtype == np.float64:
-            array = array.astype(np.float32)
-        elif array.dtype == np.int64:
-            array = array.astype(np.int32)
-        converted[name] = array
-    return converted
 
 
 def _unpadded(result: dict[str, Any], padded: int, length: int) -> dict[str, Any]:

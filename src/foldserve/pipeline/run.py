@@ -1,9 +1,12 @@
 """``foldserve pipeline run``: MSA check → predictions → comparison → report, resumable.
 
 Each step is skipped when its record in ``DIR/.steps`` matches the hash of its inputs
-(:mod:`foldserve.pipeline.cache`). Outputs in ``DIR``::
+(:mod:`foldserve.pipeline.cache`): the predict step's covers the MSA (for a complex each
+chain's MSA, copies and paired MSA), the options (model type and ranking among them), the
+templates by content and their date, the weights and the relax choice. Outputs in ``DIR``::
 
-    msa.a3m            the checked MSA, as the predictor reads it
+    msa.a3m            the checked MSA, as the predictor reads it (a complex's: ColabFold's
+                       complex A3M, its chains paired)
     prediction/        the prediction directory (DESIGN.md), written whole or not at all
     comparison.json    every ranked model against every other and the reference
     report.html        the offline report, with report_figures/*.png
@@ -27,18 +30,19 @@ from foldserve.fold import run_dir
 from foldserve.fold.run_config import RelaxMode
 from foldserve.fold.run_dir import StagedRun
 from foldserve.fold.weights import TEST_WEIGHTS_MARKER, fingerprint, resolve_param_dir
-from foldserve.jobs.output import RankingEntry
+from foldserve.jobs.output import QuerySummary, RankingEntry
 from foldserve.jobs.progress import JobProgress
+from foldserve.msa.pairing import ChainMsa, pair_chains
 from foldserve.msa.reading import read as read_msa
 from foldserve.msa.search.results import SearchSummary, hits_file_name
 from foldserve.msa.search.settings import SearchSettings
 from foldserve.msa.writing import write as write_msa
 from foldserve.pipeline import prediction_dir, viewer_js
 from foldserve.pipeline.cache import StepCache, StepRecord, file_digest, key_of
-from foldserve.pipeline.config import SEARCH_FILE, PipelineConfig
+from foldserve.pipeline.config import SEARCH_FILE, SERVER_TEMPLATES_DIR, PipelineConfig
 from foldserve.pipeline.report import write_report
-from foldserve.structure.compare import compare_all
-from foldserve.structure.reading import read_chain
+from foldserve.structure.compare import Structure, compare_all
+from foldserve.structure.reading import read_chain, read_chains
 
 if TYPE_CHECKING:
     from foldserve.client.transport import OnRetry
@@ -66,6 +70,14 @@ class PredictInfo(BaseModel):
     ranking: tuple[RankingEntry, ...]
     timings: dict[str, float]
     test_weights: bool
+    #: The model type that ran (``auto`` resolved) and its network, as ColabFold names it.
+    model_type: str | None = None
+    network: str | None = None
+    #: The chains of the structure, ``("A:62", "B:70")``.
+    chains: tuple[str, ...] = ()
+    #: Templates the models used, by chain id.
+    templates: dict[str, tuple[str, ...]] = {}
+    warnings: tuple[str, ...] = ()
     job_id: str | None = None
     endpoint: str | None = None
     params_dir: str | None = None
@@ -125,7 +137,28 @@ def _search(config: PipelineConfig, settings: SearchSettings) -> tuple[dict[str,
         name = hits_file_name(database.database)
         write_text(config.out / name, database.a3m)
         outputs[name] = name
+    if config.server_templates:
+        _fetch_server_templates(config, settings, queries[0].sequence)
+        outputs["templates"] = SERVER_TEMPLATES_DIR
     return outputs, result.summary().model_dump(mode="json")
+
+
+def _fetch_server_templates(config: PipelineConfig, settings: SearchSettings, query: str) -> None:
+    """The server's template hits for the query, as ``colabfold_batch --templates`` fetches
+    them, into ``SERVER_TEMPLATES_DIR`` (whole or not at all; empty when there are none)."""
+    from foldserve.msa.search.colabfold_server import (
+        fetch_server_templates,
+        server_template_hits,
+    )
+
+    target = config.out / SERVER_TEMPLATES_DIR
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    hits = server_template_hits([query], settings)
+    fetch_server_templates(settings, hits, partial)
+    shutil.rmtree(target, ignore_errors=True)
+    partial.rename(target)
 
 
 def _search_identity(settings: SearchSettings) -> dict[str, Any]:
@@ -145,15 +178,69 @@ def _search_identity(settings: SearchSettings) -> dict[str, Any]:
     }
 
 
+def _msa_identity(config: PipelineConfig) -> dict[str, Any]:
+    """What decides the checked MSA: the MSA's content, or each chain's MSA and copies and
+    the paired MSA, and the format they are read in."""
+    if config.chains:
+        return {
+            "chains": [[file_digest(c.msa), c.copies] for c in config.chains],
+            "paired": file_digest(config.paired_msa) if config.paired_msa else None,
+            "format": config.msa_format,
+        }
+    return {"msa": file_digest(config.msa_input), "format": config.msa_format}
+
+
+def _template_identity(config: PipelineConfig) -> dict[str, Any] | None:
+    """What decides the templates a prediction reads: each file by name (its template id
+    comes from it) and content, or the server hits fetched, and the date."""
+    source = config.template_source()
+    if source is None:
+        return None
+    if source.server_dir is not None:
+        fetched = file_digest(source.server_dir) if source.server_dir.is_dir() else None
+        return {"server": fetched, "date": source.max_template_date}
+    return {
+        "files": [[path.name, file_digest(path)] for path in source.files],
+        "date": source.max_template_date,
+    }
+
+
 def _check_msa(config: PipelineConfig) -> tuple[dict[str, str], dict[str, Any]]:
-    alignment = read_msa(str(config.msa_input), format=config.msa_format)
+    """Read and check the MSA; for chains, read each and pair them into ColabFold's complex
+    A3M (by species, or with the paired MSA given)."""
+    warnings: list[str] = []
+    info: dict[str, Any] = {}
+    if config.chains:
+        msas = [read_msa(str(c.msa), format=config.msa_format) for c in config.chains]
+        paired = read_msa(str(config.paired_msa)) if config.paired_msa else None
+        pairing = pair_chains(
+            [ChainMsa(msa, c.copies) for msa, c in zip(msas, config.chains, strict=True)],
+            paired=paired,
+        )
+        alignment = pairing.msa
+        warnings = [w for msa in msas for w in msa.warnings] + list(pairing.warnings)
+        info["paired_rows"] = pairing.paired_rows
+        info["chains"] = [
+            {"msa": c.msa.name, "copies": c.copies, "length": msa.query_length}
+            for c, msa in zip(config.chains, msas, strict=True)
+        ]
+    else:
+        alignment = read_msa(str(config.msa_input), format=config.msa_format)
     write_msa(alignment, config.out / MSA_FILE, format="a3m")  # whole or not at all
     info = {
         "depth": len(alignment),
         "query_length": alignment.query_length,
-        "warnings": list(alignment.warnings),
+        "warnings": warnings or list(alignment.warnings),
+        **info,
     }
     return {"msa": MSA_FILE}, info
+
+
+def _chain_labels(query: QuerySummary) -> tuple[str, ...]:
+    """``("A:62", "B:70")``: each chain of the structure and its length."""
+    if not query.chains:
+        return (f"A:{query.length}",)
+    return tuple(f"{chain.id}:{chain.length}" for chain in query.chains)
 
 
 #: Receives prediction progress, in process or remote alike, as a job reports it.
@@ -173,9 +260,22 @@ def _predict(
     if config.remote:
         from foldserve.client.client import Client, JobState
 
+        source = config.template_source()
+        files: tuple[Path, ...] = ()
+        if source is not None and source.server_dir is not None:
+            # The endpoint aligns the server's hits as it aligns the user's files.
+            files = tuple(sorted(source.server_dir.rglob("*.cif")))
+        elif source is not None:
+            files = source.files
         with Client(url=config.url, endpoint_id=config.endpoint_id, on_retry=on_retry) as client:
             relax = cast(RelaxMode, config.relax)
-            job = client.submit(msa_path, config.predict_options(), relax=relax)
+            job = client.submit(
+                msa_path,
+                config.predict_options(),
+                relax=relax,
+                templates=files,
+                max_template_date=source.max_template_date if files and source else None,
+            )
 
             def forward(state: JobState) -> None:
                 if state.progress:
@@ -188,17 +288,25 @@ def _predict(
             ranking=output.ranking,
             timings=output.timings,
             test_weights=output.test_weights,
+            model_type=output.model_type,
+            network=output.engine,
+            chains=_chain_labels(output.query),
+            templates=output.templates,
+            warnings=output.warnings,
             **engine,
         )
     else:
         from foldserve.fold.outputs import write_prediction
         from foldserve.fold.predictor import Predictor
-        from foldserve.jobs.output import ranking
+        from foldserve.jobs.output import query_summary, ranking
 
+        templates = config.template_source()
+        options = config.predict_options()
         predictor = Predictor(config.params_dir)
         prediction = predictor.predict(
             read_msa(str(msa_path)),
-            config.predict_options(),
+            options,
+            templates=templates,
             progress=lambda event: on_progress(JobProgress.from_event(event)),
         )
         relaxation = None
@@ -207,24 +315,48 @@ def _predict(
 
             relaxation = relax_prediction(prediction, cast(RelaxMode, config.relax))
         write_prediction(prediction, partial, search=searched, relaxation=relaxation)
-        info = PredictInfo(ranking=ranking(prediction), timings=prediction.timings, **engine)
+        info = PredictInfo(
+            ranking=ranking(prediction),
+            timings=prediction.timings,
+            model_type=options.network_for(prediction.is_complex),
+            network=prediction.engine.network,
+            chains=_chain_labels(query_summary(prediction)),
+            templates=prediction.templates,
+            warnings=prediction.warnings,
+            **engine,
+        )
     run_dir.commit(StagedRun(target=config.out / PREDICTION_DIR, staging=partial))
     return {"prediction": PREDICTION_DIR}, info.model_dump(mode="json", exclude_none=True)
 
 
+def _structure(path: Path, chain: str | None = None) -> Structure:
+    """The chain asked for, else every protein chain of the file: one chain, or a complex
+    compared whole (each chain matched, and the complex as one)."""
+    if chain is not None:
+        return read_chain(path, chain)
+    chains = read_chains(path)
+    return chains[0] if len(chains) == 1 else chains
+
+
 def _compare(config: PipelineConfig) -> tuple[dict[str, str], dict[str, Any]]:
     models = prediction_dir.load(config.out / PREDICTION_DIR).models
-    chains = [read_chain(model.path) for model in models]
-    reference = read_chain(config.reference, config.reference_chain) if config.reference else None
-    comparisons = [c.to_json() for c in compare_all(chains, reference)]
+    structures = [_structure(model.path) for model in models]
+    reference = _structure(config.reference, config.reference_chain) if config.reference else None
+    compared = compare_all(structures, reference)
+    comparisons = [c.to_json() for c in compared]
     target = config.out / COMPARISON_FILE
     target.write_text(json.dumps({"comparisons": comparisons}, indent=2) + "\n")
     info: dict[str, Any] = {}
     if reference is not None:
-        best = next(
-            c for c in comparisons if c["a"] == chains[0].label and c["b"] == reference.label
-        )
-        info = {"tm_score_to_reference": best["tm_score"]["b"], "rmsd_to_reference": best["rmsd"]}
+        # compare_all lists every model against the reference last, best model first.
+        best = compared[len(compared) - len(structures)]
+        info = {
+            "tm_score_to_reference": round(best.tm_score_b, 5),
+            "rmsd_to_reference": round(best.rmsd, 3),
+        }
+        for match in best.chains:
+            score = round(match.comparison.tm_score_b, 5)
+            info[f"tm_score_to_reference_{match.chain_a}"] = score
     return {"comparison": COMPARISON_FILE}, info
 
 
@@ -283,15 +415,21 @@ def run_pipeline(
     searched = None
     if search is not None:
         assert config.sequence is not None
-        search_key = key_of(sequence=file_digest(config.sequence), search=_search_identity(search))
+        search_key = key_of(
+            sequence=file_digest(config.sequence),
+            search=_search_identity(search),
+            templates=config.server_templates,
+        )
         step("search", search_key, lambda: _search(config, search))
         searched = SearchSummary.model_validate(results[-1].record.info)
-    msa_key = key_of(msa=file_digest(config.msa_input), format=config.msa_format)
+    msa_key = key_of(**_msa_identity(config))
     step("msa_check", msa_key, lambda: _check_msa(config))
     options = config.predict_options()
     predict_key = key_of(
         msa=file_digest(config.out / MSA_FILE),
-        options=options.__dict__,
+        inputs=msa_key,  # a complex's chains, copies and paired MSA
+        options=options.__dict__,  # model type and ranking among them
+        templates=_template_identity(config),
         engine=engine,
         relax=config.relax,
     )

@@ -69,17 +69,37 @@ def _experiment_id(client: Any, uri: str) -> str:
     return str(client.create_experiment(EXPERIMENT, artifact_location=artifacts))
 
 
+def _templates_param(result: PipelineResult) -> str:
+    """``none``, ``server``, or how many template files were given."""
+    config = result.config
+    if config.server_templates:
+        return "server"
+    return str(len(config.template_files())) if config.templates else "none"
+
+
 def run_params(result: PipelineResult) -> dict[str, str]:
     config = result.config
     predict = result.prediction()
     msa = result.info("msa_check")
+    if config.chains:
+        msa_name = "+".join(chain.msa.name for chain in config.chains)
+    else:
+        msa_name = config.msa_input.name
     params: dict[str, Any] = {
-        "msa": config.msa_input.name,
+        "msa": msa_name,
         "msa_depth": msa["depth"],
         "query_length": msa["query_length"],
         "models": ",".join(str(m) for m in config.models),
         "num_recycles": config.num_recycles,
         "seed": config.seed,
+        "model_type": predict.model_type or config.model_type,
+        "network": predict.network or "",
+        "rank_by": config.rank_by,
+        "chains": ",".join(predict.chains),
+        "copies": ",".join(str(chain.copies) for chain in config.chains),
+        "paired_msa": config.paired_msa.name if config.paired_msa else "",
+        "templates": _templates_param(result),
+        "max_template_date": config.max_template_date or "",
         "relax": config.relax,
         "engine": "endpoint" if config.remote else "local",
         "endpoint": predict.endpoint or "",
@@ -96,6 +116,10 @@ def run_metrics(result: PipelineResult) -> dict[str, float]:
     if predict.ranking:
         best = predict.ranking[0]
         metrics["mean_plddt"], metrics["ptm"] = best.mean_plddt, best.ptm
+        if best.iptm is not None:
+            metrics["iptm"] = best.iptm
+        if best.ranking_confidence is not None:
+            metrics["ranking_confidence"] = best.ranking_confidence
     for name, value in result.info("compare").items():
         metrics[name] = float(value)
     for name, seconds in predict.timings.items():
