@@ -17,9 +17,8 @@ from rich.table import Table
 from foldserve.cli.console import err, out
 from foldserve.errors import InputError
 from foldserve.pipeline import prediction_dir
-from foldserve.structure.compare import Align, Comparison, Structure, compare_all
+from foldserve.structure.compare import Align, Comparison, Structure, compare_all, read_compared
 from foldserve.structure.compare import compare_structures as compare
-from foldserve.structure.reading import read_chain, read_chains
 
 Paths = Annotated[
     list[Path],
@@ -81,14 +80,6 @@ def chains_table(comparisons: list[Comparison], title: str | None = None) -> Tab
     return table
 
 
-def _structure(path: Path, chain: str | None, model: int = 0) -> Structure:
-    """The chain asked for, else every protein chain of the file (one, or a complex)."""
-    if chain is not None:
-        return read_chain(path, chain, model=model)
-    chains = read_chains(path, model=model)
-    return chains[0] if len(chains) == 1 else chains
-
-
 def _model_index(number: int, option: str) -> int:
     if number < 1:
         raise InputError(f"model {number}", where=option, fix="models are numbered from 1")
@@ -128,12 +119,12 @@ def compare_command(
     """TM-score (by each length), RMSD, aligned length, GDT-TS and lDDT of structures;
     complexes also chain by chain."""
     how = cast(Align, align)
-    ref = _structure(reference, reference_chain) if reference else None
+    ref = read_compared(reference, reference_chain) if reference else None
     if len(paths) == 1 and paths[0].is_dir():
         prediction = prediction_dir.load(paths[0], job=job)
         for warning in prediction.warnings:
             err().print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
-        structures = [_structure(model.path, None) for model in prediction.models]
+        structures = [read_compared(model.path, None) for model in prediction.models]
         _print(compare_all(structures, ref, align=how), as_json, title=str(paths[0]))
         return
     if job is not None:
@@ -148,8 +139,8 @@ def compare_command(
             where="compare",
             fix="give two structure files A B, or one prediction directory",
         )
-    a = _structure(paths[0], chain_a, model=_model_index(model_a, "--model-a"))
-    b = _structure(paths[1], chain_b, model=_model_index(model_b, "--model-b"))
+    a = read_compared(paths[0], chain_a, model=_model_index(model_a, "--model-a"))
+    b = read_compared(paths[1], chain_b, model=_model_index(model_b, "--model-b"))
     if ref is None:
         result = compare(a, b, align=how, superpose=not in_place)
         _notes([result])

@@ -21,11 +21,12 @@ from foldserve.cli.search_options import (
     ServerOption,
     ToolOption,
 )
+from foldserve.cli.template_options import server_or_files
 from foldserve.errors import InputError
 from foldserve.jobs.progress import JobProgress
 from foldserve.msa.search.settings import DEFAULT_MAX_HITS
 from foldserve.pipeline import tracking
-from foldserve.pipeline.config import SERVER, ChainConfig, PipelineConfig, load_toml
+from foldserve.pipeline.config import ChainConfig, PipelineConfig, load_toml
 from foldserve.pipeline.run import run_pipeline
 
 pipeline_app = typer.Typer(
@@ -39,21 +40,6 @@ TrackingOption = Annotated[
     typer.Option(help="MLflow tracking URI (default: SQLite under the output directory)."),
 ]
 LABELS = {"ran": "[green]done[/green]", "cached": "[dim]cached[/dim]"}
-
-
-def _templates(values: list[str] | None) -> tuple[Path, ...] | str | None:
-    """``--templates`` as the run takes it: ``server``, or the files and folders given."""
-    if not values:
-        return None
-    if SERVER in values:
-        if len(values) > 1:
-            raise InputError(
-                "`server` and template files given together",
-                where="--templates",
-                fix="use the server's templates or your own files, not both (as ColabFold)",
-            )
-        return SERVER
-    return tuple(Path(value) for value in values)
 
 
 @pipeline_app.command("run")
@@ -156,7 +142,7 @@ def run_command(
         "seed": seed,
         "model_type": model_type,
         "rank_by": rank_by,
-        "templates": _templates(templates),
+        "templates": server_or_files(templates),
         "max_template_date": max_template_date,
         "relax": relax,
         "reference": reference,

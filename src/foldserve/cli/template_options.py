@@ -6,17 +6,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from foldserve.cli.console import err
 from foldserve.cli.search_run import following_search
 from foldserve.errors import InputError
-from foldserve.fold.results import TemplateSource
+from foldserve.fold.results import SERVER_TEMPLATES, TemplateSource
 from foldserve.fold.template_files import find_template_files
 from foldserve.jobs.input import check_date
 from foldserve.msa.search.settings import SearchSettings
 
-#: ``--templates server``: the ColabFold server's own template hits.
-SERVER = "server"
+SERVER = SERVER_TEMPLATES
 
 
 @dataclass(frozen=True)
@@ -56,13 +56,8 @@ def template_request(
                 fix="give --templates too, or leave out --max-template-date",
             )
         return None
-    if SERVER in values:
-        if len(values) > 1:
-            raise InputError(
-                "`server` and template files given together",
-                where="--templates",
-                fix="use the server's templates or your own files, not both (as ColabFold)",
-            )
+    asked = server_or_files(values)
+    if asked == SERVER:
         if not server:
             raise InputError(
                 "`--templates server` takes the template hits of ColabFold's MSA server",
@@ -70,8 +65,24 @@ def template_request(
                 fix=server_fix,
             )
         return TemplateRequest(from_server=True, max_template_date=max_template_date)
-    files = find_template_files([Path(value) for value in values])
+    assert asked is not None
+    files = find_template_files(asked)
     return TemplateRequest(files=files, max_template_date=max_template_date)
+
+
+def server_or_files(values: Sequence[str] | None) -> tuple[Path, ...] | Literal["server"] | None:
+    """``--templates`` as given: ``server`` alone, or the files and folders; None for none."""
+    if not values:
+        return None
+    if SERVER in values:
+        if len(values) > 1:
+            raise InputError(
+                "`server` and template files given together",
+                where="--templates",
+                fix="use the server's templates or your own files, not both (as ColabFold)",
+            )
+        return SERVER
+    return tuple(Path(value) for value in values)
 
 
 def fetch_from_server(

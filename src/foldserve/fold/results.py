@@ -141,6 +141,10 @@ class PredictOptions:
         return "multimer" if is_complex else "plddt"
 
 
+#: ``--templates server`` / ``templates = "server"``: the ColabFold server's template hits.
+SERVER_TEMPLATES: Literal["server"] = "server"
+
+
 @dataclass(frozen=True)
 class TemplateSource:
     """Where a prediction's templates come from: the user's structure files, or the folder

@@ -29,7 +29,13 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from foldserve.errors import InputError
-from foldserve.fold.results import ModelType, PredictOptions, RankBy, TemplateSource
+from foldserve.fold.results import (
+    SERVER_TEMPLATES,
+    ModelType,
+    PredictOptions,
+    RankBy,
+    TemplateSource,
+)
 from foldserve.fold.run_config import check_relax
 from foldserve.fold.template_files import find_template_files
 from foldserve.jobs.input import check_date
@@ -41,7 +47,7 @@ SEARCH_FILE = "search.a3m"
 #: Where the search step puts the ColabFold server's template hits (``templates = "server"``).
 SERVER_TEMPLATES_DIR = "server_templates"
 #: ``templates = "server"``: the template hits of the ColabFold server that searched the MSA.
-SERVER = "server"
+SERVER = SERVER_TEMPLATES
 #: The most copies of one chain a complex may hold (AlphaFold has 62 chain ids in all).
 MAX_COPIES = 62
 
@@ -174,7 +180,7 @@ class PipelineConfig:
         """Every template structure file ``templates`` names (folders searched), sniffed."""
         if self.templates == SERVER or not self.templates:
             return ()
-        return find_template_files(list(cast(tuple[Path, ...], self.templates)))
+        return find_template_files(list(self.templates))
 
     def template_source(self) -> TemplateSource | None:
         """The templates as the predictor takes them; None without. Server hits are in the

@@ -24,8 +24,14 @@ from foldserve.files import write_text
 from foldserve.pipeline import viewer_js
 from foldserve.pipeline.figures import write_figures
 from foldserve.pipeline.prediction_dir import PredictionDir, RankedModel, RunSummary
-from foldserve.structure.compare import Comparison, Structure, compare_all, compare_structures
-from foldserve.structure.reading import Chain, read_chain, read_chains, read_structure
+from foldserve.structure.compare import (
+    Comparison,
+    Structure,
+    compare_all,
+    compare_structures,
+    read_compared,
+)
+from foldserve.structure.reading import Chain, read_structure
 
 TEMPLATE = "report_template.html"
 LAYOUTS = {"foldserve": "foldserve", "colabfold": "ColabFold", "alphafold": "AlphaFold"}
@@ -43,14 +49,6 @@ class Report:
 
 def _chains(structure: Structure) -> tuple[Chain, ...]:
     return (structure,) if isinstance(structure, Chain) else structure
-
-
-def _read(path: Path, chain: str | None = None) -> Structure:
-    """The chain asked for, else every protein chain of the file (one, or a complex)."""
-    if chain is not None:
-        return read_chain(path, chain)
-    chains = read_chains(path)
-    return chains[0] if len(chains) == 1 else chains
 
 
 def _pdb_text(structure: Structure, onto: Comparison | None) -> str:
@@ -207,8 +205,8 @@ def write_report(
 ) -> Report:
     """Write ``output`` (HTML) and the plots as PNG files into ``figures_dir``."""
     library = viewer_js.load()  # first: a missing library fails before any work
-    structures = [_read(model.path) for model in prediction.models]
-    ref = _read(reference, reference_chain) if reference else None
+    structures = [read_compared(model.path) for model in prediction.models]
+    ref = read_compared(reference, reference_chain) if reference else None
     comparisons = compare_all(structures, ref)
     target = ref if ref is not None else structures[0]
     placed = [

@@ -41,8 +41,7 @@ from foldserve.pipeline import prediction_dir, viewer_js
 from foldserve.pipeline.cache import StepCache, StepRecord, file_digest, key_of
 from foldserve.pipeline.config import SEARCH_FILE, SERVER_TEMPLATES_DIR, PipelineConfig
 from foldserve.pipeline.report import write_report
-from foldserve.structure.compare import Structure, compare_all
-from foldserve.structure.reading import read_chain, read_chains
+from foldserve.structure.compare import compare_all, read_compared
 
 if TYPE_CHECKING:
     from foldserve.client.transport import OnRetry
@@ -329,19 +328,12 @@ def _predict(
     return {"prediction": PREDICTION_DIR}, info.model_dump(mode="json", exclude_none=True)
 
 
-def _structure(path: Path, chain: str | None = None) -> Structure:
-    """The chain asked for, else every protein chain of the file: one chain, or a complex
-    compared whole (each chain matched, and the complex as one)."""
-    if chain is not None:
-        return read_chain(path, chain)
-    chains = read_chains(path)
-    return chains[0] if len(chains) == 1 else chains
-
-
 def _compare(config: PipelineConfig) -> tuple[dict[str, str], dict[str, Any]]:
     models = prediction_dir.load(config.out / PREDICTION_DIR).models
-    structures = [_structure(model.path) for model in models]
-    reference = _structure(config.reference, config.reference_chain) if config.reference else None
+    structures = [read_compared(model.path) for model in models]
+    reference = (
+        read_compared(config.reference, config.reference_chain) if config.reference else None
+    )
     compared = compare_all(structures, reference)
     comparisons = [c.to_json() for c in compared]
     target = config.out / COMPARISON_FILE

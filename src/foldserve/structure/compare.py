@@ -29,7 +29,7 @@ import tmtools
 
 from foldserve.errors import InputError
 from foldserve.structure import metrics
-from foldserve.structure.reading import Chain
+from foldserve.structure.reading import Chain, read_chain, read_chains
 
 Align = Literal["auto", "structure", "sequence"]
 ALIGN_CHOICES: tuple[Align, ...] = ("auto", "structure", "sequence")
@@ -39,6 +39,15 @@ MatchedBy = Literal["id", "sequence"]
 MIN_SIMILARITY = 0.3
 #: A structure: one chain, or the chains of a complex in their file's order.
 Structure = Chain | tuple[Chain, ...]
+
+
+def read_compared(path: Path, chain: str | None = None, *, model: int = 0) -> Structure:
+    """What is compared of a file: the chain asked for, else every protein chain of the file
+    (one chain, or a complex compared whole: each chain matched, and the complex as one)."""
+    if chain is not None:
+        return read_chain(path, chain, model=model)
+    chains = read_chains(path, model=model)
+    return chains[0] if len(chains) == 1 else chains
 
 
 @dataclass(frozen=True)
