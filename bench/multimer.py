@@ -59,8 +59,8 @@ def prepare(work: Path) -> tuple[Path, list[Path]]:
     if not (weights / "params" / "TEST_WEIGHTS.json").exists():
         # Model 3 of each kind is what foldserve builds its networks from.
         make_test_weights(weights, evoformer_blocks=48, seed=0, models=(1, 3), multimer=True)
-    # colabfold_batch downloads the weights unless this marker says they are in place.
-    (weights / "params" / "download_finished.txt").touch()
+    # colabfold_batch downloads the multimer weights unless this marker says they are in place.
+    (weights / "params" / "download_complexes_multimer_v3_finished.txt").touch()
     inputs = []
     for name, chains, copies in JOBS:
         msas = [filter_msa(read(TESTDATA / c), FilterSettings(max_seqs=ROWS))[0] for c in chains]

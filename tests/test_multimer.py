@@ -164,3 +164,62 @@ def test_templates_none_of_which_can_be_used_are_an_error(
         predictor.predict(msa, PredictOptions(models=(3,), num_recycles=0), templates=unusable)
     assert caught.value.where == str(no_ca)
     assert "no CA atoms" in caught.value.problem
+
+
+@pytest.mark.timeout(600)
+def test_template_model_coordinates_match_colabfolds_runner_on_the_same_features(
+    test_params: Path, predictor: Predictor, tmp_path: Path
+) -> None:
+    """Model 1 with 2HHB as its template: ColabFold's own template runner (model 1's config,
+    ``load_models_and_params(use_templates=True)``) on ColabFold's features of the same file
+    gives foldserve's coordinates."""
+    from alphafold.model import config as alphafold_config
+    from colabfold.alphafold.models import load_models_and_params
+    from colabfold.batch import build_monomer_feature, mk_hhsearch_db, mk_template
+
+    from foldserve.fold.network import evoformer_blocks
+    from foldserve.fold.weights import model_param_file
+
+    text = "".join(
+        line
+        for line in data("msa/a3m/biotite_1a00_A_uniref90_openproteinset.a3m").open()
+        if not line.startswith(";")  # ColabFold's parser cannot read comment lines
+    )
+    msa = read(io.BytesIO(text.encode()), format="a3m")
+    database = tmp_path / "templates"
+    database.mkdir()
+    (database / "2hhb.pdb").write_bytes(
+        data("structures/pdb/proteincontactmap_2hhb.pdb").read_bytes()
+    )
+    mk_hhsearch_db(str(database))
+    sequence = msa.query_sequence
+    features = build_monomer_feature(sequence, text, mk_template(text, str(database), sequence))
+
+    original = alphafold_config.model_config
+    blocks = evoformer_blocks(model_param_file(test_params, 3))
+
+    def with_depth(name: str) -> object:
+        cfg = original(name)
+        cfg.model.embeddings_and_evoformer.evoformer_num_block = blocks
+        return cfg
+
+    alphafold_config.model_config = with_depth
+    try:
+        ((_, runner, params),) = load_models_and_params(
+            num_models=1, use_templates=True, model_order=[1], model_type="alphafold2_ptm",
+            data_dir=test_params, max_seq=32, max_extra_seq=64, num_recycles=0,
+            use_bfloat16=False,
+        )  # fmt: skip
+    finally:
+        alphafold_config.model_config = original
+    runner.params = params
+    batch = runner.process_features(features, random_seed=0)
+    batch["asym_id"] = np.zeros(batch["aatype"].shape, dtype=int)
+    result, _ = runner.predict(batch, random_seed=0)
+    reference = np.asarray(result["structure_module"]["final_atom_positions"])[:, CA]
+
+    options = PredictOptions(models=(1,), num_recycles=0, max_msa_clusters=32, max_extra_msa=64)
+    source = TemplateSource(files=(database / "2hhb.pdb",))
+    ours = predictor.predict(msa, options, templates=source).best.positions[:, CA]
+    deviation = np.linalg.norm(ours - reference, axis=1)
+    assert deviation.max() < TOLERANCE, f"CA deviates by {deviation.max():.3f} Å"
