@@ -9,6 +9,11 @@
   with the folders ``foldserve.msa.search.colabfold_server.fetch_server_templates`` fills from
   the server's ``/template/{ids}`` route, one per chain, as ``colabfold_batch`` does.
 
+The chain's MSA is what hhsearch is given, as AlphaFold does and as ``colabfold_batch`` does with
+its server's MSAs; given an A3M file, ``colabfold_batch`` searches custom templates with the
+query sequence alone (its ``single_sequence`` call of ``get_msa_and_templates``), which finds
+fewer remote homologues.
+
 foldserve calls AlphaFold's functions itself instead of ``mk_template`` only to keep what that
 function drops: the hits and the featurizer's warnings. The features are the same arrays. Two
 things are added, each with a warning and never changing a kept template: a template whose
