@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -13,22 +15,14 @@ CA = 1
 TOLERANCE = 0.05  # Å, on every CA atom
 
 
-def colabfold_ca(
-    param_dir: Path,
-    a3m: Path,
-    out: Path,
-    model: int,
-    recycles: int,
-    model_type: str = "alphafold2_ptm",
-) -> np.ndarray:
-    """CA coordinates of ColabFold's own run (``colabfold.batch.run``) of ``a3m``, every chain
-    in order.
+@contextmanager
+def depth_of(param_dir: Path) -> Iterator[None]:
+    """ColabFold's networks built with the evoformer depth of the weights in ``param_dir``.
 
-    ColabFold assumes 48 evoformer blocks; the reference run is told the depth of the test
-    weights, which is the only change made to it.
+    ColabFold assumes 48 evoformer blocks; the reduced-depth test weights need their own,
+    which is the only change made to ColabFold's run.
     """
     from alphafold.model import config as alphafold_config
-    from colabfold.batch import get_queries, run
 
     original = alphafold_config.model_config
     blocks = evoformer_blocks(model_param_file(param_dir, 3))
@@ -38,9 +32,27 @@ def colabfold_ca(
         cfg.model.embeddings_and_evoformer.evoformer_num_block = blocks
         return cfg
 
-    queries, is_complex = get_queries(str(a3m))
     alphafold_config.model_config = with_depth
     try:
+        yield
+    finally:
+        alphafold_config.model_config = original
+
+
+def colabfold_ca(
+    param_dir: Path,
+    a3m: Path,
+    out: Path,
+    model: int,
+    recycles: int,
+    model_type: str = "alphafold2_ptm",
+) -> np.ndarray:
+    """CA coordinates of ColabFold's own run (``colabfold.batch.run``) of ``a3m``, every chain
+    in order, at the depth of the weights (:func:`depth_of`)."""
+    from colabfold.batch import get_queries, run
+
+    queries, is_complex = get_queries(str(a3m))
+    with depth_of(param_dir):
         run(
             queries=queries,
             result_dir=out,
@@ -55,8 +67,6 @@ def colabfold_ca(
             user_agent="foldserve-tests",
             skip_output=["plots"],
         )
-    finally:
-        alphafold_config.model_config = original
     (pdb,) = out.glob("*_unrelaxed_rank_001_*.pdb")
     return np.array(
         [

@@ -33,6 +33,7 @@ from foldserve.msa.model import Msa
 from foldserve.msa.pairing import ChainMsa, pair_chains
 from tests.conftest import data
 from tests.serving import SMALL_MSA
+from tests.test_msa_pairing import assert_same
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -50,15 +51,6 @@ def text(relative: str) -> str:
 
 def gz_b64(content: str) -> str:
     return base64.b64encode(gzip.compress(content.encode())).decode()
-
-
-def assert_same(got: Msa, expected: Msa) -> None:
-    assert got.names == expected.names
-    assert got.descriptions == expected.descriptions
-    np.testing.assert_array_equal(got.residues, expected.residues)
-    np.testing.assert_array_equal(got.deletions, expected.deletions)
-    assert got.insertions == expected.insertions
-    assert got.complex == expected.complex
 
 
 def paired_by_hand(chains: list[Msa]) -> Msa:

@@ -23,7 +23,7 @@ from foldserve.msa.model import Msa
 from foldserve.msa.pairing import ChainMsa, pair_chains
 from foldserve.msa.reading import read
 from foldserve.msa.writing import write_a3m
-from tests.colabfold_reference import CA, TOLERANCE, colabfold_ca
+from tests.colabfold_reference import CA, TOLERANCE, colabfold_ca, depth_of
 from tests.conftest import data
 
 CHAIN_A = "msa/a3m/colabfold_Q60262_uniref_env_small.a3m"  # 62 residues
@@ -104,7 +104,7 @@ def test_a_homodimer_is_one_entity_in_two_chains() -> None:
 def test_a_complex_needs_the_multimer_models(predictor: Predictor) -> None:
     with pytest.raises(InputError, match="monomer pTM") as caught:
         predictor.check_input(heteromer(), PredictOptions(model_type="monomer_ptm"))
-    assert "multimer" in caught.value.fix
+    assert caught.value.fix is not None and "multimer" in caught.value.fix
 
 
 def test_missing_multimer_weights_say_how_to_get_them(tmp_path: Path, test_params: Path) -> None:
@@ -115,7 +115,7 @@ def test_missing_multimer_weights_say_how_to_get_them(tmp_path: Path, test_param
     bare = Predictor(only_monomer, compile_cache=False)
     with pytest.raises(InputError, match="multimer parameters") as caught:
         bare.check_input(heteromer(), PredictOptions())
-    assert "make-test --multimer" in caught.value.fix
+    assert caught.value.fix is not None and "make-test --multimer" in caught.value.fix
 
 
 def test_a_complex_a3m_is_folded_as_the_complex_its_header_says() -> None:
@@ -173,12 +173,8 @@ def test_template_model_coordinates_match_colabfolds_runner_on_the_same_features
     """Model 1 with 2HHB as its template: ColabFold's own template runner (model 1's config,
     ``load_models_and_params(use_templates=True)``) on ColabFold's features of the same file
     gives foldserve's coordinates."""
-    from alphafold.model import config as alphafold_config
     from colabfold.alphafold.models import load_models_and_params
     from colabfold.batch import build_monomer_feature, mk_hhsearch_db, mk_template
-
-    from foldserve.fold.network import evoformer_blocks
-    from foldserve.fold.weights import model_param_file
 
     text = "".join(
         line
@@ -195,23 +191,12 @@ def test_template_model_coordinates_match_colabfolds_runner_on_the_same_features
     sequence = msa.query_sequence
     features = build_monomer_feature(sequence, text, mk_template(text, str(database), sequence))
 
-    original = alphafold_config.model_config
-    blocks = evoformer_blocks(model_param_file(test_params, 3))
-
-    def with_depth(name: str) -> object:
-        cfg = original(name)
-        cfg.model.embeddings_and_evoformer.evoformer_num_block = blocks
-        return cfg
-
-    alphafold_config.model_config = with_depth
-    try:
+    with depth_of(test_params):
         ((_, runner, params),) = load_models_and_params(
             num_models=1, use_templates=True, model_order=[1], model_type="alphafold2_ptm",
             data_dir=test_params, max_seq=32, max_extra_seq=64, num_recycles=0,
             use_bfloat16=False,
         )  # fmt: skip
-    finally:
-        alphafold_config.model_config = original
     runner.params = params
     batch = runner.process_features(features, random_seed=0)
     batch["asym_id"] = np.zeros(batch["aatype"].shape, dtype=int)

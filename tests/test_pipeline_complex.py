@@ -18,6 +18,7 @@ from foldserve.fold.run_config import read_config
 from foldserve.pipeline import tracking
 from tests.cli_runner import Ran, foldserve
 from tests.conftest import data
+from tests.test_pipeline import statuses
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -47,16 +48,6 @@ def write_config(path: Path, out: Path, params: Path, *extra: str, copies: int =
 
 def run(config: Path, *flags: str) -> Ran:
     return foldserve("pipeline", "run", "--config", str(config), *flags)
-
-
-def statuses(stderr: str) -> dict[str, str]:
-    """``{"predict": "done" | "cached", ...}`` from the progress lines."""
-    found = {}
-    for line in stderr.splitlines():
-        name, _, status = line.strip().partition(": ")
-        if name in STEPS and status in ("done", "cached"):
-            found[name] = status
-    return found
 
 
 def only_run(out: Path) -> tracking.RunRow:
