@@ -56,10 +56,11 @@ def input_shape(msa: Msa, options: PredictOptions, *, bucketing: bool) -> InputS
     its features are built (for the memory check and progress)."""
     if network_name(msa, options) == MULTIMER:
         key = multimer_key(options)
-        # The merged MSA is at most every row plus the gap rows of the other chains;
-        # ColabFold pads it to at least num_msa + 4.
-        rows = max(len(msa) * len(_copies(msa)), key.num_msa + 4)
-        return multimer_shape(complex_length(msa), rows, key.num_extra_msa, bucketing=bucketing)
+        # The merged MSA is at most every row plus the gap rows of the other chains.
+        rows = len(msa) * len(_copies(msa))
+        return multimer_shape(
+            complex_length(msa), rows, key.num_msa, key.num_extra_msa, bucketing=bucketing
+        )
     choose = bucket_shape if bucketing else exact_shape
     return choose(msa.query_length, _sizes(msa, options))
 
@@ -177,6 +178,7 @@ def prepare_job(
         shape = multimer_shape(
             int(features["aatype"].shape[0]),
             multimer_features.msa_rows(features),
+            key.num_msa,
             key.num_extra_msa,
             bucketing=bucketing,
         )

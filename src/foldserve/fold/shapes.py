@@ -69,17 +69,23 @@ def reduced_depth_hint(shape: InputShape) -> str:
     return "run on a GPU with more memory, or predict a shorter part of the sequence"
 
 
-#: Full MSA depths a multimer job is padded to (it samples its clusters inside the network).
-MULTIMER_ROW_BUCKETS = (512, 1024, 2048, 4096, 8192, 16384)
+#: Rows beyond the cluster centres a multimer job's MSA is padded to. The multimer samples its
+#: ``num_msa`` centres inside the network and gives the extra-MSA stack the rows left, up to
+#: ``num_extra_msa``: padding past the real rows (masked, sorted last) makes that stack read
+#: masked rows, so the rungs stay close together below ``num_extra_msa``.
+MULTIMER_EXTRA_ROW_BUCKETS = (4, 32, 64, 128, 256, 512, 1024, 2048)
 
 
-def multimer_shape(length: int, rows: int, num_extra_msa: int, *, bucketing: bool) -> InputShape:
+def multimer_shape(
+    length: int, rows: int, num_msa: int, num_extra_msa: int, *, bucketing: bool
+) -> InputShape:
     """The shape a complex of ``length`` residues and ``rows`` MSA rows runs at: ``clusters``
-    is the full MSA depth the network is given, ``extra`` the extra rows it samples."""
+    is the full MSA depth the network is given (at least ``num_msa + 4``, as ColabFold pads
+    it), ``extra`` the extra rows it samples."""
+    rows = max(rows, num_msa + 4)
     if not bucketing:
         return InputShape(length=length, clusters=rows, extra=num_extra_msa)
-    return InputShape(
-        length=length_bucket(length),
-        clusters=_first_at_least(rows, MULTIMER_ROW_BUCKETS),
-        extra=num_extra_msa,
-    )
+    beyond = _first_at_least(rows - num_msa, MULTIMER_EXTRA_ROW_BUCKETS)
+    if beyond == rows - num_msa and beyond > MULTIMER_EXTRA_ROW_BUCKETS[-1]:
+        beyond = 1 << (beyond - 1).bit_length()  # past the ladder: powers of two
+    return InputShape(length=length_bucket(length), clusters=num_msa + beyond, extra=num_extra_msa)
