@@ -208,3 +208,24 @@ def test_template_model_coordinates_match_colabfolds_runner_on_the_same_features
     ours = predictor.predict(msa, options, templates=source).best.positions[:, CA]
     deviation = np.linalg.norm(ours - reference, axis=1)
     assert deviation.max() < TOLERANCE, f"CA deviates by {deviation.max():.3f} Å"
+
+
+@pytest.mark.parametrize(
+    ("rows", "num_msa", "num_extra", "padded"),
+    [
+        (23, 508, 2048, 512),  # shallow: ColabFold's own minimum, num_msa + 4
+        (70, 64, 128, 68),  # the extra-MSA stack reads 4 rows, as in ColabFold's run
+        (100, 64, 128, 128),  # 36 rows beyond the centres -> the 64 rung
+        (1030, 508, 2048, 1532),  # 522 extra rows -> 1024
+        (3000, 508, 2048, 4604),  # past the ladder: 2492 -> 4096
+    ],
+)
+def test_a_complex_msa_is_padded_by_close_rungs_of_extra_rows(
+    rows: int, num_msa: int, num_extra: int, padded: int
+) -> None:
+    from foldserve.fold.shapes import multimer_shape
+
+    shape = multimer_shape(132, rows, num_msa, num_extra, bucketing=True)
+    assert shape.clusters == padded and shape.length == 160
+    exact = multimer_shape(132, rows, num_msa, num_extra, bucketing=False)
+    assert exact.clusters == max(rows, num_msa + 4) and exact.length == 132
