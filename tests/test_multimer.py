@@ -214,7 +214,8 @@ def test_template_model_coordinates_match_colabfolds_runner_on_the_same_features
     ("rows", "num_msa", "num_extra", "padded"),
     [
         (23, 508, 2048, 512),  # shallow: ColabFold's own minimum, num_msa + 4
-        (70, 64, 128, 68),  # the extra-MSA stack reads 4 rows, as in ColabFold's run
+        (60, 64, 128, 68),  # the extra-MSA stack reads 4 rows, as in ColabFold's run
+        (70, 64, 128, 96),  # 6 rows beyond the centres -> the 32 rung
         (100, 64, 128, 128),  # 36 rows beyond the centres -> the 64 rung
         (1030, 508, 2048, 1532),  # 522 extra rows -> 1024
         (3000, 508, 2048, 4604),  # past the ladder: 2492 -> 4096
