@@ -225,3 +225,41 @@ def test_bad_complex_flags_get_one_line(tmp_path: Path) -> None:
     )  # fmt: skip
     assert ran.exit_code == 2 and "--copies" in ran.stderr
     assert len(ran.stderr.strip().splitlines()) == 1
+
+
+def test_server_templates_are_fetched_with_the_search_and_used(
+    test_params: Path, tmp_path: Path
+) -> None:
+    """``templates = "server"``: the search step fetches the server's template hits, and the
+    prediction uses them (ubiquitin, whose hit is 1UBI)."""
+    from tests.colabfold_standin import ENVIRONMENTAL, UNIREF, Alignment, ColabfoldStandin
+    from tests.test_predict_templates import UBI
+
+    query = tmp_path / "ubi.fasta"
+    query.write_text(f">ubiquitin\n{UBI}\n")
+    out = tmp_path / "out"
+    with ColabfoldStandin() as standin:
+        standin.alignments[UBI] = Alignment(UBI, {UNIREF: f"{UBI}\n", ENVIRONMENTAL: f"{UBI}\n"})
+        standin.template_hits[UBI] = "1ubi_A\t1.000\t76\t0\t0\t1\t76\t1\t76\t1.0E-30\t150\t76M\n"
+        config = tmp_path / "run.toml"
+        config.write_text(
+            "\n".join(
+                [
+                    f'out = "{out}"',
+                    f'params_dir = "{test_params}"',
+                    "models = [1]",
+                    "num_recycles = 0",
+                    f'sequence = "{query}"',
+                    f'server = "{standin.url}"',
+                    'templates = "server"',
+                ]
+            )
+            + "\n"
+        )
+        ran = run(config)
+        assert ran.exit_code == 0, ran.stderr
+        assert [seen.path for seen in standin.seen("GET", "/template/")] == ["/template/1ubi_A"]
+    prediction = next(p for p in out.iterdir() if (p / "config.json").is_file())
+    run_config = read_config(prediction)
+    assert run_config is not None and run_config.templates is not None
+    assert run_config.templates.used == {"A": ("1ubi_A",)}
