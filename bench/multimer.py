@@ -21,7 +21,9 @@ Each chain's MSA is reduced to its 32 most diverse rows, the chains are paired a
 tools read the same file.
 
 Run: ``.venv/bin/python bench/multimer.py`` (about 30 minutes on 2 cores). Prints a Markdown
-table; copy it into ``bench/RESULTS.md``. Not a test: nothing here fails on a slow result.
+table; copy it into ``bench/RESULTS.md``. ``--per-recycle`` instead times ColabFold's own
+multimer runner and foldserve's network per recycle on the heterodimer, in one process (about
+5 minutes). Not a test: nothing here fails on a slow result.
 """
 
 from __future__ import annotations
@@ -138,13 +140,68 @@ def colabfold_per_job(weights: Path, inputs: list[Path], out: Path) -> list[floa
     return walls
 
 
+def per_recycle(weights: Path, job: Path, recycles: int = 2) -> tuple[list[float], list[float]]:
+    """Seconds per recycle of ColabFold's own multimer runner (``load_models_and_params``,
+    ``RunModel.predict``) and of a foldserve Predictor (exact shapes) on the same features, in
+    this one process, one after the other: the network alone, without process start-up."""
+    import numpy as np
+    from colabfold.alphafold.models import load_models_and_params
+    from colabfold.batch import generate_input_feature, unserialize_msa
+
+    from foldserve.fold.predictor import Predictor
+    from foldserve.fold.results import PredictOptions
+    from foldserve.msa import read
+
+    unpaired, paired, sequences, copies, mock = unserialize_msa([job.read_text()], None)
+    features, _ = generate_input_feature(
+        sequences, copies, unpaired, paired, mock, True, "alphafold2_multimer_v3",
+        max_seq=MAX_MSA[0],
+    )  # fmt: skip
+    features["asym_id"] = features["asym_id"] - features["asym_id"][..., 0]
+    ((_, runner, params),) = load_models_and_params(
+        num_models=1, use_templates=False, model_order=[MODEL],
+        model_type="alphafold2_multimer_v3", data_dir=weights, max_seq=MAX_MSA[0],
+        max_extra_seq=MAX_MSA[1], num_recycles=recycles, use_bfloat16=True,
+    )  # fmt: skip
+    runner.params = params
+    ticks = [time.perf_counter()]
+    runner.predict(features, random_seed=0, callback=lambda *_: ticks.append(time.perf_counter()))
+    theirs = [float(t) for t in np.diff(ticks)]
+
+    predictor = Predictor(weights, precision="bfloat16", bucketing=False, compile_cache=False)
+    stamps: list[float] = []
+    options = PredictOptions(
+        models=(MODEL,), num_recycles=recycles, max_msa_clusters=MAX_MSA[0],
+        max_extra_msa=MAX_MSA[1],
+    )  # fmt: skip
+    predictor.predict(
+        read(job),
+        options,
+        progress=lambda e: (
+            stamps.append(time.perf_counter()) if e.stage in ("compile", "predict") else None
+        ),
+    )
+    return theirs, [float(t) for t in np.diff(stamps)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, default=ROOT / "bench" / "out" / "multimer")
+    parser.add_argument(
+        "--per-recycle", action="store_true", help="only the network, in one process"
+    )
     args = parser.parse_args()
     work: Path = args.work
     work.mkdir(parents=True, exist_ok=True)
     weights, inputs = prepare(work)
+    if args.per_recycle:
+        theirs_s, ours_s = per_recycle(weights, inputs[0])
+        print("| | first call (compile + recycle 0) s | recycle 1 s | recycle 2 s |")
+        print("|---|---|---|---|")
+        print("| ColabFold RunModel.predict | " + " | ".join(f"{t:.1f}" for t in theirs_s) + " |")
+        # foldserve's stamps: before compiling, then after each recycle.
+        print("| foldserve Predictor (exact) | " + " | ".join(f"{t:.1f}" for t in ours_s) + " |")
+        return
     shutil.rmtree(weights / "jax-cache", ignore_errors=True)  # no compile carried over
 
     ours = warm_stream(weights, inputs, work)
