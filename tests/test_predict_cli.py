@@ -126,7 +126,7 @@ def test_python_api_gives_the_cli_result(prediction_dir: Path, predictor: Predic
     ("extra", "expected"),
     [
         (["--templates", "nowhere.cif"], "error: nowhere.cif: no such template file"),
-        (["--model-type", "monomer_casp14"], "error: --model-type: unknown model type"),
+        (["--model-type", "monomer_casp14"], "error: --model-type: the monomer_casp14 preset"),
         (["--models", "1,7"], "error: --models: no AlphaFold2 model 7"),
         (["--models", "1,x"], "error: --models: cannot read model list"),
         (["--rank-by", "confidence"], "--rank-by"),
