@@ -40,6 +40,7 @@ from foldserve.fold.network import MONOMER, MULTIMER, NetworkKey
 from foldserve.fold.results import (
     CancelCheck,
     EngineInfo,
+    EngineName,
     ModelRun,
     Prediction,
     PredictOptions,
@@ -103,7 +104,12 @@ def device_description() -> tuple[str, int]:
 
 class Predictor:
     """AlphaFold2 from an MSA, warm across calls to :meth:`predict`: the monomer pTM models
-    for one chain, the multimer v3 models for a complex."""
+    for one chain, the multimer v3 models for a complex.
+
+    The ``alphafold2`` :class:`~foldserve.fold.engine.Engine`.
+    """
+
+    name: EngineName = "alphafold2"
 
     def __init__(
         self,

@@ -26,6 +26,11 @@ MODEL_TYPES: tuple[ModelType, ...] = ("auto", "monomer_ptm", "multimer")
 #: The network each model type runs, as ColabFold names it (``--model-type``).
 NETWORK_NAMES = {"monomer_ptm": "alphafold2_ptm", "multimer": "alphafold2_multimer_v3"}
 FloatArray = npt.NDArray[np.float32]
+#: The structure predictors foldserve drives (:mod:`foldserve.fold.engine`).
+EngineName = Literal["alphafold2", "openfold3"]
+ENGINE_NAMES: tuple[EngineName, ...] = ("alphafold2", "openfold3")
+#: The most diffusion samples per seed an OpenFold3 job may ask for.
+MAX_DIFFUSION_SAMPLES = 100
 
 #: The largest seed: JAX's PRNG keys and numpy's RandomState take 32 bits.
 MAX_SEED = 2**32 - 1
@@ -54,6 +59,9 @@ class PredictOptions:
     stop_at_score: float | None = None
     max_msa_clusters: int = MAX_MSA_CLUSTERS
     max_extra_msa: int = MAX_EXTRA_MSA
+    #: OpenFold3 only: structures sampled by the diffusion module per seed; None is
+    #: OpenFold3's own default (5).
+    num_diffusion_samples: int | None = None
 
     def __post_init__(self) -> None:
         def bad(name: str, problem: str, fix: str) -> InputError:
@@ -126,6 +134,14 @@ class PredictOptions:
                 "max_extra_msa",
                 f"{self.max_extra_msa} extra rows is outside 1..{LIMIT_EXTRA_MSA}",
                 f"use {MAX_EXTRA_MSA} (AlphaFold2's default) or fewer for speed",
+            )
+
+        samples = self.num_diffusion_samples
+        if samples is not None and not 1 <= samples <= MAX_DIFFUSION_SAMPLES:
+            raise bad(
+                "num_diffusion_samples",
+                f"{samples} diffusion samples is outside 1..{MAX_DIFFUSION_SAMPLES}",
+                "use 5 (OpenFold3's default) or fewer for speed",
             )
 
     def network_for(self, is_complex: bool) -> ModelType:
@@ -289,8 +305,11 @@ class EngineInfo:
     evoformer_blocks: int
     device: str
     precision: Literal["bfloat16", "float32"]
-    #: The network that ran, as ColabFold names it: ``alphafold2_ptm``, ``alphafold2_multimer_v3``.
+    #: The network that ran, as ColabFold names it: ``alphafold2_ptm``, ``alphafold2_multimer_v3``;
+    #: ``openfold3`` for OpenFold3.
     network: str = "alphafold2_ptm"
+    #: The engine that ran.
+    name: EngineName = "alphafold2"
 
 
 @dataclass(frozen=True)

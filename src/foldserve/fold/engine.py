@@ -1,0 +1,149 @@
+"""The engine interface: one protocol that AlphaFold2 and OpenFold3 both implement.
+
+An engine is loaded once (weights on the device, networks built) and then predicts many jobs.
+Every engine takes foldserve's parsed MSA (one chain, or a complex in ColabFold's layout, see
+:class:`~foldserve.msa.model.ComplexLayout`), reports progress through the same
+:class:`~foldserve.fold.results.ProgressEvent`, honours cancellation at step boundaries and
+returns the same engine-neutral :class:`~foldserve.fold.results.Prediction` (atom37
+coordinates, per-residue pLDDT, PAE, pTM/ipTM, its own ranking score), so the prediction
+directory, compare, report and the job output do not know which engine ran.
+
+:class:`Engines` holds the warm engines one worker serves, keyed by name; the heavy packages
+(JAX for AlphaFold2, PyTorch for OpenFold3) are imported only when that engine is loaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Literal, Protocol, cast, runtime_checkable
+
+from foldserve.errors import InputError
+from foldserve.fold.results import (
+    ENGINE_NAMES,
+    CancelCheck,
+    EngineInfo,
+    EngineName,
+    Prediction,
+    PredictOptions,
+    ProgressCallback,
+    TemplateSource,
+)
+from foldserve.msa.model import Msa
+
+__all__ = ["ENGINE_NAMES", "Engine", "EngineName", "Engines", "load_engine", "parse_engine_names"]
+
+DEFAULT_ENGINE: EngineName = "alphafold2"
+Precision = Literal["auto", "bfloat16", "float32"]
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """A structure predictor loaded once and kept warm across :meth:`predict` calls."""
+
+    #: Which engine this is (``alphafold2`` or ``openfold3``).
+    name: EngineName
+    #: The weights, device and arithmetic every prediction of this engine records.
+    engine: EngineInfo
+
+    def load_all_params(self) -> None:
+        """Put every model's weights on the device now, so no job pays for reading them."""
+
+    def check_input(self, msa: Msa, options: PredictOptions, *, where: str = "models") -> None:
+        """Refuse, before any work, what this engine cannot run (one line naming ``where``)."""
+
+    def predict(
+        self,
+        msa: Msa,
+        options: PredictOptions | None = None,
+        *,
+        templates: TemplateSource | None = None,
+        progress: ProgressCallback | None = None,
+        cancel: CancelCheck | None = None,
+        keep_raw: bool = False,
+    ) -> Prediction:
+        """Every requested model/sample and seed on ``msa``, ranked best first."""
+        ...
+
+
+def parse_engine_names(
+    text: str | Iterable[str], *, where: str = "engines"
+) -> tuple[EngineName, ...]:
+    """``alphafold2,openfold3`` (or a list) as engine names, in order, each once."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    names: list[EngineName] = []
+    for item in (raw.strip().lower() for raw in items):
+        if not item:
+            continue
+        if item not in ENGINE_NAMES:
+            raise InputError(
+                f"unknown engine {item!r}", where=where, fix=f"use {' or '.join(ENGINE_NAMES)}"
+            )
+        if item not in names:
+            names.append(cast(EngineName, item))
+    if not names:
+        raise InputError("no engine named", where=where, fix="give alphafold2 and/or openfold3")
+    return tuple(names)
+
+
+def load_engine(
+    name: EngineName, param_dir: Path | str | None = None, *, precision: Precision = "auto"
+) -> Engine:
+    """The named engine with its weights from ``param_dir`` (``PARAM_DIR`` by default).
+
+    A missing extra or missing weights are an :class:`InputError` saying what to install or
+    fetch.
+    """
+    if name == "openfold3":
+        from foldserve.fold.openfold3.engine import OpenFold3Engine
+
+        return OpenFold3Engine(param_dir, precision=precision)
+    from foldserve.fold.predictor import Predictor
+
+    return Predictor(param_dir, precision=precision)
+
+
+class Engines:
+    """The warm engines a worker serves, each loaded once, on first use or by :meth:`load`."""
+
+    def __init__(
+        self,
+        names: Iterable[EngineName] = (DEFAULT_ENGINE,),
+        param_dir: Path | str | None = None,
+        *,
+        precision: Precision = "auto",
+    ) -> None:
+        self.names = tuple(names)
+        self.param_dir = param_dir
+        self.precision = precision
+        self._loaded: dict[EngineName, Engine] = {}
+
+    @classmethod
+    def of(cls, engine: Engine) -> Engines:
+        """A set holding one engine that is already loaded."""
+        engines = cls((engine.name,))
+        engines._loaded[engine.name] = engine
+        return engines
+
+    def load(self) -> Engines:
+        """Load every engine now (a worker does this before taking jobs)."""
+        for name in self.names:
+            self.get(name).load_all_params()
+        return self
+
+    def get(self, name: EngineName, *, where: str = "engine") -> Engine:
+        """The warm engine ``name``; an :class:`InputError` when this worker does not serve it."""
+        if name not in self.names:
+            raise InputError(
+                f"{name} is not served here (this worker runs {', '.join(self.names)})",
+                where=where,
+                fix=f"use {' or '.join(self.names)}, or start the endpoint with "
+                f"--engines {','.join((*self.names, name))}",
+            )
+        if name not in self._loaded:
+            self._loaded[name] = load_engine(name, self.param_dir, precision=self.precision)
+        return self._loaded[name]
+
+    @property
+    def loaded(self) -> dict[EngineName, Engine]:
+        return dict(self._loaded)
