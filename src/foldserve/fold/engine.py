@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Literal, Protocol, cast, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 from foldserve.errors import InputError
 from foldserve.fold.results import (
@@ -80,7 +80,7 @@ def parse_engine_names(
                 f"unknown engine {item!r}", where=where, fix=f"use {' or '.join(ENGINE_NAMES)}"
             )
         if item not in names:
-            names.append(cast(EngineName, item))
+            names.append(item)
     if not names:
         raise InputError("no engine named", where=where, fix="give alphafold2 and/or openfold3")
     return tuple(names)

@@ -48,6 +48,7 @@ from foldserve.fold.results import (
     ProgressEvent,
     RankBy,
     TemplateSource,
+    sibling_field,
 )
 from foldserve.fold.shapes import (
     GIB,
@@ -191,13 +192,13 @@ class Predictor:
         if msa.complex is not None and runs_on == MONOMER:
             raise InputError(
                 f"a {msa.complex.describe()} with the monomer pTM models",
-                where=_sibling(where, "model_type"),
+                where=sibling_field(where, "model_type"),
                 fix="use --model-type multimer (or auto) for a complex, or fold one chain's MSA",
             )
         if runs_on == MULTIMER and not self.available_multimer_models:
             raise InputError(
                 "the AlphaFold2-multimer parameters are not installed here",
-                where=msa.source if msa.complex is not None else _sibling(where, "model_type"),
+                where=msa.source if msa.complex is not None else sibling_field(where, "model_type"),
                 fix="run `foldserve weights fetch` (DeepMind's archive holds them), or "
                 "`foldserve weights make-test --multimer` for random test weights",
             )
@@ -487,15 +488,6 @@ def _reached(runs: list[ModelRun], options: PredictOptions, rank_by: RankBy) -> 
     """Whether a run so far scored at least ``options.stop_at_score``."""
     limit = options.stop_at_score
     return limit is not None and any(run.score_100(rank_by) >= limit for run in runs)
-
-
-def _sibling(where: str, field_name: str) -> str:
-    """The place of another field where ``where`` names the models: ``input.models`` →
-    ``input.model_type``, ``--models`` → ``--model-type``."""
-    if where.startswith("--"):
-        return "--" + field_name.replace("_", "-")
-    prefix, _, _ = where.rpartition(".")
-    return f"{prefix}.{field_name}" if prefix else field_name
 
 
 def _iptm(output: dict[str, Any], job: PreparedJob) -> float | None:

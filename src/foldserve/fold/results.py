@@ -17,8 +17,10 @@ from foldserve.msa.model import Msa
 
 #: ``auto``: AlphaFold's multimer confidence for a complex, mean pLDDT for one chain.
 #: ``multimer``: AlphaFold-multimer's ranking confidence, 0.8 ipTM + 0.2 pTM.
-RankBy = Literal["auto", "plddt", "ptm", "iptm", "multimer"]
-RANK_BY_CHOICES: tuple[RankBy, ...] = ("auto", "plddt", "ptm", "iptm", "multimer")
+#: ``engine``: the engine's own score (OpenFold3's sample ranking score; for AlphaFold2 the
+#: multimer confidence, or mean pLDDT for one chain, as ``auto``).
+RankBy = Literal["auto", "plddt", "ptm", "iptm", "multimer", "engine"]
+RANK_BY_CHOICES: tuple[RankBy, ...] = ("auto", "plddt", "ptm", "iptm", "multimer", "engine")
 #: Which AlphaFold2 network: ``auto`` takes the multimer models for more than one chain or
 #: copy and the monomer pTM models for one chain.
 ModelType = Literal["auto", "monomer_ptm", "multimer"]
@@ -157,6 +159,15 @@ class PredictOptions:
         return "multimer" if is_complex else "plddt"
 
 
+def sibling_field(where: str, field_name: str) -> str:
+    """The place of another field where ``where`` names one: ``input.models`` →
+    ``input.model_type``, ``--models`` → ``--model-type``."""
+    if where.startswith("--"):
+        return "--" + field_name.replace("_", "-")
+    prefix, _, _ = where.rpartition(".")
+    return f"{prefix}.{field_name}" if prefix else field_name
+
+
 #: ``--templates server`` / ``templates = "server"``: the ColabFold server's template hits.
 SERVER_TEMPLATES: Literal["server"] = "server"
 
@@ -238,6 +249,9 @@ class ModelRun:
     raw: dict[str, Any] | None = field(default=None, repr=False)
     #: Interface pTM: the multimer models' confidence in how the chains sit together.
     iptm: float | None = None
+    #: The engine's own ranking score when it has one (OpenFold3's ``sample_ranking_score``:
+    #: 0.8 ipTM + 0.2 pTM + 0.5 disorder - 100 clash).
+    engine_score: float | None = None
 
     @property
     def ranking_confidence(self) -> float:
@@ -252,12 +266,19 @@ class ModelRun:
             return self.ptm
         if rank_by == "iptm":
             return self.ptm if self.iptm is None else self.iptm
+        if rank_by == "engine" and self.engine_score is not None:
+            return self.engine_score
+        if rank_by == "engine" and self.iptm is None:
+            return self.mean_plddt
         return self.ranking_confidence
 
     def score_100(self, rank_by: RankBy) -> float:
         """The ranking score on a 0-100 scale, as ``stop_at_score`` reads it."""
         score = self.score(rank_by)
-        return score if rank_by in ("plddt", "auto") else 100 * score
+        on_plddt_scale = rank_by in ("plddt", "auto") or (
+            rank_by == "engine" and self.engine_score is None and self.iptm is None
+        )
+        return score if on_plddt_scale else 100 * score
 
 
 @dataclass(frozen=True)

@@ -78,16 +78,21 @@ def is_test_weights(param_dir: Path) -> bool:
 
 
 def fingerprint(param_dir: Path) -> str:
-    """A short hash that names a weights directory's contents: its ``SHA256SUMS`` manifest
-    when it has one (weights installed by :func:`fetch`), else the test-weights marker and the
-    parameter files' sizes (cheap: no weight file is read)."""
-    params = param_dir / "params"
-    manifest = params / MANIFEST
+    """A short hash that names the AlphaFold2 weights in ``param_dir``
+    (:func:`folder_fingerprint` of ``params``)."""
+    return folder_fingerprint(param_dir / "params", "*.npz")
+
+
+def folder_fingerprint(folder: Path, pattern: str) -> str:
+    """A short hash that names a weights folder's contents: its ``SHA256SUMS`` manifest when it
+    has one (weights installed by a fetch), else the test-weights marker and the sizes of the
+    files matching ``pattern`` (cheap: no weight file is read)."""
+    manifest = folder / MANIFEST
     if manifest.is_file():
         text = manifest.read_bytes()
     else:
-        marker = params / TEST_WEIGHTS_MARKER
-        sizes = {p.name: p.stat().st_size for p in sorted(params.glob("*.npz"))}
+        marker = folder / TEST_WEIGHTS_MARKER
+        sizes = {p.name: p.stat().st_size for p in sorted(folder.glob(pattern))}
         text = (marker.read_bytes() if marker.is_file() else b"") + json.dumps(sizes).encode()
     return hashlib.sha256(text).hexdigest()[:16]
 
