@@ -70,6 +70,20 @@ def predictor(test_params: Path) -> Predictor:
     return Predictor(test_params)
 
 
+@pytest.fixture(scope="session")
+def openfold3_params() -> Path:
+    """Random OpenFold3 weights for the reduced test configuration, made once and cached
+    (about 80 MB, never committed)."""
+    from foldserve._version import __version__
+    from foldserve.fold.openfold3.layout import is_test_checkpoint
+    from foldserve.fold.openfold3.test_weights import make_test_checkpoint
+
+    param_dir = WEIGHTS_CACHE / f"v{__version__}-openfold3-seed0"
+    if not is_test_checkpoint(param_dir):
+        make_test_checkpoint(param_dir, seed=0)
+    return param_dir
+
+
 # Hypothesis: "ci" (the default) is reproducible (a fixed derandomised search, no example
 # database written into the checkout); FOLDSERVE_HYPOTHESIS=explore searches at random, longer.
 hypothesis.settings.register_profile(

@@ -137,7 +137,9 @@ def test_a_monomer_stays_one_chain_a_and_plddt_ranked(tmp_path: Path) -> None:
     line = json_of(tmp_path / "scores.json")[0]
     assert "iptm" not in line and "ranking_confidence" not in line
     config = read_config(tmp_path)
-    assert config is not None and config.engine == "alphafold2_ptm"
+    assert (
+        config is not None and config.engine == "alphafold2" and config.network == "alphafold2_ptm"
+    )
     assert config.model_type == "monomer_ptm" and [c.id for c in config.chains] == ["A"]
     assert "chain A" not in (tmp_path / "ranked_0.pdb").read_text()
 
@@ -167,7 +169,7 @@ def test_config_json_records_chains_model_type_ranking_and_templates(complex_run
     config = read_config(complex_run)
     assert config is not None
     assert config.format == "foldserve-run/1"
-    assert config.engine == "alphafold2_multimer_v3" and config.model_type == "multimer"
+    assert config.network == "alphafold2_multimer_v3" and config.model_type == "multimer"
     assert config.rank_by == "multimer" and config.settings.rank_by == "auto"
     assert [(c.id, c.entity, c.length) for c in config.chains] == [
         ("A", 1, 141),

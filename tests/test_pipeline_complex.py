@@ -77,7 +77,7 @@ def test_chains_fold_as_a_complex_and_are_recorded(complex_run: Path) -> None:
     config = read_config(complex_run / "prediction")
     assert config is not None
     assert [(c.id, c.length) for c in config.chains] == [("A", 62), ("B", 70)]
-    assert config.engine == "alphafold2_multimer_v3" and config.model_type == "multimer"
+    assert config.network == "alphafold2_multimer_v3" and config.model_type == "multimer"
     assert (complex_run / "msa.a3m").read_text().startswith("#62,70\t1,1\n")
 
     row = only_run(complex_run)

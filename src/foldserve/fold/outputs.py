@@ -123,6 +123,7 @@ def write_prediction(
         files[name] = write_text(out_dir / name, text)
 
     test = prediction.test_weights
+    engine = prediction.engine.name
     relaxed = relaxation.models if relaxation else {}
     for rank, run in enumerate(prediction.ranked):
         coordinates = _coordinates(prediction, run)
@@ -136,11 +137,14 @@ def write_prediction(
         put(f"ranked_{rank}.pdb", pdb)
         cif = to_mmcif(coordinates, name=f"ranked_{rank}", remarks=remarks, test_weights=test)
         put(f"ranked_{rank}.cif", cif)
-        put(f"pae_{run.name}.json", _dumps([_pae_record(run, test)]))
-        put(f"confidence_{run.name}.json", _dumps(_confidence_record(run, test)))
+        put(f"pae_{run.name}.json", _dumps([_pae_record(run, test, engine)]))
+        put(f"confidence_{run.name}.json", _dumps(_confidence_record(run, test, engine)))
     put("ranking_debug.json", _dumps(ranking_debug(prediction), indent=2))
     timings = {**prediction.timings, **(relaxation.timings() if relaxation else {})}
-    put("timings.json", _dumps({**_rounded(timings), "test_weights": test}, indent=2))
+    put(
+        "timings.json",
+        _dumps({**_rounded(timings), "engine": engine, "test_weights": test}, indent=2),
+    )
     put("scores.json", scores_json(prediction))
     msa_path = out_dir / "msa.a3m"
     write_msa(prediction.msa, msa_path, format="a3m")
@@ -182,7 +186,8 @@ def run_config(
     options, msa, engine = prediction.options, prediction.msa, prediction.engine
     clusters, extra = msa_sizes(len(msa), options.max_msa_clusters, options.max_extra_msa)
     return RunConfig(
-        engine=engine.network,
+        engine=engine.name,
+        network=engine.network,
         model_type=_model_type(prediction),
         rank_by=prediction.rank_by,
         chains=tuple(
@@ -226,7 +231,10 @@ def run_config(
 
 
 def _model_type(prediction: Prediction) -> str:
-    """``multimer`` or ``monomer_ptm``: the model type that ran (the network's name tells)."""
+    """``multimer`` or ``monomer_ptm``: the model type that ran (the network's name tells);
+    ``openfold3`` for OpenFold3, which has one network for every input."""
+    if prediction.engine.name == "openfold3":
+        return "openfold3"
     return "multimer" if "multimer" in prediction.engine.network else "monomer_ptm"
 
 
@@ -298,8 +306,11 @@ def ranking_debug(prediction: Prediction) -> dict[str, Any]:
         }
     else:
         debug = {"plddts": {run.name: round(run.mean_plddt, 2) for run in ranked}, "ptms": ptms}
+    if any(run.engine_score is not None for run in ranked):
+        debug["ranking_scores"] = {run.name: round(run.score("engine"), 4) for run in ranked}
     return {
         **debug,
+        "engine": prediction.engine.name,
         "rank_by": prediction.rank_by,
         "order": [run.name for run in ranked],
         "test_weights": prediction.test_weights,
@@ -319,32 +330,42 @@ def run_scores(rank: int, run: ModelRun) -> dict[str, Any]:
     if run.iptm is not None:
         scores["iptm"] = round(run.iptm, 4)
         scores["ranking_confidence"] = round(run.ranking_confidence, 4)
+    if run.engine_score is not None:
+        scores["ranking_score"] = round(run.engine_score, 4)
     return {**scores, "max_pae": round(run.max_pae, 2), "recycles": run.recycles}
 
 
 def scores_json(prediction: Prediction) -> str:
     """A JSON array with one line per run, best first."""
     lines = [
-        json.dumps({**run_scores(rank, run), "test_weights": prediction.test_weights})
+        json.dumps(
+            {
+                **run_scores(rank, run),
+                "engine": prediction.engine.name,
+                "test_weights": prediction.test_weights,
+            }
+        )
         for rank, run in enumerate(prediction.ranked)
     ]
     return "[\n" + ",\n".join(lines) + "\n]\n"
 
 
-def _pae_record(run: ModelRun, test_weights: bool) -> dict[str, Any]:
+def _pae_record(run: ModelRun, test_weights: bool, engine: str) -> dict[str, Any]:
     return {
         "predicted_aligned_error": np.round(run.pae.astype(float), 2).tolist(),
         "max_predicted_aligned_error": round(run.max_pae, 2),
+        "engine": engine,
         "test_weights": test_weights,
     }
 
 
-def _confidence_record(run: ModelRun, test_weights: bool) -> dict[str, Any]:
+def _confidence_record(run: ModelRun, test_weights: bool, engine: str) -> dict[str, Any]:
     scores = np.round(run.plddt.astype(float), 2).tolist()
     return {
         "residueNumber": list(range(1, len(scores) + 1)),
         "confidenceScore": scores,
         "confidenceCategory": [confidence_category(s) for s in scores],
+        "engine": engine,
         "test_weights": test_weights,
     }
 

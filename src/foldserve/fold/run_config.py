@@ -105,13 +105,18 @@ class RunSettings(_Frozen):
     #: Amber relaxation asked for (none, best or all) and the runs it relaxed, best first.
     relax: RelaxMode = "none"
     relaxed: tuple[str, ...] = ()
+    #: OpenFold3's structures per seed (None for AlphaFold2).
+    num_diffusion_samples: int | None = None
 
 
 class RunConfig(_Frozen):
     format: str = FORMAT
-    #: The network that ran, as ColabFold names it: alphafold2_ptm, alphafold2_multimer_v3.
+    #: The engine that ran: alphafold2 or openfold3 (older records hold the network's name).
     engine: str
-    #: monomer_ptm or multimer: the model type that ran.
+    #: The network that ran, as ColabFold names it: alphafold2_ptm, alphafold2_multimer_v3;
+    #: openfold3 (None in older records: see ``engine``).
+    network: str | None = None
+    #: monomer_ptm or multimer: the AlphaFold2 model type that ran; openfold3 for OpenFold3.
     model_type: str = "monomer_ptm"
     #: The metric the models are ranked by, ``auto`` resolved (None in older records: see
     #: ``settings.rank_by``).

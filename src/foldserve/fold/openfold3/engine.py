@@ -195,6 +195,9 @@ class OpenFold3Engine:
             msa_rows = 0
             for index, seed in enumerate(seeds):
                 tick = time.perf_counter()
+                # The features hold random choices too (reference conformers): one seed
+                # fixes the whole job, so a seed gives the same structure every time.
+                self._module.reseed(seed)
                 features = dataset[index]
                 timings["features"] += time.perf_counter() - tick
                 if not features.get("valid_sample", True):

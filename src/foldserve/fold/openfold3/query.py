@@ -4,7 +4,8 @@ OpenFold3's data pipeline reads only MSA files named after the databases it expe
 (``colabfold_main.a3m`` for a chain's main MSA, ``colabfold_paired.a3m`` for its paired rows;
 ``dataset_config_components.py``) and silently skips any other name, after which a query
 whose only MSA was skipped crashes. foldserve writes the user's alignment under those names,
-one folder per distinct chain, and never asks OpenFold3's MSA server for anything.
+one folder per distinct chain (OpenFold3 tells chains' MSAs apart by the folder's name), and
+never asks OpenFold3's MSA server for anything.
 """
 
 from __future__ import annotations
@@ -68,12 +69,13 @@ def write_query(msa: Msa, directory: Path) -> OpenFold3Query:
     msa_dirs = []
     for index, sequence in enumerate(split.sequences):
         chain_ids = [chain.id for chain in chains if chain.entity == index + 1]
-        main = directory / f"chain_{index + 1}" / "main"
-        main.mkdir(parents=True)
+        # OpenFold3 keys a chain's MSAs by their folder's name: each must be unique.
+        main = directory / f"main_{index + 1}"
+        main.mkdir()
         (main / MAIN_MSA_NAME).write_text(split.unpaired[index])
         paired_paths = None
         if split.paired is not None:
-            paired = directory / f"chain_{index + 1}" / "paired"
+            paired = directory / f"paired_{index + 1}"
             paired.mkdir()
             (paired / PAIRED_MSA_NAME).write_text(split.paired[index])
             paired_paths = [paired]
