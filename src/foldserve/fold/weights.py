@@ -51,8 +51,8 @@ MANIFEST = "SHA256SUMS"
 SOURCE_RECORD = "SOURCE.json"
 
 _LOCK = ".fetch.lock"
-_INCOMING = ".incoming-"
-_OUTGOING = ".outgoing-"
+INCOMING_PREFIX = ".incoming-"
+OUTGOING_PREFIX = ".outgoing-"
 _RESERVED = frozenset({MANIFEST, SOURCE_RECORD, TEST_WEIGHTS_MARKER})
 _CHUNK = 1 << 20
 
@@ -136,14 +136,14 @@ def fetch(
         expected_sha256 = expected_sha256 or DEFAULT_PARAMS_SHA256
         expected_size = DEFAULT_PARAMS_SIZE if expected_size is None else expected_size
     expected_sha256 = expected_sha256.lower() if expected_sha256 else None
-    source = _canonical(source)
-    lock = _lock(param_dir)
+    source = canonical_source(source)
+    lock = fetch_lock(param_dir)
     try:
-        _remove_leftovers(param_dir)
+        remove_leftovers(param_dir)
         installed = _installed(param_dir, source, expected_sha256, expected_size)
         if installed is not None:
             return installed
-        incoming = Path(tempfile.mkdtemp(prefix=_INCOMING, dir=param_dir))
+        incoming = Path(tempfile.mkdtemp(prefix=INCOMING_PREFIX, dir=param_dir))
         try:
             result = _download(
                 param_dir,
@@ -154,7 +154,7 @@ def fetch(
                 progress,
                 connect_timeout,
             )
-            _install(incoming / "params", param_dir / "params")
+            install_folder(incoming / "params", param_dir / "params")
         finally:
             shutil.rmtree(incoming, ignore_errors=True)
     finally:
@@ -162,7 +162,7 @@ def fetch(
     return result
 
 
-def _lock(param_dir: Path) -> FileLock:
+def fetch_lock(param_dir: Path) -> FileLock:
     """Create ``param_dir`` and take its fetch lock, waiting while another process fetches."""
     try:
         param_dir.mkdir(parents=True, exist_ok=True)
@@ -176,7 +176,7 @@ def _lock(param_dir: Path) -> FileLock:
     return lock
 
 
-def _canonical(source: str) -> str:
+def canonical_source(source: str) -> str:
     """Local sources as absolute paths, so a recorded source names one file."""
     parsed = urlparse(source)
     if parsed.scheme == "file":
@@ -194,7 +194,7 @@ def _installed(
     Judged from ``SOURCE.json``: the archive's checksum when one is expected, else its source.
     Re-hashing 5 GB on every worker start is what ``check`` is for.
     """
-    record = _read_json(param_dir / "params" / SOURCE_RECORD)
+    record = read_json(param_dir / "params" / SOURCE_RECORD)
     if record is None or is_test_weights(param_dir):
         return None
     if not all(model_param_file(param_dir, n).is_file() for n in MODEL_NUMBERS):
@@ -207,10 +207,10 @@ def _installed(
     return found if same and (size is None or size == found.archive_bytes) else None
 
 
-def _remove_leftovers(param_dir: Path) -> None:
+def remove_leftovers(param_dir: Path) -> None:
     """Temporary folders of fetches that were killed; only called under the lock."""
     for entry in param_dir.iterdir():
-        if entry.name.startswith((_INCOMING, _OUTGOING)):
+        if entry.name.startswith((INCOMING_PREFIX, OUTGOING_PREFIX)):
             _remove(entry)
 
 
@@ -232,10 +232,12 @@ def _download(
 ) -> FetchResult:
     """Stream, unpack and verify the archive into ``dest``; write its manifest and record."""
     dest.mkdir()
-    with _open_source(source, connect_timeout, param_dir) as (chunks, total):
+    with open_weights_source(
+        source, connect_timeout, what="the AlphaFold2 weights", fix=_by_hand(param_dir)
+    ) as (chunks, total):
         if size is not None and total is not None and total != size:
-            raise _mismatch("size", source, f"{size} bytes", f"{total} bytes")
-        stream = _MeteredStream(chunks, total, progress)
+            raise source_mismatch("archive size", source, f"{size} bytes", f"{total} bytes")
+        stream = MeteredStream(chunks, total, progress)
         try:
             with tarfile.open(fileobj=stream, mode="r|*", bufsize=_CHUNK) as tar:
                 sums = _extract(tar, dest, source)
@@ -249,9 +251,9 @@ def _download(
             ) from exc
     actual_sha256 = stream.sha256.hexdigest()
     if size is not None and stream.bytes_read != size:
-        raise _mismatch("size", source, f"{size} bytes", f"{stream.bytes_read} bytes")
+        raise source_mismatch("archive size", source, f"{size} bytes", f"{stream.bytes_read} bytes")
     if sha256 is not None and actual_sha256 != sha256:
-        raise _mismatch("SHA-256", source, sha256, actual_sha256)
+        raise source_mismatch("archive SHA-256", source, sha256, actual_sha256)
     names = [model_param_file(param_dir, n).name for n in MODEL_NUMBERS]
     missing = [name for name in names if name not in sums]
     if missing:
@@ -280,11 +282,11 @@ def _by_hand(param_dir: Path) -> str:
     )
 
 
-def _mismatch(what: str, source: str, expected: str, actual: str) -> WeightsError:
+def source_mismatch(what: str, source: str, expected: str, actual: str) -> WeightsError:
     return WeightsError(
-        f"archive {what} mismatch: expected {expected}, got {actual}; nothing was installed",
+        f"{what} mismatch: expected {expected}, got {actual}; nothing was installed",
         where=source,
-        fix="fetch the archive again, or give the right --sha256/--size for this source",
+        fix="fetch it again, or give the right --sha256/--size for this source",
     )
 
 
@@ -297,7 +299,9 @@ def _bad_archive(source: str, why: str) -> WeightsError:
 
 
 @contextlib.contextmanager
-def _open_source(source: str, connect_timeout: float, param_dir: Path) -> Iterator[Opened]:
+def open_weights_source(
+    source: str, connect_timeout: float, *, what: str, fix: str
+) -> Iterator[Opened]:
     """The archive's bytes and, when known, its size; failures, even mid-stream, as one line."""
     if not remote.supported(source):
         raise WeightsError(
@@ -310,11 +314,11 @@ def _open_source(source: str, connect_timeout: float, param_dir: Path) -> Iterat
             yield opened
     except remote.SourceFailed as exc:
         raise WeightsError(
-            f"could not fetch the AlphaFold2 weights ({exc})", where=source, fix=_by_hand(param_dir)
+            f"could not fetch {what} ({exc})", where=source, fix=fix
         ) from exc.__cause__
 
 
-class _MeteredStream(io.RawIOBase):
+class MeteredStream(io.RawIOBase):
     """The archive as it arrives, hashed and counted on its way into :mod:`tarfile`."""
 
     def __init__(
@@ -392,7 +396,7 @@ def _member_name(member: tarfile.TarInfo, source: str) -> str | None:
     return parts[0]
 
 
-def _install(new: Path, params: Path) -> None:
+def install_folder(new: Path, params: Path) -> None:
     """Put ``new`` in place of ``params`` by rename: readers never see a mix of two sets.
 
     An old ``params`` (test weights, an earlier install) moves aside first, so for an instant
@@ -402,7 +406,7 @@ def _install(new: Path, params: Path) -> None:
     if not params.exists() and not params.is_symlink():
         new.rename(params)
         return
-    old = params.with_name(f"{_OUTGOING}{uuid.uuid4().hex}")
+    old = params.with_name(f"{OUTGOING_PREFIX}{uuid.uuid4().hex}")
     params.rename(old)
     try:
         new.rename(params)
@@ -490,9 +494,9 @@ def check(param_dir: Path) -> WeightsReport:
         ),
         multimer_models=tuple(model for model in multimer if model.present),
         manifest=sums is not None,
-        source=_read_json(params / SOURCE_RECORD),
+        source=read_json(params / SOURCE_RECORD),
         test_weights=is_test_weights(param_dir),
-        test_weights_info=_read_json(params / TEST_WEIGHTS_MARKER),
+        test_weights_info=read_json(params / TEST_WEIGHTS_MARKER),
     )
 
 
@@ -518,7 +522,7 @@ def _read_manifest(path: Path) -> dict[str, str] | None:
     return sums
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
+def read_json(path: Path) -> dict[str, Any] | None:
     try:
         value = json.loads(path.read_text())
     except (OSError, ValueError):

@@ -1,0 +1,149 @@
+"""OpenFold3's checkpoint beside AlphaFold2's parameters: fetched once per volume, verified.
+
+``foldserve weights fetch --engine openfold3`` streams the checkpoint (an http(s) URL, by
+default OpenFold3's public bucket, an ``s3://`` object or a local file) under the same
+inter-process lock as AlphaFold2's weights, hashing it on the way into a temporary folder
+beside ``PARAM_DIR/openfold3``, and renames that folder into place only once size and SHA-256
+check out: workers starting together on one volume download it once, and a reader never sees
+half a checkpoint. OpenFold3 publishes no checksum for its checkpoint, so unless the caller
+gives ``--sha256``/``--size`` the values are recorded in ``SOURCE.json`` and ``SHA256SUMS``,
+and ``weights check`` verifies against those from then on.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import shutil
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+from foldserve.errors import WeightsError
+from foldserve.files import write_text
+from foldserve.fold.openfold3.layout import (
+    DEFAULT_CHECKPOINT_NAME,
+    DEFAULT_CHECKPOINT_URL,
+    OPENFOLD3_DIRNAME,
+    checkpoint_dir,
+    installed_checkpoint,
+    is_test_checkpoint,
+)
+from foldserve.fold.weights import (
+    INCOMING_PREFIX,
+    MANIFEST,
+    SOURCE_RECORD,
+    FetchResult,
+    MeteredStream,
+    Progress,
+    canonical_source,
+    fetch_lock,
+    install_folder,
+    open_weights_source,
+    read_json,
+    remove_leftovers,
+    source_mismatch,
+)
+
+_CHUNK = 1 << 20
+
+
+def fetch_checkpoint(
+    param_dir: Path,
+    source: str = DEFAULT_CHECKPOINT_URL,
+    *,
+    expected_sha256: str | None = None,
+    expected_size: int | None = None,
+    progress: Progress | None = None,
+    connect_timeout: float = 10.0,
+) -> FetchResult:
+    """Install ``PARAM_DIR/openfold3/<checkpoint>.pt`` from ``source`` unless it already is."""
+    expected_sha256 = expected_sha256.lower() if expected_sha256 else None
+    source = canonical_source(source)
+    lock = fetch_lock(param_dir)
+    try:
+        remove_leftovers(param_dir)
+        installed = _installed(param_dir, source, expected_sha256, expected_size)
+        if installed is not None:
+            return installed
+        incoming = Path(tempfile.mkdtemp(prefix=INCOMING_PREFIX, dir=param_dir))
+        try:
+            folder = incoming / OPENFOLD3_DIRNAME
+            result = _download(
+                param_dir, folder, source, expected_sha256, expected_size, progress, connect_timeout
+            )
+            install_folder(folder, checkpoint_dir(param_dir))
+        finally:
+            shutil.rmtree(incoming, ignore_errors=True)
+    finally:
+        lock.release()
+    return result
+
+
+def _installed(
+    param_dir: Path, source: str, sha256: str | None, size: int | None
+) -> FetchResult | None:
+    """The checkpoint already in place, if it came from the source (or checksum) asked for."""
+    record = read_json(checkpoint_dir(param_dir) / SOURCE_RECORD)
+    if record is None or is_test_checkpoint(param_dir) or installed_checkpoint(param_dir) is None:
+        return None
+    try:
+        found = FetchResult(param_dir=param_dir, downloaded=False, **record)
+    except TypeError:  # not a SOURCE.json this module wrote
+        return None
+    same = found.archive_sha256 == sha256 if sha256 else found.source == source
+    return found if same and (size is None or size == found.archive_bytes) else None
+
+
+def _download(
+    param_dir: Path,
+    folder: Path,
+    source: str,
+    sha256: str | None,
+    size: int | None,
+    progress: Progress | None,
+    connect_timeout: float,
+) -> FetchResult:
+    """Stream the checkpoint into ``folder``, hashing it; write its manifest and record."""
+    folder.mkdir()
+    target = folder / DEFAULT_CHECKPOINT_NAME
+    with open_weights_source(
+        source,
+        connect_timeout,
+        what="the OpenFold3 checkpoint",
+        fix=f"download {DEFAULT_CHECKPOINT_URL} where the network allows and run `foldserve "
+        "weights fetch --engine openfold3 --source /path/to/it`",
+    ) as (chunks, total):
+        if size is not None and total is not None and total != size:
+            raise source_mismatch("checkpoint size", source, f"{size} bytes", f"{total} bytes")
+        stream = MeteredStream(chunks, total, progress)
+        try:
+            with target.open("wb") as out:
+                shutil.copyfileobj(stream, out, _CHUNK)
+        except OSError as exc:
+            raise WeightsError(
+                f"could not write the checkpoint into {param_dir}: {exc.strerror or exc}",
+                fix="make room (the checkpoint takes about 2 GB) or choose another --params-dir",
+            ) from exc
+    actual = stream.sha256.hexdigest()
+    if size is not None and stream.bytes_read != size:
+        raise source_mismatch(
+            "checkpoint size", source, f"{size} bytes", f"{stream.bytes_read} bytes"
+        )
+    if sha256 is not None and actual != sha256:
+        raise source_mismatch("checkpoint SHA-256", source, sha256, actual)
+    result = FetchResult(
+        param_dir=param_dir,
+        downloaded=True,
+        source=source,
+        archive_sha256=actual,
+        archive_bytes=stream.bytes_read,
+        sha256_verified=sha256 is not None,
+        size_verified=size is not None,
+        fetched_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    )
+    write_text(folder / MANIFEST, f"{actual}  {target.name}\n")
+    record = {k: v for k, v in asdict(result).items() if k not in ("param_dir", "downloaded")}
+    write_text(folder / SOURCE_RECORD, json.dumps(record, indent=2) + "\n")
+    return result
+
