@@ -28,10 +28,10 @@ from foldserve.fold.features import InputShape
 from foldserve.fold.openfold3.atoms import AllAtomSample, to_atom37
 from foldserve.fold.openfold3.layout import (
     CPU_MODEL_UPDATE,
-    TEST_MODEL_UPDATE,
     checkpoint_dir,
     installed_checkpoint,
     is_test_checkpoint,
+    test_model_update,
 )
 from foldserve.fold.openfold3.query import OpenFold3Query, write_query
 from foldserve.fold.results import (
@@ -76,13 +76,13 @@ def load_openfold3() -> Any:
     return OF3ProjectEntry()
 
 
-def model_config(test_weights: bool, on_cuda: bool) -> Any:
-    """OpenFold3's inference configuration (its ``predict`` preset), reduced to the test
-    configuration for test weights, with Triton kernels only where Triton runs."""
+def model_config(update: dict[str, Any], on_cuda: bool) -> Any:
+    """OpenFold3's inference configuration (its ``predict`` preset) with ``update`` applied
+    (test weights' configuration), Triton kernels only where Triton runs."""
     from openfold3.core.config.config_utils import deep_update
     from openfold3.projects.of3_all_atom.project_entry import ModelUpdate
 
-    custom: dict[str, Any] = copy.deepcopy(TEST_MODEL_UPDATE) if test_weights else {}
+    custom: dict[str, Any] = copy.deepcopy(update)
     if not (on_cuda and _triton_available()):
         deep_update(custom, copy.deepcopy(CPU_MODEL_UPDATE))
     return load_openfold3().get_model_config_with_update(
@@ -118,7 +118,8 @@ class OpenFold3Engine:
         self.device = torch.device("cuda" if on_cuda else "cpu")
         # OpenFold3 runs float32 by default ("32-true"); bfloat16 autocast on request, on a GPU.
         self.bfloat16 = precision == "bfloat16" and on_cuda
-        self.config = model_config(self.test_weights, on_cuda)
+        update = test_model_update(self.param_dir) if self.test_weights else {}
+        self.config = model_config(update, on_cuda)
         _quiet_openfold3_logs()
         self._module = _load_module(entry, self.config, checkpoint, self.device)
         self._ccd: Any = None

@@ -7,6 +7,7 @@ which reduced configuration they were made for (:data:`TEST_MODEL_UPDATE`).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -62,3 +63,11 @@ def installed_checkpoint(param_dir: Path) -> Path | None:
     name = TEST_CHECKPOINT_NAME if is_test_checkpoint(param_dir) else DEFAULT_CHECKPOINT_NAME
     path = folder / name
     return path if path.is_file() else None
+
+
+def test_model_update(param_dir: Path) -> dict[str, Any]:
+    """The configuration test weights were made for, as their marker records it: the reduced
+    one (:data:`TEST_MODEL_UPDATE`), or ``{}`` for full-size random weights (benchmarks)."""
+    marker = json.loads((checkpoint_dir(param_dir) / TEST_WEIGHTS_MARKER).read_text())
+    update = marker.get("model_update", TEST_MODEL_UPDATE)
+    return update if isinstance(update, dict) else TEST_MODEL_UPDATE

@@ -35,14 +35,21 @@ class OpenFold3TestWeights:
     seed: int
 
 
-def make_test_checkpoint(param_dir: Path, *, seed: int = 0) -> OpenFold3TestWeights:
-    """Write ``PARAM_DIR/openfold3/of3-test-weights.pt`` and its marker; replaces what is there."""
+def make_test_checkpoint(
+    param_dir: Path, *, seed: int = 0, full_size: bool = False
+) -> OpenFold3TestWeights:
+    """Write ``PARAM_DIR/openfold3/of3-test-weights.pt`` and its marker; replaces what is there.
+
+    ``full_size`` makes random weights for OpenFold3's whole configuration instead (48
+    pairformer blocks, 200 diffusion steps, 5 samples: about 1.3 GB), for timing on a GPU.
+    """
     import torch
 
     from foldserve.fold.openfold3.engine import load_openfold3, model_config
 
     torch.manual_seed(seed)
-    module = load_openfold3().runner(model_config(test_weights=True, on_cuda=False))
+    update = {} if full_size else TEST_MODEL_UPDATE
+    module = load_openfold3().runner(model_config(update, on_cuda=False))
     with torch.no_grad():
         for parameter in module.model.parameters():
             if parameter.dim() > 1 and not parameter.any():
@@ -56,7 +63,7 @@ def make_test_checkpoint(param_dir: Path, *, seed: int = 0) -> OpenFold3TestWeig
     marker = {
         "test_weights": True,
         "warning": "random parameters: predictions made with them are not protein structures",
-        "model_update": TEST_MODEL_UPDATE,
+        "model_update": update,
         "parameters": parameters,
         "seed": seed,
         "generator": f"foldserve {__version__}",

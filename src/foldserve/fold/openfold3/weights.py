@@ -146,4 +146,3 @@ def _download(
     record = {k: v for k, v in asdict(result).items() if k not in ("param_dir", "downloaded")}
     write_text(folder / SOURCE_RECORD, json.dumps(record, indent=2) + "\n")
     return result
-
