@@ -151,3 +151,16 @@ def test_missing_weights_say_what_to_fetch(tmp_path: Path) -> None:
         Engines(("openfold3",), tmp_path).get("openfold3")
     assert "weights fetch --engine openfold3" in (raised.value.fix or "")
     assert "no OpenFold3 checkpoint" in str(raised.value)
+
+
+def test_without_the_extra_the_message_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import sys
+
+    # As if openfold3 were not installed: importing it fails.
+    monkeypatch.setitem(sys.modules, "openfold3.projects.of3_all_atom.project_entry", None)
+    with pytest.raises(InputError) as raised:
+        load_engine("openfold3", tmp_path)
+    assert "OpenFold3 is not installed" in str(raised.value)
+    assert raised.value.fix == "install the extra: pip install 'foldserve[openfold3]'"
