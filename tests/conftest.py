@@ -74,11 +74,16 @@ def predictor(test_params: Path) -> Predictor:
 def openfold3_params() -> Path:
     """Random OpenFold3 weights for the reduced test configuration, made once and cached
     (about 80 MB, never committed)."""
+    import hashlib
+    import json
+
     from foldserve._version import __version__
-    from foldserve.fold.openfold3.layout import is_test_checkpoint
+    from foldserve.fold.openfold3.layout import TEST_MODEL_UPDATE, is_test_checkpoint
     from foldserve.fold.openfold3.test_weights import make_test_checkpoint
 
-    param_dir = WEIGHTS_CACHE / f"v{__version__}-openfold3-seed0"
+    configuration = json.dumps(TEST_MODEL_UPDATE, sort_keys=True).encode()
+    version = hashlib.sha256(configuration).hexdigest()[:8]
+    param_dir = WEIGHTS_CACHE / f"v{__version__}-openfold3-{version}-seed0"
     if not is_test_checkpoint(param_dir):
         make_test_checkpoint(param_dir, seed=0)
     return param_dir

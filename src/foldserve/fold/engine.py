@@ -15,6 +15,7 @@ directory, compare, report and the job output do not know which engine ran.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
@@ -101,6 +102,26 @@ def load_engine(
     from foldserve.fold.predictor import Predictor
 
     return Predictor(param_dir, precision=precision)
+
+
+@dataclass(frozen=True)
+class WeightsIdentity:
+    """Which weights an engine would load, told without reading a weight file."""
+
+    fingerprint: str
+    test_weights: bool
+
+
+def weights_identity(name: EngineName, param_dir: Path) -> WeightsIdentity:
+    """The fingerprint of engine ``name``'s weights in ``param_dir`` (what a cache key or a
+    run record names them by) and whether they are test weights."""
+    if name == "openfold3":
+        from foldserve.fold.openfold3.layout import checkpoint_fingerprint, is_test_checkpoint
+
+        return WeightsIdentity(checkpoint_fingerprint(param_dir), is_test_checkpoint(param_dir))
+    from foldserve.fold.weights import fingerprint, is_test_weights
+
+    return WeightsIdentity(fingerprint(param_dir), is_test_weights(param_dir))
 
 
 class Engines:

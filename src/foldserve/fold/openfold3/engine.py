@@ -29,6 +29,7 @@ from foldserve.fold.openfold3.atoms import AllAtomSample, to_atom37
 from foldserve.fold.openfold3.layout import (
     CPU_MODEL_UPDATE,
     checkpoint_dir,
+    checkpoint_fingerprint,
     installed_checkpoint,
     is_test_checkpoint,
     test_model_update,
@@ -46,7 +47,7 @@ from foldserve.fold.results import (
     TemplateSource,
     sibling_field,
 )
-from foldserve.fold.weights import folder_fingerprint, resolve_param_dir
+from foldserve.fold.weights import resolve_param_dir
 from foldserve.msa.model import Msa
 
 if TYPE_CHECKING:
@@ -125,7 +126,7 @@ class OpenFold3Engine:
         self._ccd: Any = None
         self.engine = EngineInfo(
             params_dir=str(self.param_dir),
-            weights_fingerprint=folder_fingerprint(checkpoint.parent, "*.pt"),
+            weights_fingerprint=checkpoint_fingerprint(self.param_dir),
             test_weights=self.test_weights,
             evoformer_blocks=int(self.config.architecture.pairformer.no_blocks),
             device=torch.cuda.get_device_name() if on_cuda else "cpu",

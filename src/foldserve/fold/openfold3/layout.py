@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from foldserve.fold.weights import folder_fingerprint
+
 #: The subfolder of ``PARAM_DIR`` that holds OpenFold3's checkpoint.
 OPENFOLD3_DIRNAME = "openfold3"
 #: OpenFold3 0.5's default checkpoint (``openfold3.entry_points.parameters``).
@@ -30,9 +32,12 @@ CPU_MODEL_UPDATE: dict[str, Any] = {
 
 #: The reduced configuration test weights are made for: one block per stack, four diffusion
 #: steps, one sample, official widths (so every key and per-block shape is the real one).
-#: It runs the real OpenFold3 code on a CPU in well under a minute for ~60 residues.
+#: It runs the real OpenFold3 code on a CPU in well under a minute for ~60 residues. The
+#: diffusion starts from 64 Å of noise instead of 2,560 Å: four steps of a random denoiser
+#: cannot contract the full-scale start, and kilometre-wide models compare to nothing.
 TEST_MODEL_UPDATE: dict[str, Any] = {
     "architecture": {
+        "noise_schedule": {"s_max": 4.0},
         "shared": {"diffusion": {"no_full_rollout_samples": 1, "no_full_rollout_steps": 4}},
         "input_embedder": {"atom_attn_enc": {"no_blocks": 1}},
         "template": {"template_pair_stack": {"no_blocks": 1}},
@@ -71,3 +76,9 @@ def test_model_update(param_dir: Path) -> dict[str, Any]:
     marker = json.loads((checkpoint_dir(param_dir) / TEST_WEIGHTS_MARKER).read_text())
     update = marker.get("model_update", TEST_MODEL_UPDATE)
     return update if isinstance(update, dict) else TEST_MODEL_UPDATE
+
+
+def checkpoint_fingerprint(param_dir: Path) -> str:
+    """A short hash naming the checkpoint installed in ``PARAM_DIR/openfold3`` (no weight file
+    is read: its ``SHA256SUMS``, or the test marker and the file's size)."""
+    return folder_fingerprint(checkpoint_dir(param_dir), "*.pt")
