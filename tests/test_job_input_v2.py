@@ -194,7 +194,12 @@ BAD_JOBS: list[tuple[str, dict[str, Any], str, str]] = [
         "input.msa_format",
         "not to chains",
     ),
-    ("openfold3", {"msa": ">q\nM\n", "engine": "openfold3"}, "input.engine", "not available"),
+    (
+        "an AlphaFold2 option for openfold3",
+        {"msa": ">q\nM\n", "engine": "openfold3", "models": [1]},
+        "input.models",
+        "an AlphaFold2 option, which openfold3 does not take",
+    ),
     ("unknown engine", {"msa": ">q\nM\n", "engine": "rosetta"}, "input.engine", "alphafold2"),
     ("unknown model type", {"msa": ">q\nM\n", "model_type": "monomer"}, "input.model_type", ""),
     ("unknown ranking", {"msa": ">q\nM\n", "rank_by": "pae"}, "input.rank_by", "iptm"),

@@ -82,14 +82,15 @@ def test_a_real_output_follows_the_model_and_the_schema(ran: RanJob) -> None:
     wire = ran.output.to_wire()
     check("output", wire)
     assert JobOutput.model_validate(json.loads(json.dumps(wire))) == ran.output
-    # The keys the output has always had, and version 2's model type and ranking metric
-    # (``auto`` resolved); nothing absent is sent as null (no ipTM, chains or templates here).
+    # The keys the output has always had (``engine`` now names the engine), and version 2's
+    # network, model type and ranking metric (``auto`` resolved); nothing absent is sent as
+    # null (no ipTM, ranking score, chains or templates here).
     assert list(wire) == [
-        "foldserve_version", "engine", "model_type", "rank_by", "test_weights", "query", "msa",
-        "ranking", "files", "timings",
+        "foldserve_version", "engine", "network", "model_type", "rank_by", "test_weights",
+        "query", "msa", "ranking", "files", "timings",
     ]  # fmt: skip
-    assert (wire["engine"], wire["model_type"], wire["rank_by"]) == (
-        "alphafold2_ptm", "monomer_ptm", "plddt",
+    assert (wire["engine"], wire["network"], wire["model_type"], wire["rank_by"]) == (
+        "alphafold2", "alphafold2_ptm", "monomer_ptm", "plddt",
     )  # fmt: skip
     assert list(wire["query"]) == ["name", "length", "sequence"]
     assert wire["test_weights"] is True and wire["query"]["length"] == 62
@@ -180,8 +181,8 @@ def test_a_complex_output_follows_the_model_and_the_schema(tmp_path: Path) -> No
     wire = output.to_wire()
     check("output", wire)
     assert JobOutput.model_validate(json.loads(json.dumps(wire))) == output
-    assert (wire["engine"], wire["model_type"], wire["rank_by"]) == (
-        "alphafold2_multimer_v3", "multimer", "multimer",
+    assert (wire["engine"], wire["network"], wire["model_type"], wire["rank_by"]) == (
+        "alphafold2", "alphafold2_multimer_v3", "multimer", "multimer",
     )  # fmt: skip
     chains = wire["query"]["chains"]
     assert [(c["id"], c["entity"], c["length"], c.get("name")) for c in chains] == [

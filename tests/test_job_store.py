@@ -32,7 +32,7 @@ def job_output(name: str) -> JobOutput:
     """A small output whose query name tells which run wrote it."""
     return JobOutput(
         foldserve_version="0",
-        engine="alphafold2_ptm",
+        engine="alphafold2",
         test_weights=True,
         query=QuerySummary(name=name, length=3, sequence="ACD"),
         msa=MsaSummary(depth=1, used=1),

@@ -6,6 +6,7 @@ import json
 import signal
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -39,12 +40,12 @@ def pipeline_process(out: Path, params: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "foldserve.cli", *arguments(out, params, *extra)]
 
 
-def statuses(stderr: str) -> dict[str, str]:
-    """``{"predict": "done" | "cached", ...}`` from the progress lines."""
+def statuses(stderr: str, steps: Sequence[str] = STEPS) -> dict[str, str]:
+    """``{"predict": "done" | "cached", ...}`` from the progress lines of ``steps``."""
     found = {}
     for line in stderr.splitlines():
         name, _, status = line.strip().partition(": ")
-        if name in STEPS and status in ("done", "cached"):
+        if name in steps and status in ("done", "cached"):
             found[name] = status
     return found
 
@@ -207,7 +208,8 @@ def test_prediction_on_an_endpoint(test_params: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.stderr
     assert (out / "prediction" / "ranked_0.pdb").is_file() and (out / "report.html").is_file()
     (run,) = tracking.list_runs(tracking.default_uri(out))
-    assert run.params["engine"] == "endpoint" and run.params["endpoint"] == server.root
+    assert run.params["backend"] == "endpoint" and run.params["endpoint"] == server.root
+    assert run.params["engine"] == "alphafold2"
 
 
 @pytest.mark.timeout(60)

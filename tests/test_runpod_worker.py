@@ -136,7 +136,7 @@ def test_job_runs_on_the_sdk_loop_with_progress_and_the_best_model_inline(
     assert job.result is not None and "error" not in job.result, job.result
     output = job.result["output"]
     assert output["test_weights"] is True
-    assert output["engine"] == "alphafold2_ptm"
+    assert (output["engine"], output["network"]) == ("alphafold2", "alphafold2_ptm")
     assert output["query"]["length"] == 62
     assert [entry["model"] for entry in output["ranking"]] == ["model_1_ptm"]
     best = output["files"]["ranked_0.pdb"]

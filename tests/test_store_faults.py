@@ -12,13 +12,12 @@ import logging
 import random
 import sqlite3
 from pathlib import Path
-from typing import cast
 
 import pytest
 from fastapi.testclient import TestClient
 
 from foldserve.errors import StoreFull
-from foldserve.fold.predictor import Predictor
+from foldserve.fold.engine import Engines
 from foldserve.jobs.schema import JobStatus, RunRequest, parse_run_request
 from foldserve.server import layout, worker
 from foldserve.server.app import STORE_RETRY_AFTER_S, create_app
@@ -158,7 +157,7 @@ def test_worker_out_of_space_gives_the_job_back(
     settings = ServeSettings(data_dir=tmp_path)
 
     with pytest.raises(StoreFull, match="back in the queue"):
-        worker.run_job(store, job, cast(Predictor, None), settings)
+        worker.run_job(store, job, Engines(()), settings)
 
     again = store.get(job.id)
     assert again is not None

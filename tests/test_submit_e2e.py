@@ -323,6 +323,8 @@ def test_python_client_sends_templates_and_the_output_names_them(
             max_template_date="2100-01-01",
         )
         output = client.result(job_id)
-    assert output.engine == "alphafold2_ptm" and output.model_type == "monomer_ptm"
+    assert (output.engine, output.network, output.model_type) == (
+        "alphafold2", "alphafold2_ptm", "monomer_ptm",
+    )  # fmt: skip
     assert list(output.templates) == ["A"] and output.templates["A"]
     assert output.query.chains == ()

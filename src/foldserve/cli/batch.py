@@ -22,7 +22,8 @@ from foldserve.client.batch import (
 from foldserve.client.client import Client
 from foldserve.config import Endpoint
 from foldserve.errors import InputError
-from foldserve.fold.results import PredictOptions
+from foldserve.fold.engine import DEFAULT_ENGINE
+from foldserve.fold.results import EngineName, PredictOptions
 from foldserve.jobs.schema import JobStatus
 
 
@@ -61,6 +62,7 @@ def submit_batch(
     concurrency: int,
     *,
     plots: bool,
+    engine: EngineName = DEFAULT_ENGINE,
 ) -> None:
     items = batch_items(msa_dir, out_dir)
     states: dict[str, JobStatus] = {}
@@ -127,6 +129,7 @@ def submit_batch(
                 execution_timeout_s=timeout,
                 concurrency=concurrency,
                 report=report,
+                engine=engine,
             )
         except KeyboardInterrupt:
             bar.stop()

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.panel import Panel
 from rich.table import Table
 
@@ -22,12 +23,13 @@ from foldserve.cli.batch import check_batch_flags, submit_batch
 from foldserve.cli.complex_input import complex_chains
 from foldserve.cli.console import err, say_retrying
 from foldserve.cli.options import (
-    TEST_WEIGHTS_WARNING,
     CopiesOption,
+    EngineOption,
     MaxTemplateDateOption,
     ModelsOption,
     ModelTypeOption,
     MsaFormatOption,
+    NumDiffusionSamplesOption,
     NumPredictionsPerModelOption,
     NumRecyclesOption,
     NumSeedsOption,
@@ -40,7 +42,9 @@ from foldserve.cli.options import (
     TemplatesOption,
     ToleranceOption,
     as_flag_error,
+    parse_engine,
     predict_options,
+    random_weights_warning,
 )
 from foldserve.cli.search_options import (
     CpusOption,
@@ -127,6 +131,7 @@ def submit_command(
     concurrency: Annotated[
         int, typer.Option(help="With --msa-dir: jobs followed at the same time.")
     ] = 4,
+    engine: EngineOption = "alphafold2",
     models: ModelsOption = "1,2,3,4,5",
     num_recycles: NumRecyclesOption = 3,
     recycle_early_stop_tolerance: ToleranceOption = None,
@@ -135,6 +140,7 @@ def submit_command(
     rank_by: RankByOption = "auto",
     model_type: ModelTypeOption = "auto",
     num_predictions_per_model: NumPredictionsPerModelOption = None,
+    num_diffusion_samples: NumDiffusionSamplesOption = None,
     copies: CopiesOption = None,
     paired_msa: PairedMsaOption = None,
     templates: TemplatesOption = None,
@@ -170,6 +176,7 @@ def submit_command(
             where="--msa",
             fix="--msa FILE, --msa-dir DIR, or --sequence FASTA with --db or --server",
         )
+    chosen = parse_engine(engine)
     policy_milliseconds(timeout, where="--timeout")  # refused before the MSA is read
     chain_flags = _chain_flags(msa_paths or [], copies, paired_msa)
     if chain_flags and msa_path is None:
@@ -194,6 +201,8 @@ def submit_command(
         model_type=model_type,
         num_predictions_per_model=num_predictions_per_model,
         templates=bool(templates),
+        engine=chosen,
+        num_diffusion_samples=num_diffusion_samples,
     )
     chains = _chains(msa_paths or [], copies, paired_msa, msa_format, query)
     template_paths = _template_paths(templates, max_template_date)
@@ -208,7 +217,9 @@ def submit_command(
     if msa_dir is not None:
         check_batch_flags(output, out_dir, no_wait, concurrency, msa_format, query)
         assert out_dir is not None
-        submit_batch(endpoint, msa_dir, out_dir, options, timeout, concurrency, plots=plots)
+        submit_batch(
+            endpoint, msa_dir, out_dir, options, timeout, concurrency, plots=plots, engine=chosen
+        )
         return
     if output is not None:
         best_model_source(output)  # a name that says no format is refused before any upload
@@ -238,6 +249,7 @@ def submit_command(
                 msa_format=msa_format,
                 query=query,
                 relax=relax_mode,
+                engine=chosen,
             )
         except InputError as exc:
             if exc.where not in _REQUEST_FLAGS:
@@ -464,7 +476,8 @@ def _save_results(
     for warning in result.warnings:
         err().print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
     if result.test_weights:
-        err().print(Panel(TEST_WEIGHTS_WARNING, title="warning", border_style="bold red"))
+        warning = random_weights_warning(result.engine)
+        err().print(Panel(warning, title="warning", border_style="bold red"))
     print_ranking(result)
     where = f"best model: {best}   " if best else ""
     err().print(f"{where}all outputs: {directory}/", highlight=False, soft_wrap=True)
@@ -473,13 +486,27 @@ def _save_results(
 
 
 def print_ranking(result: JobOutput) -> None:
-    """The ranking table of a job's output, as ``foldserve predict`` prints it."""
-    table = Table(title="ranking", title_justify="left")
-    columns = ("rank", "model", "seed", "mean pLDDT", "pTM", "max PAE", "recycles")
+    """The ranking table of a job's output, as ``foldserve predict`` prints it; with the
+    engine's own ranking score (OpenFold3's) when the runs carry one."""
+    scored = any(run.ranking_score is not None for run in result.ranking)
+    table = Table(
+        title=f"ranking ({result.engine})",
+        title_justify="left",
+        # The score's column still fits 80 characters, model names whole.
+        box=box.SIMPLE_HEAD if scored else box.HEAVY_HEAD,
+        pad_edge=not scored,
+        collapse_padding=scored,
+    )
+    columns = ["rank", "model", "seed", "mean pLDDT", "pTM", "max PAE", "recycles"]
+    if scored:
+        columns.insert(5, "score")
     for column in columns:
-        table.add_column(column, justify="left" if column == "model" else "right")
+        if column == "model":
+            table.add_column(column, no_wrap=True)
+        else:
+            table.add_column(column, justify="right")
     for run in result.ranking:
-        table.add_row(
+        row = [
             str(run.rank),
             run.model,
             str(run.seed),
@@ -487,7 +514,10 @@ def print_ranking(result: JobOutput) -> None:
             f"{run.ptm:.3f}",
             f"{run.max_pae:.1f}",
             str(run.recycles),
-        )
+        ]
+        if scored:
+            row.insert(5, "-" if run.ranking_score is None else f"{run.ranking_score:.3f}")
+        table.add_row(*row)
     err().print(table)
 
 

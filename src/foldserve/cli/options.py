@@ -8,9 +8,27 @@ from typing import Annotated, cast
 import typer
 
 from foldserve.errors import InputError
-from foldserve.fold.results import ModelType, PredictOptions, RankBy
+from foldserve.fold.engine import DEFAULT_ENGINE, parse_engine_names
+from foldserve.fold.results import EngineName, ModelType, PredictOptions, RankBy
+from foldserve.jobs.input import ENGINE_TITLES, check_engine_options
 
-ModelsOption = Annotated[str, typer.Option(help="AlphaFold2 pTM models to run.")]
+EngineOption = Annotated[
+    str,
+    typer.Option(
+        help="The engine that predicts: alphafold2 or openfold3 (options of the other engine "
+        "alone are refused)."
+    ),
+]
+NumDiffusionSamplesOption = Annotated[
+    int | None,
+    typer.Option(
+        help="OpenFold3: structures its diffusion module samples per seed (default 5, "
+        "OpenFold3's).",
+        show_default=False,
+    ),
+]
+
+ModelsOption = Annotated[str, typer.Option(help="AlphaFold2 models to run.")]
 NumRecyclesOption = Annotated[int, typer.Option(help="Recycling iterations.")]
 ToleranceOption = Annotated[
     float | None, typer.Option(help="Stop recycling once CA positions move less (Å).")
@@ -20,8 +38,9 @@ NumSeedsOption = Annotated[int, typer.Option(help="Seeds per model.")]
 RankByOption = Annotated[
     str,
     typer.Option(
-        help="Rank models by auto (multimer for a complex, plddt for one chain), plddt, ptm, "
-        "iptm or multimer (0.8 ipTM + 0.2 pTM)."
+        help="Rank models by auto (AlphaFold2: multimer for a complex, plddt for one chain; "
+        "OpenFold3: its own ranking score), plddt, ptm, iptm, multimer (0.8 ipTM + 0.2 pTM) "
+        "or engine (the engine's own score)."
     ),
 ]
 ModelTypeOption = Annotated[
@@ -82,11 +101,16 @@ RelaxOption = Annotated[
 ]
 QueryOption = Annotated[str | None, typer.Option(help="Name of the query row.")]
 
-TEST_WEIGHTS_WARNING = (
-    "[bold]These are random TEST WEIGHTS, not AlphaFold's parameters.[/bold]\n"
-    "The models below exercise the real network but are not protein structures.\n"
-    "Install the real weights with `foldserve weights fetch`."
-)
+
+def random_weights_warning(engine: str) -> str:
+    """What a run on ``engine``'s random test weights says before its results."""
+    title = ENGINE_TITLES.get(engine, engine)
+    flag = "" if engine == DEFAULT_ENGINE else f" --engine {engine}"
+    return (
+        f"[bold]These are random TEST WEIGHTS, not {title}'s parameters.[/bold]\n"
+        "The models below exercise the real network but are not protein structures.\n"
+        f"Install the real weights with `foldserve weights fetch{flag}`."
+    )
 
 
 #: Option fields whose flag is not their name with dashes.
@@ -99,6 +123,19 @@ def as_flag_error(error: InputError, flags: dict[str, str]) -> InputError:
     field = error.where or ""
     flag = flags.get(field, f"--{field.replace('_', '-')}")
     return InputError(error.problem, where=flag, fix=error.fix)
+
+
+def parse_engine(text: str, *, where: str = "--engine") -> EngineName:
+    """``--engine openfold3`` → ``"openfold3"``; one engine, as the flag takes."""
+    names = parse_engine_names(text, where=where)
+    if len(names) > 1:
+        raise InputError(
+            f"{len(names)} engines given; this runs one",
+            where=where,
+            fix="give alphafold2 or openfold3 (`foldserve pipeline run --engines "
+            "alphafold2,openfold3` runs both and compares them)",
+        )
+    return names[0]
 
 
 def parse_models(text: str) -> tuple[int, ...]:
@@ -150,10 +187,12 @@ def predict_options(
     model_type: str = "auto",
     num_predictions_per_model: int | None = None,
     templates: bool = False,
+    engine: EngineName = DEFAULT_ENGINE,
     **defaulted: float | int | None,
 ) -> PredictOptions:
-    """The options the flags ask for; errors name the flag the user typed. ``defaulted``
-    options (``stop_at_score=…``) left None keep PredictOptions' default."""
+    """The options the flags ask for, for ``engine`` (an option of the other engine alone is
+    refused); errors name the flag the user typed. ``defaulted`` options
+    (``stop_at_score=…``) left None keep PredictOptions' default."""
     model_numbers = parse_models(models)
     if num_predictions_per_model is not None:
         if num_seeds not in (1, num_predictions_per_model):
@@ -166,7 +205,7 @@ def predict_options(
         num_seeds = num_predictions_per_model
     given = {name: value for name, value in defaulted.items() if value is not None}
     try:
-        return PredictOptions(
+        options = PredictOptions(
             models=model_numbers,
             num_recycles=num_recycles,
             recycle_early_stop_tolerance=recycle_early_stop_tolerance,
@@ -177,5 +216,7 @@ def predict_options(
             templates=templates,
             **given,  # type: ignore[arg-type]
         )
+        check_engine_options(engine, options)
     except InputError as exc:
         raise as_flag_error(exc, _FLAGS) from None
+    return options

@@ -23,9 +23,11 @@ from foldserve.cli.search_options import (
 )
 from foldserve.cli.template_options import server_or_files
 from foldserve.errors import InputError
+from foldserve.fold.engine import parse_engine_names
 from foldserve.jobs.progress import JobProgress
 from foldserve.msa.search.settings import DEFAULT_MAX_HITS
 from foldserve.pipeline import tracking
+from foldserve.pipeline.comparison import EnginesComparison
 from foldserve.pipeline.config import ChainConfig, PipelineConfig, load_toml
 from foldserve.pipeline.run import run_pipeline
 
@@ -62,6 +64,14 @@ def run_command(
     out_dir: Annotated[Path | None, typer.Option("--out", help="Output directory.")] = None,
     config: Annotated[
         Path | None, typer.Option(help="TOML file describing the run (flags override it).")
+    ] = None,
+    engines: Annotated[
+        str | None,
+        typer.Option(
+            help="The engines that predict, each on the same MSA: alphafold2 (the default), "
+            "openfold3, or alphafold2,openfold3 to compare their best models.",
+            show_default=False,
+        ),
     ] = None,
     models: Annotated[str | None, typer.Option(help="AlphaFold2 models, e.g. 1,2,3.")] = None,
     num_recycles: Annotated[int | None, typer.Option(help="Recycling iterations.")] = None,
@@ -137,6 +147,7 @@ def run_command(
         "search_mode": search_mode if search_mode != "env" else None,
         "max_hits": max_hits if max_hits != DEFAULT_MAX_HITS else None,
         "out": out_dir,
+        "engines": parse_engine_names(engines, where="--engines") if engines else None,
         "models": parse_models(models) if models else None,
         "num_recycles": num_recycles,
         "seed": seed,
@@ -177,9 +188,29 @@ def run_command(
     with err().status("Recording the run in MLflow …", spinner="dots"):
         logged = tracking.log_run(result, settings.tracking_uri)
     uri = _uri(settings.out, settings.tracking_uri)
+    if len(settings.engines) > 1:
+        comparison = EnginesComparison.model_validate_json(
+            result.output("compare", "comparison").read_bytes()
+        )
+        header, rows = comparison.table()
+        table = Table(title="the engines' best models", title_justify="left")
+        table.add_column(header[0], no_wrap=True)
+        for engine in header[1:]:
+            table.add_column(engine, justify="right")
+        for row in rows:
+            table.add_row(*row)
+        out().print(table)
     err().print(f"report: {result.output('report', 'report')}", highlight=False, soft_wrap=True)
     if logged.new:
         err().print(f"MLflow run {logged.run_id} in {uri}", highlight=False, soft_wrap=True)
+        for engine, run_id in logged.engine_runs.items():
+            err().print(f"  {engine}: MLflow run {run_id}", highlight=False, soft_wrap=True)
+        if logged.engine_runs:
+            err().print(
+                f"side by side: foldserve runs compare {logged.run_id[:8]} --dir {settings.out}",
+                highlight=False,
+                soft_wrap=True,
+            )
     else:
         err().print(
             f"unchanged since MLflow run {logged.run_id} in {uri}: nothing new logged",
@@ -220,23 +251,33 @@ def list_command(directory: DirArgument = Path("."), tracking_uri: TrackingOptio
         )
         return
     table = Table(title=uri, title_justify="left")
-    columns = ("run", "name", "started", "models", "chains", "test wts", "pLDDT", "pTM", "ipTM")
-    for column in (*columns, "TM ref"):
+    columns = ("run", "name", "started", "engine", "models", "chains", "test wts", "pLDDT")
+    for column in (*columns, "pTM", "ipTM", "TM ref"):
         table.add_column(column, no_wrap=column in ("run", "started"))
+    listed = {run.run_id for run in runs}
     for run in runs:
-        table.add_row(
-            run.run_id[:8],
-            run.name,
-            _when(run.start_time),
-            run.params.get("models", ""),
-            run.params.get("chains", ""),
-            run.params.get("test_weights", ""),
-            _number(run.metrics.get("mean_plddt"), 1),
-            _number(run.metrics.get("ptm"), 3),
-            _number(run.metrics.get("iptm"), 3),
-            _number(run.metrics.get("tm_score_to_reference"), 3),
-        )
+        if run.parent_id in listed:
+            continue  # listed under its parent
+        table.add_row(*_list_row(run, run.params.get("engines", "")))
+        for child in tracking.engine_runs(runs, run):
+            table.add_row(*_list_row(child, "└ " + child.params.get("engine", "")))
     out().print(table)
+
+
+def _list_row(run: tracking.RunRow, engine: str) -> list[str]:
+    return [
+        run.run_id[:8],
+        run.name,
+        _when(run.start_time),
+        engine,
+        run.params.get("models", ""),
+        run.params.get("chains", ""),
+        run.params.get("test_weights", ""),
+        _number(run.metrics.get("mean_plddt"), 1),
+        _number(run.metrics.get("ptm"), 3),
+        _number(run.metrics.get("iptm"), 3),
+        _number(run.metrics.get("tm_score_to_reference"), 3),
+    ]
 
 
 @runs_app.command("compare")
@@ -245,9 +286,16 @@ def compare_runs_command(
     directory: DirArgument = Path("."),
     tracking_uri: TrackingOption = None,
 ) -> None:
-    """Parameters and metrics of runs side by side; differing rows are highlighted."""
-    runs = tracking.find_runs(_uri(directory, tracking_uri), run_ids)
-    table = Table(title_justify="left")
+    """Parameters and metrics of runs side by side; differing rows are highlighted. A run of
+    several engines shows each engine's run, with the engines' comparison below."""
+    compared = tracking.side_by_side(_uri(directory, tracking_uri), run_ids)
+    runs = compared.columns
+    caption = "\n".join(
+        f"{parent.run_id[:8]} {parent.name}: "
+        + ", ".join(f"{k} {v:.4g}" for k, v in sorted(tracking.pair_metrics(parent).items()))
+        for parent in compared.parents
+    )
+    table = Table(title_justify="left", caption=caption or None, caption_justify="left")
     table.add_column("", no_wrap=True)
     for run in runs:
         table.add_column(f"{run.run_id[:8]}\n{run.name}", justify="right")

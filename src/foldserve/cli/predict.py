@@ -3,9 +3,10 @@
 ``foldserve predict INPUT OUTPUT_DIR``: INPUT is an MSA file, a file holding several MSAs
 (Stockholm blocks, NUL-separated A3M) or a folder of MSA files. One MSA is written to
 OUTPUT_DIR itself; several to ``OUTPUT_DIR/NAME/`` with the best model as ``OUTPUT_DIR/NAME.pdb``
-(the layout ``submit --msa-dir`` writes). Everything that can be refused (every MSA, every output
-place, the weights, the memory, ``--relax`` without OpenMM) is refused before the first model
-runs. Each prediction folder
+(the layout ``submit --msa-dir`` writes). ``--engine`` picks AlphaFold2 (the default) or
+OpenFold3; a flag of the other engine alone is refused. Everything that can be refused (every
+MSA, every output place, the engine's weights or extra, the memory, ``--relax`` without
+OpenMM) is refused before the first model runs. Each prediction folder
 holds exactly one run (:mod:`foldserve.fold.run_dir`): its models, scores, plots, ``config.json``
 and ``log.txt``.
 """
@@ -21,12 +22,13 @@ from rich.panel import Panel
 from foldserve.cli.complex_input import complex_chains
 from foldserve.cli.console import err
 from foldserve.cli.options import (
-    TEST_WEIGHTS_WARNING,
     CopiesOption,
+    EngineOption,
     MaxTemplateDateOption,
     ModelsOption,
     ModelTypeOption,
     MsaFormatOption,
+    NumDiffusionSamplesOption,
     NumPredictionsPerModelOption,
     NumRecyclesOption,
     NumSeedsOption,
@@ -38,7 +40,10 @@ from foldserve.cli.options import (
     SeedOption,
     TemplatesOption,
     ToleranceOption,
+    as_flag_error,
+    parse_engine,
     predict_options,
+    random_weights_warning,
 )
 from foldserve.cli.predict_run import (
     Query,
@@ -70,10 +75,14 @@ from foldserve.cli.search_run import run_search
 from foldserve.cli.template_options import TemplateRequest, fetch_from_server, template_request
 from foldserve.errors import InputError
 from foldserve.fold import run_dir
-from foldserve.fold.predictor import Precision, Predictor
+from foldserve.fold.engine import Engine, Precision, load_engine
+from foldserve.fold.features import InputShape
+from foldserve.fold.predictor import Predictor
 from foldserve.fold.relax import check_relax_available
-from foldserve.fold.results import TemplateSource
+from foldserve.fold.results import EngineName, PredictOptions, TemplateSource
 from foldserve.fold.run_config import check_relax
+from foldserve.jobs.input import ENGINE_TITLES
+from foldserve.msa.model import Msa
 from foldserve.msa.search.queries import read_queries
 from foldserve.msa.search.settings import DEFAULT_MAX_HITS, DEFAULT_TIMEOUT_S, SearchSettings
 
@@ -141,6 +150,7 @@ def predict_command(
     sort_queries_by: Annotated[
         str, typer.Option(help="Order of several MSAs: length (shortest first) or none.")
     ] = "length",
+    engine: EngineOption = "alphafold2",
     models: ModelsOption = "1,2,3,4,5",
     num_recycles: NumRecyclesOption = 3,
     recycle_early_stop_tolerance: ToleranceOption = None,
@@ -157,6 +167,7 @@ def predict_command(
     rank_by: RankByOption = "auto",
     model_type: ModelTypeOption = "auto",
     num_predictions_per_model: NumPredictionsPerModelOption = None,
+    num_diffusion_samples: NumDiffusionSamplesOption = None,
     max_msa: Annotated[
         str | None,
         typer.Option(
@@ -185,7 +196,8 @@ def predict_command(
         str, typer.Option(help="auto (bfloat16 on GPU, float32 on CPU), bfloat16 or float32.")
     ] = "auto",
 ) -> None:
-    """Predict structures from MSAs with AlphaFold2, in this process."""
+    """Predict structures from MSAs with AlphaFold2 or OpenFold3, in this process."""
+    chosen = parse_engine(engine)
     clusters, extra = _max_msa(max_msa)
     options = predict_options(
         models,
@@ -196,9 +208,12 @@ def predict_command(
         rank_by,
         model_type=model_type,
         num_predictions_per_model=num_predictions_per_model,
+        templates=bool(templates),
+        engine=chosen,
         stop_at_score=stop_at_score,
         max_msa_clusters=clusters,
         max_extra_msa=extra,
+        num_diffusion_samples=num_diffusion_samples,
     )
     msa_list = msa_paths or []
     if (sequence is not None or msa_list) and input_path is not None and output_dir is None:
@@ -270,10 +285,8 @@ def predict_command(
     places = place(names, directory, output, where=str(sequence or source))
     for placed in places:
         run_dir.check_target(placed.target, overwrite=overwrite)
-    with err().status("Loading AlphaFold2 …", spinner="dots"):
-        # An unknown precision is the Predictor's InputError (where="precision").
-        predictor = Predictor(params_dir, precision=cast(Precision, precision))
-        predictor.check_models(options.models, where="--models")
+    with err().status(f"Loading {ENGINE_TITLES[chosen]} …", spinner="dots"):
+        predictor = _load(chosen, params_dir, cast(Precision, precision), options)
     if sequence is not None:
         assert settings is not None
         # Searched on this CPU once everything else is known to be right, then folded.
@@ -285,18 +298,18 @@ def predict_command(
         predictor.check_input(item.msa, options, where="--models")
     if sort_queries_by == "length":
         queries.sort(key=lambda q: q.msa.query_length)
-    if predictor.test_weights:
-        err().print(Panel(TEST_WEIGHTS_WARNING, title="warning", border_style="bold red"))
+    if predictor.engine.test_weights:
+        err().print(Panel(random_weights_warning(chosen), title="warning", border_style="bold red"))
     for number, item in enumerate(queries, start=1):
         log = RunLog(err(highlight=False))
         if len(queries) > 1:
             heading = f"query {number}/{len(queries)}: {item.place.name}"
             log.note(heading, markup=f"[bold]{heading}[/bold]")
-        neff = describe_msa(item.msa, options, log)
+        neff = describe_msa(item.msa, options, log, chosen)
         staged = run_dir.prepare(item.place.target, overwrite=overwrite)
         try:
             template_source = _templates_for(item, wanted_templates, settings, staged.staging)
-            with log.following(options, predictor.shape_for(item.msa, options)) as show:
+            with log.following(options, _shape(predictor, item.msa, options)) as show:
                 prediction = predictor.predict(
                     item.msa, options, templates=template_source, progress=show, keep_raw=save_all
                 )
@@ -324,6 +337,31 @@ def predict_command(
         if zip_results:
             zip_folder(item.place.target)
         print_summary(prediction, item.place, log, relaxation)
+
+
+def _load(
+    name: EngineName, params_dir: Path | None, precision: Precision, options: PredictOptions
+) -> Engine:
+    """The engine, its weights loaded; AlphaFold2's models checked against those installed.
+    An unknown precision is the engine's InputError (where="precision"); a missing extra
+    names --engine."""
+    try:
+        engine = load_engine(name, params_dir, precision=precision)
+    except InputError as exc:
+        if exc.where != "engine":
+            raise
+        raise as_flag_error(exc, {"engine": "--engine"}) from None
+    if isinstance(engine, Predictor):
+        engine.check_models(options.models, where="--models")
+    return engine
+
+
+def _shape(engine: Engine, msa: Msa, options: PredictOptions) -> InputShape:
+    """The input shape progress lines name: AlphaFold2's padded shape; for OpenFold3, which
+    compiles nothing, the residues and every MSA row."""
+    if isinstance(engine, Predictor):
+        return engine.shape_for(msa, options)
+    return InputShape(length=msa.query_length, clusters=len(msa), extra=0)
 
 
 def _templates_for(

@@ -24,7 +24,7 @@ from foldserve.fold.outputs import (
     write_prediction,
 )
 from foldserve.fold.relax import Relaxation, relax_prediction
-from foldserve.fold.results import Prediction, PredictOptions
+from foldserve.fold.results import EngineName, Prediction, PredictOptions
 from foldserve.fold.run_config import RelaxMode, read_config
 from foldserve.fold.run_dir import StagedRun
 from foldserve.msa import stats
@@ -100,11 +100,13 @@ def place(names: list[str], directory: Path, output: Path | None, where: str) ->
     return [Placement(name, directory / name, directory / f"{name}.pdb") for name in names]
 
 
-def describe_msa(msa: Msa, options: PredictOptions, log: RunLog) -> float:
+def describe_msa(msa: Msa, options: PredictOptions, log: RunLog, engine: EngineName) -> float:
     """Say what the user should know about the MSA before GPU time is spent on it (the
-    warnings ``msa inspect`` gives); return its Neff."""
+    warnings ``msa inspect`` gives) and what ``engine`` reads of it; return its Neff."""
     report = stats.inspect(msa)
-    if msa.complex is not None:
+    if engine == "openfold3":
+        reads = "openfold3 reads its distinct rows"
+    elif msa.complex is not None:
         # The multimer samples its rows inside the network from the merged chains' MSA.
         reads = f"a {msa.complex.describe()}"
     else:
@@ -205,6 +207,7 @@ RANKING_NAMES = {
     "iptm": "ipTM",
     "multimer": "0.8 ipTM + 0.2 pTM",
     "auto": "mean pLDDT",
+    "engine": "the engine's own ranking score",
 }
 
 
@@ -212,18 +215,25 @@ def _has_iptm(prediction: Prediction) -> bool:
     return any(run.iptm is not None for run in prediction.ranked)
 
 
+def _has_engine_score(prediction: Prediction) -> bool:
+    """Whether the runs carry the engine's own ranking score (OpenFold3's)."""
+    return any(run.engine_score is not None for run in prediction.ranked)
+
+
 def log_ranking(prediction: Prediction, log: RunLog, relaxation: Relaxation) -> None:
-    log.note(f"ranked by {RANKING_NAMES.get(prediction.rank_by, prediction.rank_by)}", show=False)
+    metric = RANKING_NAMES.get(prediction.rank_by, prediction.rank_by)
+    log.note(f"{prediction.engine.name}: ranked by {metric}", show=False)
     for rank, run in enumerate(prediction.ranked):
         relaxed = ", relaxed" if run.name in relaxation.models else ""
-        interface = (
-            ""
-            if run.iptm is None
-            else f" ipTM {run.iptm:.3f} confidence {run.ranking_confidence:.3f}"
-        )
+        interface = ""
+        if run.iptm is not None:
+            interface = f" ipTM {run.iptm:.3f}"
+            if run.engine_score is None:
+                interface += f" confidence {run.ranking_confidence:.3f}"
+        score = "" if run.engine_score is None else f" score {run.engine_score:.3f}"
         log.note(
-            f"rank {rank}: {run.name} pLDDT {run.mean_plddt:.1f} pTM {run.ptm:.3f}{interface} "
-            f"recycles {run.recycles} ({run.seconds:.1f} s{relaxed})",
+            f"rank {rank}: {run.name} pLDDT {run.mean_plddt:.1f} pTM {run.ptm:.3f}{interface}"
+            f"{score} recycles {run.recycles} ({run.seconds:.1f} s{relaxed})",
             show=False,
         )
 
@@ -235,25 +245,34 @@ def print_summary(
     chains = prediction.chain_list
     caption = f"ranked by {metric}"
     multimer = _has_iptm(prediction)
-    if multimer and prediction.rank_by == "multimer":
+    # OpenFold3's own ranking score takes the place of AlphaFold-multimer's confidence.
+    scored = _has_engine_score(prediction)
+    if scored and prediction.rank_by == "engine":
+        caption = "ranked by score, the engine's own ranking score"
+    elif multimer and not scored and prediction.rank_by == "multimer":
         caption = "ranked by conf = 0.8 ipTM + 0.2 pTM"
-    elif multimer:
+    elif multimer and not scored:
         caption += "; conf = 0.8 ipTM + 0.2 pTM"
     if prediction.is_complex:
         caption += "; chains " + ", ".join(f"{c.id} ({c.length})" for c in chains)
     table = Table(
-        title=f"ranking: {place.name}",
+        title=f"ranking: {place.name} ({prediction.engine.name})",
         title_justify="left",
         caption=caption,
         caption_justify="left",
-        # A complex's two more columns still fit 80 characters, model names whole.
-        box=box.SIMPLE_HEAD if multimer else box.HEAVY_HEAD,
-        pad_edge=not multimer,
-        collapse_padding=multimer,
+        # A complex's more columns (or the engine's score) still fit 80 characters, model
+        # names whole.
+        box=box.SIMPLE_HEAD if multimer or scored else box.HEAVY_HEAD,
+        pad_edge=not (multimer or scored),
+        collapse_padding=multimer or scored,
     )
     columns = ["rank", "model", "seed", "mean pLDDT", "pTM"]
     if multimer:
-        columns = ["rank", "model", "seed", "pLDDT", "pTM", "ipTM", "conf"]
+        columns = ["rank", "model", "seed", "pLDDT", "pTM", "ipTM"]
+    if multimer and not scored:
+        columns.append("conf")
+    if scored:
+        columns.append("score")
     columns += ["recycles", "seconds"]
     if relaxation.mode != "none":
         columns.append("relaxed")
@@ -266,7 +285,10 @@ def print_summary(
         row = [str(rank), run.model, str(run.seed), f"{run.mean_plddt:.1f}", f"{run.ptm:.3f}"]
         if multimer:
             row.append("-" if run.iptm is None else f"{run.iptm:.3f}")
+        if multimer and not scored:
             row.append(f"{run.ranking_confidence:.3f}")
+        if scored:
+            row.append("-" if run.engine_score is None else f"{run.engine_score:.3f}")
         row += [str(run.recycles), f"{run.seconds:.1f}"]
         if relaxation.mode != "none":
             result = relaxation.models.get(run.name)

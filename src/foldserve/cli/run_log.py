@@ -61,7 +61,8 @@ class RunLog:
         if self.plain:
             yield lambda event: self._log_event(event, shape)
             return
-        steps = len(options.models) * options.num_seeds * (options.num_recycles + 1)
+        run_steps = options.num_recycles + 1
+        steps = len(options.models) * options.num_seeds * run_steps
         with Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -75,11 +76,12 @@ class RunLog:
                 self._log_event(event, shape)
                 description = describe(event, shape)
                 if event.stage == "predict" and event.recycle is not None:
-                    run_steps = options.num_recycles + 1
+                    # The engine says how many runs it makes (models x seeds, or seeds).
+                    total = max(event.num_runs, 1) * run_steps
                     done = event.run_index * run_steps + event.recycle + 1
-                    bar.update(task, completed=done, description=description)
+                    bar.update(task, total=total, completed=done, description=description)
                 elif event.stage == "done":
-                    bar.update(task, completed=steps, description=description)
+                    bar.update(task, completed=bar.tasks[0].total, description=description)
                 else:
                     bar.update(task, description=description)
 
@@ -94,10 +96,12 @@ def describe(event: ProgressEvent, shape: InputShape) -> str:
     if event.stage == "compile":
         return f"compiling {event.model} for {shape.describe()}"
     if event.stage == "predict" and event.recycle is not None:
+        # OpenFold3 scores its structures after the last recycle: its events carry none.
+        scores = "" if event.mean_plddt is None else f"  pLDDT {event.mean_plddt:.1f}"
+        scores += "" if event.ptm is None else f" pTM {event.ptm:.3f}"
         return (
             f"{event.model} seed {event.seed} (run {event.run_index + 1}/{event.num_runs}) "
-            f"recycle {event.recycle}/{event.num_recycles}  "
-            f"pLDDT {event.mean_plddt:.1f} pTM {event.ptm:.3f}"
+            f"recycle {event.recycle}/{event.num_recycles}{scores}"
         )
     if event.stage == "done":
         return "done"

@@ -9,6 +9,7 @@ import typer
 
 from foldserve.cli.console import err
 from foldserve.config import server_api_keys
+from foldserve.fold.engine import parse_engine_names
 from foldserve.server.auth import required_keys
 from foldserve.server.serve import serve
 from foldserve.server.settings import ServeSettings
@@ -35,6 +36,14 @@ def serve_command(
     ] = None,
     params_dir: Annotated[
         Path | None, _setting("params_dir", "Weights directory", "~/.cache/foldserve")
+    ] = None,
+    engines: Annotated[
+        str | None,
+        _setting(
+            "engines",
+            "Engines every worker holds warm: alphafold2, openfold3 or alphafold2,openfold3",
+            "alphafold2",
+        ),
     ] = None,
     precision: Annotated[
         str | None,
@@ -83,7 +92,7 @@ def serve_command(
         _setting("s3_buckets", "Read s3:// msa_url from this bucket; repeatable", "none"),
     ] = None,
 ) -> None:
-    """Serve RunPod's job API on this machine, with warm AlphaFold2 workers.
+    """Serve RunPod's job API on this machine, with warm AlphaFold2 and/or OpenFold3 workers.
 
     Flags beat the environment, which beats the defaults.
 
@@ -97,6 +106,10 @@ def serve_command(
         "workers": ("--workers", workers),
         "endpoint_id": ("--endpoint-id", endpoint_id),
         "params_dir": ("--params-dir", params_dir),
+        "engines": (
+            "--engines",
+            parse_engine_names(engines, where="--engines") if engines is not None else None,
+        ),
         "precision": ("--precision", precision),
         "retention_hours": ("--retention", retention),
         "inline_limit_mb": ("--inline-limit", inline_limit),
@@ -117,7 +130,8 @@ def serve_command(
     def ready(settings: ServeSettings, recovered: int) -> None:
         err().print(
             f"foldserve endpoint [bold]{settings.url}[/bold] · {settings.workers} worker(s) · "
-            f"data in {settings.data_dir}" + ("" if keys else " · [red]no authentication[/red]"),
+            f"{','.join(settings.engines)} · data in {settings.data_dir}"
+            + ("" if keys else " · [red]no authentication[/red]"),
             highlight=False,
             soft_wrap=True,
         )

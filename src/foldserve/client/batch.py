@@ -8,10 +8,11 @@ Layout of the output directory, for an input ``DIR/family.a3m``::
 
 The record is written when the job is submitted and marked COMPLETED last, after every file is
 in place. It carries the job's :class:`~foldserve.client.records.InputKey` (the SHA-256 of the
-MSA file and the prediction settings). Running the same batch again skips completed MSAs, picks
-up jobs still queued or running on the same endpoint instead of submitting them again, and
-resubmits the rest; an MSA whose file or settings changed since (or whose record has no key)
-is submitted again whatever its record says, and the reason reported.
+MSA file, the engine and the prediction settings). Running the same batch again skips
+completed MSAs, picks up jobs still queued or running on the same endpoint instead of
+submitting them again, and resubmits the rest; an MSA whose file, engine or settings changed
+since (or whose record has no key) is submitted again whatever its record says, and the reason
+reported.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from foldserve.client.client import Client, save_best_model
 from foldserve.client.records import InputKey, JobRecord
 from foldserve.client.request import build_request
 from foldserve.errors import FoldserveError, InputError, JobNotFound
-from foldserve.fold.results import PredictOptions
+from foldserve.fold.engine import DEFAULT_ENGINE
+from foldserve.fold.results import EngineName, PredictOptions
 from foldserve.jobs.schema import JobOutput, JobState, JobStatus
 
 RECORD_NAME = "foldserve_job.json"
@@ -112,6 +114,7 @@ def run_batch(
     execution_timeout_s: float,
     concurrency: int,
     report: Callable[[BatchEvent], None],
+    engine: EngineName = DEFAULT_ENGINE,
 ) -> BatchSummary:
     """Run every item with ``concurrency`` worker threads; ``report`` is called in this thread.
 
@@ -134,7 +137,7 @@ def run_batch(
                 events.put(None)
                 return
             try:
-                _run_one(client, item, options, execution_timeout_s, events.put)
+                _run_one(client, item, options, engine, execution_timeout_s, events.put)
             except (FoldserveError, OSError) as exc:
                 message = exc.one_line() if isinstance(exc, FoldserveError) else str(exc)
                 events.put(BatchEvent(item, "failed", message=message))
@@ -168,10 +171,11 @@ def _run_one(
     client: Client,
     item: BatchItem,
     options: PredictOptions,
+    engine: EngineName,
     execution_timeout_s: float,
     emit: Callable[[BatchEvent], None],
 ) -> None:
-    key = InputKey.of(item.msa, options)
+    key = InputKey.of(item.msa, options, engine)
     previous = records.read(item.record) if item.record.exists() else None
     if previous is not None:
         changed = key.changes_from(previous.key)
@@ -185,7 +189,9 @@ def _run_one(
     if record is not None:
         emit(BatchEvent(item, "resumed", job_id=record.id))
     else:
-        request = build_request(item.msa, options, execution_timeout_s=execution_timeout_s)
+        request = build_request(
+            item.msa, options, execution_timeout_s=execution_timeout_s, engine=engine
+        )
         job_id = client.submit_request(request, output=item.best, out_dir=item.out_dir)
         record = replace(records.load(job_id), key=key)  # written by the client, without key
         records.save(record, item.record)

@@ -27,8 +27,9 @@ from foldserve.client.request import ChainSpec, JobRequest, build_request
 from foldserve.client.transport import FIRST_CONNECT_S, OnRetry, Transport, write_checked
 from foldserve.config import Endpoint, resolve_endpoint
 from foldserve.errors import InputError, RemoteError, Unavailable, WaitTimedOut
+from foldserve.fold.engine import DEFAULT_ENGINE
 from foldserve.fold.outputs import best_model_source, write_best_model
-from foldserve.fold.results import PredictOptions
+from foldserve.fold.results import EngineName, PredictOptions
 from foldserve.fold.run_config import RelaxMode
 from foldserve.jobs.ids import FILE_NAME, JOB_ID, checked_job_id
 from foldserve.jobs.output import is_run_file
@@ -138,8 +139,13 @@ class Client:
         output: str | Path | None = None,
         out_dir: str | Path | None = None,
         relax: RelaxMode = "none",
+        engine: EngineName = DEFAULT_ENGINE,
     ) -> str:
         """Check ``msa`` locally, upload it, keep the job's record, and return the job id.
+
+        ``engine`` is alphafold2 or openfold3 (the endpoint must serve it); an option of the
+        other engine alone (AlphaFold2's ``options.models``, OpenFold3's
+        ``options.num_diffusion_samples``) is refused here.
 
         A complex is ``chains=[ChainSpec("A.a3m", copies=2), ChainSpec("B.sto")]`` instead of
         ``msa``, with an optional ``paired_msa``; ``templates`` are structure files or folders
@@ -163,6 +169,7 @@ class Client:
             msa_format=msa_format,
             query=query,
             relax=relax,
+            engine=engine,
         )
         for warning in request.warnings:
             warnings.warn(warning, UserWarning, stacklevel=2)

@@ -17,17 +17,20 @@ from typing import Any
 from foldserve.config import Endpoint, EndpointKind, endpoint_at, state_dir
 from foldserve.errors import InputError
 from foldserve.files import sha256_file, write_text
-from foldserve.fold.results import PredictOptions
+from foldserve.fold.engine import DEFAULT_ENGINE
+from foldserve.fold.results import EngineName, PredictOptions
 from foldserve.jobs.ids import checked_job_id
 
 
 @dataclass(frozen=True)
 class InputKey:
-    """What a job's result depends on: the MSA file's bytes and the prediction settings.
+    """What a job's result depends on: the MSA file's bytes, the engine and the prediction
+    settings.
 
-    ``settings`` is the canonical JSON (sorted keys) of every field of the
+    ``settings`` is the canonical JSON (sorted keys) of the engine and every field of the
     :class:`PredictOptions`, taken from the dataclass itself, so an option added later is part
-    of the key without a change here.
+    of the key without a change here; a key written before a setting existed was made with its
+    default.
     """
 
     msa_sha256: str
@@ -39,8 +42,12 @@ class InputKey:
             raise TypeError("not an input key")
 
     @classmethod
-    def of(cls, msa: Path, options: PredictOptions) -> InputKey:
-        settings = json.dumps(asdict(options), sort_keys=True, separators=(",", ":"))
+    def of(
+        cls, msa: Path, options: PredictOptions, engine: EngineName = DEFAULT_ENGINE
+    ) -> InputKey:
+        settings = json.dumps(
+            {**asdict(options), "engine": engine}, sort_keys=True, separators=(",", ":")
+        )
         return cls(msa_sha256=sha256_file(msa), settings=settings)
 
     def changes_from(self, earlier: InputKey | None) -> str | None:
@@ -53,15 +60,15 @@ class InputKey:
             return "the last run left no record of its MSA and settings"
         if earlier.msa_sha256 != self.msa_sha256:
             return "the MSA file changed since the last run"
-        if earlier.settings != self.settings:
-            before, now = json.loads(earlier.settings), json.loads(self.settings)
-            changed = ", ".join(
-                f"{name} {_setting(before.get(name))} -> {_setting(now.get(name))}"
-                for name in sorted(before.keys() | now.keys())
-                if before.get(name) != now.get(name)
-            )
-            return f"settings changed since the last run ({changed})"
-        return None
+        defaults = {**asdict(PredictOptions()), "engine": DEFAULT_ENGINE}
+        before = {**defaults, **json.loads(earlier.settings)}
+        now = {**defaults, **json.loads(self.settings)}
+        changed = ", ".join(
+            f"{name} {_setting(before.get(name))} -> {_setting(now.get(name))}"
+            for name in sorted(before.keys() | now.keys())
+            if before.get(name) != now.get(name)
+        )
+        return f"settings changed since the last run ({changed})" if changed else None
 
 
 def _setting(value: Any) -> str:

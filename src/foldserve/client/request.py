@@ -24,7 +24,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from foldserve.errors import InputError
-from foldserve.fold.results import PredictOptions
+from foldserve.fold.engine import DEFAULT_ENGINE
+from foldserve.fold.results import EngineName, PredictOptions
 from foldserve.fold.run_config import RelaxMode
 from foldserve.jobs.input import (
     DEFAULT_OUTPUTS,
@@ -109,16 +110,19 @@ def build_request(
     query: str | None = None,
     limit: int = RUN_BODY_LIMIT,
     relax: RelaxMode = "none",
+    engine: EngineName = DEFAULT_ENGINE,
 ) -> JobRequest:
     """Read ``msa`` (a path, or an :class:`Msa` already read) or the ``chains`` of a complex
     (with an optional ``paired_msa``), check them and build the request body.
 
     ``templates`` are structure files or folders of them (mmCIF or PDB), sent with the job;
-    ``max_template_date`` (YYYY-MM-DD) drops those released later. Raises
-    :class:`~foldserve.errors.InputError` for an MSA that cannot be used or options the
-    endpoint would refuse; ``where`` names the parameter, the file or the MSA line. Fields
-    left at their default (``ttl_s``, ``outputs``, ``relax``, ``model_type`` …) are not sent,
-    so the endpoint's default applies and an endpoint older than the field takes the job.
+    ``max_template_date`` (YYYY-MM-DD) drops those released later. ``engine`` is the one that
+    predicts (alphafold2 or openfold3). Raises :class:`~foldserve.errors.InputError` for an
+    MSA that cannot be used or options the endpoint would refuse (an option of the other
+    engine too); ``where`` names the parameter, the file, the MSA line or the ``input.``
+    field. Fields left at their default (``ttl_s``, ``outputs``, ``relax``, ``engine``,
+    ``model_type`` …) are not sent, so the endpoint's default applies and an endpoint older
+    than the field takes the job.
     """
     timeout_ms = policy_milliseconds(execution_timeout_s, where="execution_timeout_s")
     policy = Policy(executionTimeout=timeout_ms)
@@ -149,8 +153,18 @@ def build_request(
     template_entries = _template_entries(templates)
     options = options or PredictOptions()
     newer: dict[str, Any] = _changed(
-        options, ("stop_at_score", "max_msa_clusters", "max_extra_msa", "model_type", "rank_by")
+        options,
+        (
+            "stop_at_score",
+            "max_msa_clusters",
+            "max_extra_msa",
+            "model_type",
+            "rank_by",
+            "num_diffusion_samples",
+        ),
     )
+    if engine != DEFAULT_ENGINE:
+        newer["engine"] = engine
     if relax != "none":
         newer["relax"] = relax
     if template_entries:
@@ -175,7 +189,7 @@ def build_request(
             )
         except ValidationError as exc:
             raise validation_error(exc, prefix=("input",)) from None
-        built.check()
+        built.options()  # every check the endpoint makes of the fields, the engine's too
         return built
 
     def encode(job: FoldJobInput) -> bytes:

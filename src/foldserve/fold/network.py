@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from foldserve.errors import WeightsError
 from foldserve.fold.weights import model_param_file, multimer_param_file
 
 MONOMER = "alphafold2_ptm"
@@ -132,10 +133,20 @@ def build_network(
 
 
 def load_params(param_dir: Path, network: str, model_number: int) -> Params:
-    """One model's parameters, fused as ColabFold fuses them, on the default device."""
+    """One model's parameters, fused as ColabFold fuses them, on the default device; a file
+    that cannot be read is a :class:`WeightsError` naming it."""
+    import zipfile
+
     from colabfold.alphafold.models import get_model_haiku_params
 
-    params: Params = get_model_haiku_params(
-        data_dir=str(param_dir), model_type=network, model_number=str(model_number)
-    )
+    try:
+        params: Params = get_model_haiku_params(
+            data_dir=str(param_dir), model_type=network, model_number=str(model_number)
+        )
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        raise WeightsError(
+            f"cannot read {network} model {model_number}'s parameters ({exc})",
+            where=str(param_dir / "params"),
+            fix="run `foldserve weights check`, then `foldserve weights fetch` again",
+        ) from exc
     return params

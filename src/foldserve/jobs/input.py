@@ -5,9 +5,12 @@ becomes one :class:`~foldserve.errors.InputError` whose ``where`` is the JSON fi
 (``input.num_recycles``, ``input.chains[1].copies``) and whose text says the reason and the fix.
 
 Version 2 of the input (DESIGN.md, "Fold job input") keeps every version-1 field and adds
-``engine``, ``model_type``, ``chains`` with an optional ``paired_msa`` (a complex, one MSA per
-distinct chain), ``templates`` and ``max_template_date``, and ``num_predictions_per_model``.
-A version-1 job is a valid version-2 job and means the same.
+``engine`` (alphafold2 or openfold3) with OpenFold3's ``num_diffusion_samples``,
+``model_type``, ``chains`` with an optional ``paired_msa`` (a complex, one MSA per distinct
+chain), ``templates`` and ``max_template_date``, and ``num_predictions_per_model``. A
+version-1 job is a valid version-2 job and means the same. An option of one engine only
+(AlphaFold2's ``models``, OpenFold3's ``num_diffusion_samples``, …) given for the other is
+refused, not ignored (:func:`check_engine_options`).
 """
 
 from __future__ import annotations
@@ -24,7 +27,6 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
-    field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -34,9 +36,11 @@ from foldserve.fold.features import MAX_EXTRA_MSA, MAX_MSA_CLUSTERS
 from foldserve.fold.results import (
     LIMIT_EXTRA_MSA,
     LIMIT_MSA_CLUSTERS,
+    MAX_DIFFUSION_SAMPLES,
     MAX_RECYCLES,
     MAX_SEED,
     MAX_SEEDS,
+    EngineName,
     ModelType,
     PredictOptions,
     RankBy,
@@ -65,7 +69,22 @@ CHAIN_LABEL = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 #: A template's file name: plain (no folders), ending in what says its format.
 TEMPLATE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}\.(cif|mmcif|pdb|ent|CIF|MMCIF|PDB|ENT)$"
 DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
-Engine = Literal["alphafold2", "openfold3"]
+
+#: The options only one engine has, by that engine: given (not at their default) for the
+#: other engine they are refused, never silently ignored.
+ENGINE_ONLY_OPTIONS: dict[EngineName, tuple[str, ...]] = {
+    "alphafold2": (
+        "models",
+        "model_type",
+        "recycle_early_stop_tolerance",
+        "stop_at_score",
+        "max_msa_clusters",
+        "max_extra_msa",
+        "templates",
+    ),
+    "openfold3": ("num_diffusion_samples",),
+}
+ENGINE_TITLES: dict[str, str] = {"alphafold2": "AlphaFold2", "openfold3": "OpenFold3"}
 
 OutputKind = Literal["pdb", "cif", "scores", "pae", "msa"]
 DEFAULT_OUTPUTS: tuple[OutputKind, ...] = ("pdb", "cif", "scores", "pae")
@@ -123,6 +142,23 @@ def _one_of(model: BaseModel, names: tuple[str, ...], what: str) -> None:
                 "found": f"got {' and '.join(given)}" if given else "got none",
             },
         )
+
+
+def check_engine_options(engine: EngineName, options: PredictOptions) -> None:
+    """Refuse an option that only the other engine has, set away from its default (AlphaFold2's
+    ``models`` for OpenFold3, OpenFold3's ``num_diffusion_samples`` for AlphaFold2); the
+    error's ``where`` is the option's field name, for the caller to make a JSON path or a flag."""
+    default = PredictOptions()
+    for owner, names in ENGINE_ONLY_OPTIONS.items():
+        if owner == engine:
+            continue
+        for name in names:
+            if getattr(options, name) != getattr(default, name):
+                raise InputError(
+                    f"an {ENGINE_TITLES[owner]} option, which {engine} does not take",
+                    where=name,
+                    fix=f"leave it out for {engine}, or use engine {owner}",
+                )
 
 
 class ChainInput(BaseModel):
@@ -201,8 +237,10 @@ class FoldJobInput(BaseModel):
 
     model_config = _STRICT
 
-    engine: Engine = "alphafold2"
-    """The structure predictor. openfold3 is not available on this endpoint yet."""
+    engine: EngineName = "alphafold2"
+    """The structure predictor: alphafold2 or openfold3. The endpoint must serve it
+    (``foldserve serve --engines``, ``FOLDSERVE_ENGINES`` on RunPod); a job for an engine it
+    does not serve fails, naming this field."""
     msa: Text | None = None
     """The MSA as text."""
     msa_gz_b64: Text | None = None
@@ -233,9 +271,13 @@ class FoldJobInput(BaseModel):
     num_predictions_per_model: Annotated[int, Field(ge=1, le=MAX_SEEDS)] | None = None
     """The workflow's NumMultimerPredictionsPerModel: another name for num_seeds (give one, or
     both equal)."""
+    num_diffusion_samples: Annotated[int, Field(ge=1, le=MAX_DIFFUSION_SAMPLES)] | None = None
+    """OpenFold3 only: structures its diffusion module samples per seed (default 5,
+    OpenFold3's own)."""
     rank_by: RankBy = "auto"
-    """auto (multimer for a complex, plddt for one chain), plddt, ptm, iptm, or multimer
-    (0.8 ipTM + 0.2 pTM, AlphaFold-multimer's ranking confidence)."""
+    """auto (for alphafold2 multimer for a complex, plddt for one chain; for openfold3 its own
+    ranking score), plddt, ptm, iptm, multimer (0.8 ipTM + 0.2 pTM, AlphaFold-multimer's
+    ranking confidence) or engine (the engine's own score)."""
     stop_at_score: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)] | None = None
     """Run no further model once one scores this much: mean pLDDT, or pTM x 100 when ranking
     by pTM (ColabFold's --stop-at-score)."""
@@ -258,17 +300,6 @@ class FoldJobInput(BaseModel):
     relax: RelaxMode = "none"
     """Amber-relax no model, the best one or all (AlphaFold's protocol): a relaxed model is
     its ranked_{i} file. The endpoint needs OpenMM (foldserve[relax])."""
-
-    @field_validator("engine")
-    @classmethod
-    def _engine_here(cls, engine: str) -> str:
-        if engine != "alphafold2":
-            raise PydanticCustomError(
-                "engine_unavailable",
-                "{engine} is not available on this endpoint yet",
-                {"engine": engine},
-            )
-        return engine
 
     @model_validator(mode="after")
     def _one_msa_source(self) -> FoldJobInput:
@@ -342,10 +373,11 @@ class FoldJobInput(BaseModel):
             )
 
     def options(self) -> PredictOptions:
-        """The prediction options, checked; errors name the ``input.`` field."""
+        """The prediction options, checked (for :attr:`engine` too); errors name the
+        ``input.`` field."""
         self.check()
         try:
-            return PredictOptions(
+            options = PredictOptions(
                 models=tuple(self.models),
                 num_recycles=self.num_recycles,
                 recycle_early_stop_tolerance=self.recycle_early_stop_tolerance,
@@ -357,12 +389,15 @@ class FoldJobInput(BaseModel):
                 stop_at_score=self.stop_at_score,
                 max_msa_clusters=self.max_msa_clusters,
                 max_extra_msa=self.max_extra_msa,
+                num_diffusion_samples=self.num_diffusion_samples,
             )
+            check_engine_options(self.engine, options)
         except InputError as exc:
             where = exc.where
             if where == "num_seeds" and self.num_predictions_per_model is not None:
                 where = "num_predictions_per_model"
             raise InputError(exc.problem, where=f"input.{where}", fix=exc.fix) from None
+        return options
 
     def urls(self) -> list[tuple[str, str]]:
         """Every URL the job names, with its field: ``("input.chains[0].msa_url", url)``."""
@@ -448,8 +483,6 @@ _FIXES = {
     "(one MSA per chain of a complex)",
     "data_source": "send the file once, as data (text), data_gz_b64 or url",
     "date": "give a real date, YYYY-MM-DD",
-    "engine_unavailable": "use alphafold2 (the default), or send the job to an endpoint that "
-    "runs it",
 }
 
 #: ``string_pattern_mismatch``'s fix, by the field whose pattern failed.

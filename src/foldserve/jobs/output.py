@@ -16,12 +16,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from foldserve._version import __version__
 from foldserve.fold.features import msa_sizes
 from foldserve.fold.outputs import run_scores
-from foldserve.fold.results import Prediction
+from foldserve.fold.results import ENGINE_NAMES, Prediction
 from foldserve.jobs.input import OutputKind
 from foldserve.jobs.wire import WireModel
 
@@ -78,6 +78,9 @@ class RankingEntry(WireModel):
     """AlphaFold-multimer's ranking confidence, 0.8 ipTM + 0.2 pTM; with ``iptm`` only."""
     max_pae: float
     recycles: int
+    ranking_score: float | None = None
+    """The engine's own score of the run (OpenFold3's sample ranking score); absent for
+    AlphaFold2."""
 
 
 class InlineFile(WireModel):
@@ -106,9 +109,14 @@ class JobOutput(WireModel):
 
     foldserve_version: str
     engine: str
-    """The network that ran, as ColabFold names it: alphafold2_ptm, alphafold2_multimer_v3."""
+    """The engine that ran: alphafold2 or openfold3. (Outputs of foldserve before OpenFold3
+    held the network's name here; they are read with it as ``network``.)"""
+    network: str | None = None
+    """The network that ran, as ColabFold names it: alphafold2_ptm, alphafold2_multimer_v3;
+    openfold3."""
     model_type: str | None = None
-    """The model type that ran (the input's ``auto`` resolved): monomer_ptm or multimer."""
+    """The model type that ran (the input's ``auto`` resolved): monomer_ptm or multimer;
+    openfold3 for OpenFold3 (one network for every input)."""
     rank_by: str | None = None
     """The metric ``ranking`` is sorted by (the input's ``auto`` resolved)."""
     test_weights: bool
@@ -125,6 +133,17 @@ class JobOutput(WireModel):
     left_out: tuple[str, ...] = ()
     """Files that neither fit inline nor had a place to go (``warnings`` says so)."""
     warnings: tuple[str, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _network_in_engine(cls, data: Any) -> Any:
+        """An output of a foldserve before OpenFold3 named the AlphaFold2 network in
+        ``engine``: read as engine alphafold2 with that network."""
+        if isinstance(data, dict) and "network" not in data:
+            engine = data.get("engine")
+            if isinstance(engine, str) and engine not in ENGINE_NAMES:
+                return {**data, "engine": "alphafold2", "network": engine}
+        return data
 
 
 _KIND_PATTERNS: dict[OutputKind, re.Pattern[str]] = {
@@ -206,6 +225,24 @@ def query_summary(prediction: Prediction, chain_names: tuple[str | None, ...] = 
     )
 
 
+def model_type(prediction: Prediction) -> str:
+    """The model type that ran: AlphaFold2's (the input's ``auto`` resolved), or openfold3."""
+    if prediction.engine.name == "openfold3":
+        return "openfold3"
+    return prediction.options.network_for(prediction.is_complex)
+
+
+def rows_used(prediction: Prediction) -> int:
+    """MSA rows the network read: AlphaFold2's cluster centres and extra rows, or the rows
+    OpenFold3 featurised."""
+    depth = len(prediction.msa)
+    if prediction.engine.name == "openfold3":
+        return min(depth, prediction.shape.clusters)
+    options = prediction.options
+    clusters, extra = msa_sizes(depth, options.max_msa_clusters, options.max_extra_msa)
+    return min(depth, clusters + extra)
+
+
 def build_output(
     prediction: Prediction,
     files: dict[str, Path],
@@ -221,16 +258,16 @@ def build_output(
     are the caller's (a model that could not be relaxed), before the output's own.
     ``chain_names`` label the distinct chains (the input's ``chains[i].id``)."""
     msa = prediction.msa
-    options = prediction.options
-    clusters, extra = msa_sizes(len(msa), options.max_msa_clusters, options.max_extra_msa)
+    engine = prediction.engine
     summary = JobOutput(
         foldserve_version=__version__,
-        engine=prediction.engine.network,
-        model_type=options.network_for(prediction.is_complex),
-        rank_by=options.ranking_for(prediction.is_complex),
+        engine=engine.name,
+        network=engine.network,
+        model_type=model_type(prediction),
+        rank_by=prediction.rank_by,
         test_weights=prediction.test_weights,
         query=query_summary(prediction, chain_names),
-        msa=MsaSummary(depth=len(msa), used=min(len(msa), clusters + extra)),
+        msa=MsaSummary(depth=len(msa), used=rows_used(prediction)),
         ranking=ranking(prediction),
         files={},
         templates=dict(prediction.templates),

@@ -1,8 +1,9 @@
 """One fold job, from its validated input to its output: the logic every worker shares.
 
 The self-hosted endpoint's worker processes and the RunPod handler both call
-:func:`run_fold_job`; only how progress is reported, how cancellation is noticed and where
-large files go differ, and those are passed in.
+:func:`run_fold_job` with the warm engines they serve; the job's ``engine`` picks one. Only how
+progress is reported, how cancellation is noticed and where large files go differ, and those
+are passed in.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from foldserve.errors import InputError
+from foldserve.fold.engine import Engine, Engines
 from foldserve.fold.outputs import write_prediction
 from foldserve.fold.predictor import Predictor
 from foldserve.fold.relax import check_relax_available, relax_prediction
@@ -32,7 +34,7 @@ OnProgress = Callable[[JobProgress], None]
 
 def run_fold_job(
     job_input: FoldJobInput,
-    predictor: Predictor,
+    engines: Engines | Engine,
     work_dir: Path,
     *,
     progress: OnProgress,
@@ -42,20 +44,24 @@ def run_fold_job(
     outbound: OutboundPolicy = STRICT,
     limits: MsaLimits = DEFAULT_LIMITS,
 ) -> JobOutput:
-    """Parse, check, predict, write the files into ``work_dir``; return the job's output.
+    """Parse, check, predict on the job's engine (one of ``engines``, or the one engine
+    given), write the files into ``work_dir``; return the job's output.
 
     Raises :class:`~foldserve.errors.InputError` for input that cannot be used (naming the
-    ``input.`` field or the MSA line) and
-    :class:`~foldserve.errors.Cancelled` when ``cancel()`` turns true.
+    ``input.`` field or the MSA line; ``input.engine`` for an engine not among ``engines``)
+    and :class:`~foldserve.errors.Cancelled` when ``cancel()`` turns true.
     """
     started = time.perf_counter()
     progress(JobProgress(stage="parse", elapsed=0.0))
     options = job_input.options()
-    predictor.check_models(options.models, where="input.models")
+    served = engines if isinstance(engines, Engines) else Engines.of(engines)
+    engine = served.get(job_input.engine, where="input.engine")
+    if isinstance(engine, Predictor):
+        engine.check_models(options.models, where="input.models")
     unpacked = unpack_job_msa(job_input, limits=limits, outbound=outbound)
     msa = unpacked.msa
     templates = job_templates(job_input, work_dir / TEMPLATES_DIR, outbound=outbound)
-    predictor.check_input(msa, options, where="input.models")
+    engine.check_input(msa, options, where="input.models")
     if job_input.relax != "none":
         check_relax_available(where="input.relax")
     parse_seconds = time.perf_counter() - started
@@ -63,7 +69,7 @@ def run_fold_job(
     def elapsed() -> float:
         return round(time.perf_counter() - started, 1)
 
-    prediction = predictor.predict(
+    prediction = engine.predict(
         msa,
         options,
         templates=templates,

@@ -3,6 +3,7 @@
 A TOML file uses the flags' names with underscores, e.g.::
 
     msa = "family.a3m"            # or: sequence = "query.fasta" with databases or server
+    engines = ["alphafold2", "openfold3"]   # default ["alphafold2"]; several are compared
     models = [1, 2, 3]
     num_recycles = 3
     model_type = "auto"           # monomer_ptm or multimer; auto: multimer for a complex
@@ -24,13 +25,15 @@ Relative paths in the file are relative to the file.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal, cast
 
 from foldserve.errors import InputError
+from foldserve.fold.engine import DEFAULT_ENGINE, parse_engine_names
 from foldserve.fold.results import (
     SERVER_TEMPLATES,
+    EngineName,
     ModelType,
     PredictOptions,
     RankBy,
@@ -38,7 +41,7 @@ from foldserve.fold.results import (
 )
 from foldserve.fold.run_config import check_relax
 from foldserve.fold.template_files import find_template_files
-from foldserve.jobs.input import check_date
+from foldserve.jobs.input import ENGINE_ONLY_OPTIONS, check_date, check_engine_options
 from foldserve.msa.search.settings import DEFAULT_MAX_HITS, SearchSettings, ServerMode, Tool
 
 PATH_FIELDS = ("msa", "sequence", "out", "reference", "params_dir", "paired_msa")
@@ -91,6 +94,27 @@ def chains_from(value: Any, base: Path | None = None) -> tuple[ChainConfig, ...]
     return tuple(chains)
 
 
+def engine_takes(engine: EngineName, option: str) -> bool:
+    """Whether ``engine`` takes the option (not one only another engine has, such as
+    AlphaFold2's ``models`` and ``templates``)."""
+    return not any(
+        option in names for owner, names in ENGINE_ONLY_OPTIONS.items() if owner != engine
+    )
+
+
+def engines_from(value: Any) -> tuple[EngineName, ...]:
+    """``engines = ["alphafold2", "openfold3"]`` (or ``"alphafold2,openfold3"``) as read from
+    TOML: the engine names, in order."""
+    names = value if isinstance(value, list) else [value]
+    if not all(isinstance(name, str) for name in names):
+        raise InputError(
+            f"{value!r} is not a list of engine names",
+            where="engines",
+            fix='give engines = ["alphafold2", "openfold3"]',
+        )
+    return parse_engine_names(value, where="engines")
+
+
 def _check_chain(index: int, chain: ChainConfig) -> None:
     copies = chain.copies
     if isinstance(copies, bool) or not isinstance(copies, int) or not 1 <= copies <= MAX_COPIES:
@@ -115,6 +139,10 @@ class PipelineConfig:
     server: str | None = None
     search_mode: str = "env"
     max_hits: int = DEFAULT_MAX_HITS
+    #: The engines that predict, each on the same MSA; with several, their best models are
+    #: compared.
+    engines: tuple[EngineName, ...] = (DEFAULT_ENGINE,)
+    #: AlphaFold2's models.
     models: tuple[int, ...] = (1, 2, 3, 4, 5)
     num_recycles: int = 3
     seed: int = 0
@@ -156,6 +184,12 @@ class PipelineConfig:
             )
         for index, chain in enumerate(self.chains):
             _check_chain(index, chain)
+        if parse_engine_names(self.engines, where="engines") != tuple(self.engines):
+            raise InputError(
+                f"engines {', '.join(self.engines)} name an engine twice",
+                where="engines",
+                fix="name each engine once, e.g. alphafold2,openfold3",
+            )
         if self.paired_msa is not None and not self.chains:
             raise InputError(
                 "a paired MSA without the chains it pairs",
@@ -164,7 +198,11 @@ class PipelineConfig:
             )
         self.search_settings()  # validates the search, when there is one
         check_relax(self.relax, where="relax")
-        self.predict_options()  # validates models, recycles, seed, model type and ranking
+        options = self.predict_options()  # validates models, recycles, seed, type, ranking
+        if len(self.engines) == 1:
+            # With several engines each option is one of theirs; one engine takes none of
+            # another's (OpenFold3 no AlphaFold2 models): refused, not ignored.
+            check_engine_options(self.engines[0], options)
         self.template_source()  # validates the templates and their date
 
     @property
@@ -236,14 +274,25 @@ class PipelineConfig:
             max_hits=self.max_hits,
         )
 
-    def predict_options(self) -> PredictOptions:
-        return PredictOptions(
+    def predict_options(self, engine: EngineName | None = None) -> PredictOptions:
+        """The run's options; for ``engine``, those only another engine takes left at their
+        defaults (``models`` are AlphaFold2's: OpenFold3 runs without them)."""
+        options = PredictOptions(
             models=self.models,
             num_recycles=self.num_recycles,
             seed=self.seed,
             model_type=cast(ModelType, self.model_type),
             rank_by=cast(RankBy, self.rank_by),
         )
+        if engine is None:
+            return options
+        default = PredictOptions()
+        others = {
+            option.name: getattr(default, option.name)
+            for option in fields(PredictOptions)
+            if not engine_takes(engine, option.name)
+        }
+        return replace(options, **others)
 
 
 def load_toml(path: Path, overrides: dict[str, Any]) -> PipelineConfig:
@@ -271,6 +320,8 @@ def load_toml(path: Path, overrides: dict[str, Any]) -> PipelineConfig:
         values["databases"] = tuple(path.parent / d for d in values["databases"])
     if "chains" in values:
         values["chains"] = chains_from(values["chains"], path.parent)
+    if "engines" in values:
+        values["engines"] = engines_from(values["engines"])
     templates = values.get("templates")
     if isinstance(templates, list):
         if not all(isinstance(t, str) for t in templates):

@@ -11,6 +11,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import matplotlib
 import numpy as np
 import numpy.typing as npt
 from matplotlib.axes import Axes
@@ -38,6 +39,13 @@ Span = tuple[str, int, int]
 def _boundaries(chains: Sequence[Span]) -> list[int]:
     """The 0-based residues where a chain other than the first begins."""
     return [start for _, start, _ in chains[1:]]
+
+
+def series_colour(index: int) -> str:
+    """The colour of a plot's ``index``-th line (matplotlib's default cycle): the 3D viewer
+    draws each engine's model in its line's colour in the pLDDT plot."""
+    colours = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
+    return str(colours[index % len(colours)])
 
 
 def png(figure: Figure) -> bytes:

@@ -18,7 +18,8 @@ so a stale ``ranked_1.pdb`` left in a reused folder is not taken for one of the 
 Complexes read from each layout: the chains from foldserve's ``config.json`` (else from the
 best model's file), ipTM from foldserve's ``ranking_debug.json`` (``iptms``) and ColabFold's
 scores (``iptm``), AlphaFold-multimer's ranking confidence from ``ranking_debug.json``'s
-``iptm+ptm`` (ColabFold's computed as AlphaFold does, 0.8 ipTM + 0.2 pTM).
+``iptm+ptm`` (ColabFold's computed as AlphaFold does, 0.8 ipTM + 0.2 pTM). An engine's own
+ranking score (OpenFold3's) comes from foldserve's ``ranking_debug.json`` (``ranking_scores``).
 
 A folder with ``ranked_{i}.pdb`` files and no record at all (e.g. a job downloaded with
 ``outputs: ["pdb"]``) is read as ``ranked_0``, ``ranked_1``, … up to the first gap, with a
@@ -53,6 +54,8 @@ FOLDSERVE_MSA = "msa.a3m"
 AFDB_PAE_KEY = "predicted_aligned_error"
 #: ``ranking_debug.json``'s key for AlphaFold-multimer's ranking confidence.
 MULTIMER_RANKING_KEY = "iptm+ptm"
+#: ``ranking_debug.json``'s key for the engine's own ranking score (foldserve's, OpenFold3).
+ENGINE_RANKING_KEY = "ranking_scores"
 #: AlphaFold-multimer's ranking confidence: IPTM_WEIGHT x ipTM + (1 - IPTM_WEIGHT) x pTM.
 IPTM_WEIGHT = 0.8
 COLABFOLD_MODEL = re.compile(
@@ -96,6 +99,8 @@ class RankedModel:
     pae: PaeSource | None = None
     #: AlphaFold-multimer's ranking confidence, 0.8 ipTM + 0.2 pTM (multimer runs only).
     ranking_confidence: float | None = None
+    #: The engine's own ranking score, where it has one (OpenFold3's sample ranking score).
+    ranking_score: float | None = None
 
     def read_pae(self) -> npt.NDArray[np.float64] | None:
         return None if self.pae is None else self.pae.read()
@@ -333,6 +338,7 @@ def _ranked_model(
         iptm=_number(_scores(debug, "iptms", name)),
         pae=PaeSource(path / pae_name, AFDB_PAE_KEY) if has_pae else None,
         ranking_confidence=_number(_scores(debug, MULTIMER_RANKING_KEY, name)),
+        ranking_score=_number(_scores(debug, ENGINE_RANKING_KEY, name)),
     )
 
 
@@ -359,8 +365,9 @@ def _foldserve_summary(
         ranked_by += f" (stop at {settings.stop_at_score})"
     neff = f", Neff {msa.neff:g}" if msa.neff is not None else ""
     fingerprint = f"fingerprint {weights.fingerprint}"
+    network = config.network or config.engine  # older records name the network "engine"
     rows = [
-        ("Engine", f"foldserve {version} ({config.engine})" if version else config.engine),
+        ("Engine", f"foldserve {version} ({network})" if version else network),
         ("Model type", f"{config.model_type} (asked: {settings.model_type})"),
         ("Chains", chains_line(chains) if len(chains) > 1 else None),
         ("Models", ", ".join(str(m) for m in settings.models)),

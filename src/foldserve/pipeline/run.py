@@ -3,13 +3,21 @@
 Each step is skipped when its record in ``DIR/.steps`` matches the hash of its inputs
 (:mod:`foldserve.pipeline.cache`): the predict step's covers the MSA (for a complex each
 chain's MSA, copies and paired MSA), the options (model type and ranking among them), the
-templates by content and their date, the weights and the relax choice. Outputs in ``DIR``::
+templates by content and their date, the engine and its weights and the relax choice. Outputs
+in ``DIR``::
 
     msa.a3m            the checked MSA, as the predictor reads it (a complex's: ColabFold's
                        complex A3M, its chains paired)
     prediction/        the prediction directory (DESIGN.md), written whole or not at all
     comparison.json    every ranked model against every other and the reference
     report.html        the offline report, with report_figures/*.png
+
+With several engines (``engines = ["alphafold2", "openfold3"]``) each engine predicts on the
+same MSA in a step of its own (``predict-alphafold2``, …) into its own directory
+(``prediction-alphafold2/``, …), each engine loaded once; ``comparison.json`` then compares the
+engines' best models with each other and the reference
+(:class:`~foldserve.pipeline.comparison.EnginesComparison`), and the report shows them
+superposed side by side.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
@@ -27,9 +36,11 @@ from pydantic import BaseModel, ConfigDict
 from foldserve.errors import InputError
 from foldserve.files import write_text
 from foldserve.fold import run_dir
+from foldserve.fold.engine import Engines, weights_identity
+from foldserve.fold.results import EngineName
 from foldserve.fold.run_config import RelaxMode
 from foldserve.fold.run_dir import StagedRun
-from foldserve.fold.weights import TEST_WEIGHTS_MARKER, fingerprint, resolve_param_dir
+from foldserve.fold.weights import resolve_param_dir
 from foldserve.jobs.output import QuerySummary, RankingEntry
 from foldserve.jobs.progress import JobProgress
 from foldserve.msa.pairing import ChainMsa, pair_chains
@@ -39,8 +50,15 @@ from foldserve.msa.search.settings import SearchSettings
 from foldserve.msa.writing import write as write_msa
 from foldserve.pipeline import prediction_dir, viewer_js
 from foldserve.pipeline.cache import StepCache, StepRecord, file_digest, key_of
-from foldserve.pipeline.config import SEARCH_FILE, SERVER_TEMPLATES_DIR, PipelineConfig
-from foldserve.pipeline.report import write_report
+from foldserve.pipeline.comparison import Scores, compare_engines, reference_metrics
+from foldserve.pipeline.config import (
+    SEARCH_FILE,
+    SERVER_TEMPLATES_DIR,
+    PipelineConfig,
+    engine_takes,
+)
+from foldserve.pipeline.prediction_dir import PredictionDir
+from foldserve.pipeline.report import write_engines_report, write_report
 from foldserve.structure.compare import compare_all, read_compared
 
 if TYPE_CHECKING:
@@ -48,6 +66,7 @@ if TYPE_CHECKING:
 
 MSA_FILE = "msa.a3m"
 PREDICTION_DIR = "prediction"
+PREDICT_STEP = "predict"
 COMPARISON_FILE = "comparison.json"
 REPORT_FILE = "report.html"
 FIGURES_DIR = "report_figures"
@@ -62,10 +81,12 @@ class StepResult:
 
 class PredictInfo(BaseModel):
     """What the predict step keeps in its record: the ranking and timings, in process or from
-    an endpoint alike, and what predicted (``endpoint`` and ``job_id``, or the weights)."""
+    an endpoint alike, and what predicted (the engine; ``endpoint`` and ``job_id``, or the
+    weights)."""
 
     model_config = ConfigDict(frozen=True)
 
+    engine: EngineName = "alphafold2"
     ranking: tuple[RankingEntry, ...]
     timings: dict[str, float]
     test_weights: bool
@@ -91,9 +112,10 @@ class PipelineResult:
     def info(self, step: str) -> dict[str, Any]:
         return next(s.record.info for s in self.steps if s.name == step)
 
-    def prediction(self) -> PredictInfo:
-        """The predict step's record, read back from its JSON."""
-        return PredictInfo.model_validate(self.info("predict"))
+    def prediction(self, engine: EngineName | None = None) -> PredictInfo:
+        """The predict step's record of ``engine`` (the run's first), read back from its JSON."""
+        name = engine or self.config.engines[0]
+        return PredictInfo.model_validate(self.info(predict_step(self.config, name)))
 
     def output(self, step: str, name: str) -> Path:
         record = next(s.record for s in self.steps if s.name == step)
@@ -105,14 +127,37 @@ class PipelineResult:
         return key_of(**{step.name: step.record.key for step in self.steps})
 
 
-def _engine(config: PipelineConfig) -> dict[str, Any]:
+def predict_step(config: PipelineConfig, engine: EngineName) -> str:
+    """The step that predicts with ``engine``: ``predict``, or ``predict-openfold3`` when the
+    run has several engines."""
+    return PREDICT_STEP if len(config.engines) == 1 else f"{PREDICT_STEP}-{engine}"
+
+
+def prediction_folder(config: PipelineConfig, engine: EngineName) -> str:
+    """Where ``engine``'s prediction directory goes in ``DIR``: ``prediction``, or
+    ``prediction-openfold3`` when the run has several engines."""
+    return PREDICTION_DIR if len(config.engines) == 1 else f"{PREDICTION_DIR}-{engine}"
+
+
+def _predictions(config: PipelineConfig) -> list[tuple[EngineName, PredictionDir]]:
+    """Every engine's prediction directory, in the run's order of engines."""
+    return [
+        (name, prediction_dir.load(config.out / prediction_folder(config, name)))
+        for name in config.engines
+    ]
+
+
+def _engine(config: PipelineConfig, name: EngineName) -> dict[str, Any]:
+    """What predicts with engine ``name``: the endpoint, or the weights in process."""
     if config.remote:
-        return {"endpoint": config.url or config.endpoint_id}
+        return {"engine": name, "endpoint": config.url or config.endpoint_id}
     param_dir = resolve_param_dir(config.params_dir)
+    weights = weights_identity(name, param_dir)
     return {
+        "engine": name,
         "params_dir": str(param_dir),
-        "weights": fingerprint(param_dir),
-        "test_weights": (param_dir / "params" / TEST_WEIGHTS_MARKER).is_file(),
+        "weights": weights.fingerprint,
+        "test_weights": weights.test_weights,
     }
 
 
@@ -248,18 +293,25 @@ OnProgress = Callable[[JobProgress], None]
 
 def _predict(
     config: PipelineConfig,
+    name: EngineName,
+    engines: Engines | None,
     engine: dict[str, Any],
     on_progress: OnProgress,
     on_retry: OnRetry | None,
     searched: SearchSummary | None,
 ) -> tuple[dict[str, str], dict[str, Any]]:
-    partial = config.out / (PREDICTION_DIR + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
+    """Predict with engine ``name``: in process (from the warm ``engines``) or on the endpoint
+    (``engines`` None); ``engine`` is what predicts, kept in the step's record."""
+    folder = prediction_folder(config, name)
+    staging = config.out / (folder + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
     msa_path = config.out / MSA_FILE
+    options = config.predict_options(name)
+    # Templates go to the engines that take them (AlphaFold2), as the options do.
+    source = config.template_source() if engine_takes(name, "templates") else None
     if config.remote:
         from foldserve.client.client import Client, JobState
 
-        source = config.template_source()
         files: tuple[Path, ...] = ()
         if source is not None and source.server_dir is not None:
             # The endpoint aligns the server's hits as it aligns the user's files.
@@ -270,7 +322,8 @@ def _predict(
             relax = cast(RelaxMode, config.relax)
             job = client.submit(
                 msa_path,
-                config.predict_options(),
+                options,
+                engine=name,
                 relax=relax,
                 templates=files,
                 max_template_date=source.max_template_date if files and source else None,
@@ -281,14 +334,14 @@ def _predict(
                     on_progress(state.progress)
 
             output = client.result(job, on_update=forward)
-            client.download(output, partial)
+            client.download(output, staging)
         info = PredictInfo(
             job_id=job,
             ranking=output.ranking,
             timings=output.timings,
             test_weights=output.test_weights,
             model_type=output.model_type,
-            network=output.engine,
+            network=output.network,
             chains=_chain_labels(output.query),
             templates=output.templates,
             warnings=output.warnings,
@@ -296,16 +349,13 @@ def _predict(
         )
     else:
         from foldserve.fold.outputs import write_prediction
-        from foldserve.fold.predictor import Predictor
-        from foldserve.jobs.output import query_summary, ranking
+        from foldserve.jobs.output import model_type, query_summary, ranking
 
-        templates = config.template_source()
-        options = config.predict_options()
-        predictor = Predictor(config.params_dir)
-        prediction = predictor.predict(
+        assert engines is not None
+        prediction = engines.get(name).predict(
             read_msa(str(msa_path)),
             options,
-            templates=templates,
+            templates=source,
             progress=lambda event: on_progress(JobProgress.from_event(event)),
         )
         relaxation = None
@@ -313,24 +363,30 @@ def _predict(
             from foldserve.fold.relax import relax_prediction
 
             relaxation = relax_prediction(prediction, cast(RelaxMode, config.relax))
-        write_prediction(prediction, partial, search=searched, relaxation=relaxation)
+        write_prediction(prediction, staging, search=searched, relaxation=relaxation)
         info = PredictInfo(
             ranking=ranking(prediction),
             timings=prediction.timings,
-            model_type=options.network_for(prediction.is_complex),
+            model_type=model_type(prediction),
             network=prediction.engine.network,
             chains=_chain_labels(query_summary(prediction)),
             templates=prediction.templates,
             warnings=prediction.warnings,
             **engine,
         )
-    run_dir.commit(StagedRun(target=config.out / PREDICTION_DIR, staging=partial))
-    return {"prediction": PREDICTION_DIR}, info.model_dump(mode="json", exclude_none=True)
+    run_dir.commit(StagedRun(target=config.out / folder, staging=staging))
+    return {"prediction": folder}, info.model_dump(mode="json", exclude_none=True)
 
 
 def _compare(config: PipelineConfig) -> tuple[dict[str, str], dict[str, Any]]:
-    models = prediction_dir.load(config.out / PREDICTION_DIR).models
-    structures = [read_compared(model.path) for model in models]
+    """Every ranked model against every other and the reference; with several engines, the
+    engines' best models (:func:`~foldserve.pipeline.comparison.compare_engines`)."""
+    if len(config.engines) > 1:
+        summary, _ = compare_engines(_predictions(config), config.reference, config.reference_chain)
+        write_text(config.out / COMPARISON_FILE, summary.model_dump_json(indent=2) + "\n")
+        return {"comparison": COMPARISON_FILE}, summary.metrics()
+    ((_, prediction),) = _predictions(config)
+    structures = [read_compared(model.path) for model in prediction.models]
     reference = (
         read_compared(config.reference, config.reference_chain) if config.reference else None
     )
@@ -341,26 +397,23 @@ def _compare(config: PipelineConfig) -> tuple[dict[str, str], dict[str, Any]]:
     info: dict[str, Any] = {}
     if reference is not None:
         # compare_all lists every model against the reference last, best model first.
-        best = compared[len(compared) - len(structures)]
-        info = {
-            "tm_score_to_reference": round(best.tm_score_b, 5),
-            "rmsd_to_reference": round(best.rmsd, 3),
-        }
-        for match in best.chains:
-            score = round(match.comparison.tm_score_b, 5)
-            info[f"tm_score_to_reference_{match.chain_a}"] = score
+        info = reference_metrics(Scores.of(compared[len(compared) - len(structures)]))
     return {"comparison": COMPARISON_FILE}, info
 
 
 def _report(config: PipelineConfig) -> tuple[dict[str, str], dict[str, Any]]:
-    prediction = prediction_dir.load(config.out / PREDICTION_DIR)
-    write_report(
-        prediction,
-        config.out / REPORT_FILE,
-        reference=config.reference,
-        reference_chain=config.reference_chain,
-        figures_dir=config.out / FIGURES_DIR,
-    )
+    predictions = _predictions(config)
+    output, figures = config.out / REPORT_FILE, config.out / FIGURES_DIR
+    reference, chain = config.reference, config.reference_chain
+    if len(predictions) > 1:
+        write_engines_report(
+            predictions, output, reference=reference, reference_chain=chain, figures_dir=figures
+        )
+    else:
+        ((_, prediction),) = predictions
+        write_report(
+            prediction, output, reference=reference, reference_chain=chain, figures_dir=figures
+        )
     return {"report": REPORT_FILE, "figures": FIGURES_DIR}, {}
 
 
@@ -381,7 +434,6 @@ def run_pipeline(
     cache = StepCache(config.out)
     viewer_js.load()  # a missing viewer library stops the run before GPU time is spent
     reference = file_digest(config.reference) if config.reference else None
-    engine = _engine(config)
     if config.relax != "none" and not config.remote:
         from foldserve.fold.relax import check_relax_available
 
@@ -416,21 +468,45 @@ def run_pipeline(
         searched = SearchSummary.model_validate(results[-1].record.info)
     msa_key = key_of(**_msa_identity(config))
     step("msa_check", msa_key, lambda: _check_msa(config))
-    options = config.predict_options()
-    predict_key = key_of(
-        msa=file_digest(config.out / MSA_FILE),
-        inputs=msa_key,  # a complex's chains, copies and paired MSA
-        options=options.__dict__,  # model type and ranking among them
-        templates=_template_identity(config),
-        engine=engine,
-        relax=config.relax,
-    )
-    step(
-        "predict",
-        predict_key,
-        lambda: _predict(config, engine, on_progress or _ignore, on_retry, searched),
-    )
-    predicted = file_digest(config.out / PREDICTION_DIR)
+    identities = {name: _engine(config, name) for name in config.engines}
+    predict_keys = {
+        name: key_of(
+            msa=file_digest(config.out / MSA_FILE),
+            inputs=msa_key,  # a complex's chains, copies and paired MSA
+            options=config.predict_options(name).__dict__,  # model type and ranking among them
+            templates=_template_identity(config) if engine_takes(name, "templates") else None,
+            engine=identity,
+            relax=config.relax,
+        )
+        for name, identity in identities.items()
+    }
+    engines = None if config.remote else Engines(config.engines, config.params_dir)
+    pending = [
+        name
+        for name, key in predict_keys.items()
+        if cache.finished(predict_step(config, name), key) is None
+    ]
+    if engines is not None and pending:
+        # Each engine to run is loaded (once) and checks the MSA and options before any
+        # predicts: a second engine refusing them fails the run before the first's GPU time.
+        msa = read_msa(str(config.out / MSA_FILE))
+        for name in pending:
+            engines.get(name).check_input(msa, config.predict_options(name))
+    for name, key in predict_keys.items():
+        work = partial(
+            _predict,
+            config,
+            name,
+            engines,
+            identities[name],
+            on_progress or _ignore,
+            on_retry,
+            searched,
+        )
+        step(predict_step(config, name), key, work)
+    predicted = {
+        name: file_digest(config.out / prediction_folder(config, name)) for name in config.engines
+    }
     compare_key = key_of(prediction=predicted, reference=reference, chain=config.reference_chain)
     step("compare", compare_key, lambda: _compare(config))
     report_key = key_of(compare=compare_key, viewer=viewer_js.VERSION, msa=msa_key)

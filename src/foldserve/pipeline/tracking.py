@@ -4,6 +4,11 @@ The default store is SQLite under the run's output directory (``DIR/mlruns/mlflo
 artifacts in ``DIR/mlruns/artifacts``); ``--tracking-uri`` names another store or a server.
 Only logging a run creates a store: reading one that is not there finds no runs. MLflow's own
 logging and warnings are kept off the user's terminal.
+
+A pipeline run with one engine is one MLflow run. With several, it is a parent run (the shared
+parameters, the engines' comparison metrics such as ``tm_score_alphafold2_vs_openfold3``, the
+report) with one nested child run per engine (tag and parameter ``engine``; its parameters,
+metrics and models), so ``runs compare PARENT`` sets the engines side by side.
 """
 
 from __future__ import annotations
@@ -12,17 +17,26 @@ import contextlib
 import logging
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from foldserve.errors import InputError
-from foldserve.pipeline.run import PipelineResult
+from foldserve.fold.results import EngineName
+from foldserve.pipeline.comparison import PAIR, EnginesComparison
+from foldserve.pipeline.config import engine_takes
+from foldserve.pipeline.run import PipelineResult, predict_step
 
 EXPERIMENT = "foldserve"
 STORE_DIR = "mlruns"
 #: The tag holding :meth:`PipelineResult.inputs_key`: runs with the same one are the same run.
 INPUTS_TAG = "inputs_key"
+#: The tag naming the engine of an engine's run.
+ENGINE_TAG = "engine"
+#: MLflow's tag that nests a run under its parent.
+PARENT_TAG = "mlflow.parentRunId"
+#: The parameters that differ by engine: on each engine's run, not on the parent.
+ENGINE_PARAMS = ("engine", "model_type", "network", "chains", "weights", "test_weights")
 _SQLITE = "sqlite:///"
 
 
@@ -77,9 +91,11 @@ def _templates_param(result: PipelineResult) -> str:
     return str(len(config.template_files())) if config.templates else "none"
 
 
-def run_params(result: PipelineResult) -> dict[str, str]:
+def run_params(result: PipelineResult, engine: EngineName | None = None) -> dict[str, str]:
+    """The parameters of the run of ``engine`` (the run's first): the shared ones and the
+    engine's (:data:`ENGINE_PARAMS`)."""
     config = result.config
-    predict = result.prediction()
+    predict = result.prediction(engine)
     msa = result.info("msa_check")
     if config.chains:
         msa_name = "+".join(chain.msa.name for chain in config.chains)
@@ -89,7 +105,11 @@ def run_params(result: PipelineResult) -> dict[str, str]:
         "msa": msa_name,
         "msa_depth": msa["depth"],
         "query_length": msa["query_length"],
-        "models": ",".join(str(m) for m in config.models),
+        "engines": ",".join(config.engines),
+        "engine": predict.engine,
+        "models": ",".join(str(m) for m in config.models)
+        if engine_takes(predict.engine, "models")
+        else "",
         "num_recycles": config.num_recycles,
         "seed": config.seed,
         "model_type": predict.model_type or config.model_type,
@@ -101,7 +121,7 @@ def run_params(result: PipelineResult) -> dict[str, str]:
         "templates": _templates_param(result),
         "max_template_date": config.max_template_date or "",
         "relax": config.relax,
-        "engine": "endpoint" if config.remote else "local",
+        "backend": "endpoint" if config.remote else "local",
         "endpoint": predict.endpoint or "",
         "weights": predict.weights or "",
         "test_weights": predict.test_weights,
@@ -110,8 +130,16 @@ def run_params(result: PipelineResult) -> dict[str, str]:
     return {key: str(value) for key, value in params.items()}
 
 
-def run_metrics(result: PipelineResult) -> dict[str, float]:
-    predict = result.prediction()
+def _shared_params(result: PipelineResult) -> dict[str, str]:
+    """The parent run's parameters: those every engine's run shares."""
+    params = run_params(result)
+    return {key: value for key, value in params.items() if key not in ENGINE_PARAMS}
+
+
+def engine_metrics(result: PipelineResult, engine: EngineName | None = None) -> dict[str, float]:
+    """The best model's scores, the prediction's timings and the predict step's seconds."""
+    name = engine or result.config.engines[0]
+    predict = result.prediction(name)
     metrics: dict[str, float] = {}
     if predict.ranking:
         best = predict.ranking[0]
@@ -120,10 +148,19 @@ def run_metrics(result: PipelineResult) -> dict[str, float]:
             metrics["iptm"] = best.iptm
         if best.ranking_confidence is not None:
             metrics["ranking_confidence"] = best.ranking_confidence
+    for timing, seconds in predict.timings.items():
+        metrics[f"predict_{timing}_s"] = seconds
+    step = predict_step(result.config, name)
+    metrics["predict_s"] = next(s.record.seconds for s in result.steps if s.name == step)
+    return metrics
+
+
+def run_metrics(result: PipelineResult) -> dict[str, float]:
+    """A run of one engine: the best model's scores, the comparison against the reference,
+    the timings; of several (the parent run): the engines' comparison and the steps' timings."""
+    metrics = engine_metrics(result) if len(result.config.engines) == 1 else {}
     for name, value in result.info("compare").items():
         metrics[name] = float(value)
-    for name, seconds in predict.timings.items():
-        metrics[f"predict_{name}_s"] = seconds
     for step in result.steps:
         metrics[f"{step.name}_s"] = step.record.seconds
     return metrics
@@ -132,10 +169,11 @@ def run_metrics(result: PipelineResult) -> dict[str, float]:
 @dataclass(frozen=True)
 class Logged:
     """The MLflow run recording a pipeline run: ``new``, or one logged before for the same
-    inputs (see :func:`log_run`)."""
+    inputs (see :func:`log_run`); with several engines, each engine's run nested in it."""
 
     run_id: str
     new: bool
+    engine_runs: dict[EngineName, str] = field(default_factory=dict)
 
 
 def log_run(result: PipelineResult, tracking_uri: str | None = None) -> Logged:
@@ -149,8 +187,6 @@ def log_run(result: PipelineResult, tracking_uri: str | None = None) -> Logged:
     record of one computation, so the old one is not touched either. A store without such a
     run (another ``--tracking-uri``, a run logged before the tag existed) gets one.
     """
-    from mlflow.entities import Metric, Param, RunTag
-
     uri = tracking_uri or default_uri(result.config.out)
     out = result.config.out
     inputs_key = result.inputs_key()
@@ -172,23 +208,68 @@ def log_run(result: PipelineResult, tracking_uri: str | None = None) -> Logged:
                 return Logged(str(same[0].info.run_id), new=False)
         run = client.create_run(experiment_id, run_name=out.name)
         run_id = str(run.info.run_id)
-        stamp = int(run.info.start_time)
         cached = ",".join(s.name for s in result.steps if s.status == "cached")
         tags = {"out_dir": str(out.resolve()), "cached_steps": cached, INPUTS_TAG: inputs_key}
-        client.log_batch(
-            run_id,
-            metrics=[Metric(k, v, stamp, 0) for k, v in run_metrics(result).items()],
-            params=[Param(k, v) for k, v in run_params(result).items()],
-            tags=[RunTag(k, v) for k, v in tags.items()],
-        )
-        prediction = result.output("predict", "prediction")
-        for model in sorted(prediction.glob("ranked_*.*")):
-            client.log_artifact(run_id, str(model), "models")
+        several = len(result.config.engines) > 1
+        if several:
+            _log(client, run, _shared_params(result), run_metrics(result), tags)
+        else:
+            engine = result.config.engines[0]
+            tags[ENGINE_TAG] = engine
+            _log(client, run, run_params(result), run_metrics(result), tags)
+            _log_models(client, run_id, result, engine)
         client.log_artifact(run_id, str(result.output("report", "report")))
         client.log_artifact(run_id, str(result.output("compare", "comparison")))
         client.log_artifacts(run_id, str(result.output("report", "figures")), "figures")
+        engine_runs = _log_engine_runs(client, experiment_id, run_id, result) if several else {}
         client.set_terminated(run_id)
-    return Logged(run_id, new=True)
+    return Logged(run_id, new=True, engine_runs=engine_runs)
+
+
+def _log(
+    client: Any,
+    run: Any,
+    params: dict[str, str],
+    metrics: dict[str, float],
+    tags: dict[str, str],
+) -> None:
+    from mlflow.entities import Metric, Param, RunTag
+
+    stamp = int(run.info.start_time)
+    client.log_batch(
+        str(run.info.run_id),
+        metrics=[Metric(k, v, stamp, 0) for k, v in metrics.items()],
+        params=[Param(k, v) for k, v in params.items()],
+        tags=[RunTag(k, v) for k, v in tags.items()],
+    )
+
+
+def _log_models(client: Any, run_id: str, result: PipelineResult, engine: EngineName) -> None:
+    prediction = result.output(predict_step(result.config, engine), "prediction")
+    for model in sorted(prediction.glob("ranked_*.*")):
+        client.log_artifact(run_id, str(model), "models")
+
+
+def _log_engine_runs(
+    client: Any, experiment_id: str, parent_id: str, result: PipelineResult
+) -> dict[EngineName, str]:
+    """One run per engine nested in the parent: its parameters, its best model's scores (and
+    against the reference), its timings and models."""
+    comparison = EnginesComparison.model_validate_json(
+        result.output("compare", "comparison").read_bytes()
+    )
+    out = result.config.out
+    runs: dict[EngineName, str] = {}
+    for engine in result.config.engines:
+        tags = {PARENT_TAG: parent_id, ENGINE_TAG: engine, "out_dir": str(out.resolve())}
+        run = client.create_run(experiment_id, run_name=f"{out.name}/{engine}", tags=tags)
+        run_id = str(run.info.run_id)
+        metrics = {**engine_metrics(result, engine), **comparison.engine_metrics(engine)}
+        _log(client, run, run_params(result, engine), metrics, {})
+        _log_models(client, run_id, result, engine)
+        client.set_terminated(run_id)
+        runs[engine] = run_id
+    return runs
 
 
 @dataclass(frozen=True)
@@ -199,6 +280,8 @@ class RunRow:
     status: str
     params: dict[str, str]
     metrics: dict[str, float]
+    #: The run this one is nested in (an engine's run: the pipeline run of several engines).
+    parent_id: str | None = None
 
 
 def _row(run: Any) -> RunRow:
@@ -209,6 +292,7 @@ def _row(run: Any) -> RunRow:
         status=str(run.info.status),
         params=dict(run.data.params),
         metrics={k: float(v) for k, v in run.data.metrics.items()},
+        parent_id=run.data.tags.get(PARENT_TAG),
     )
 
 
@@ -229,9 +313,8 @@ def list_runs(tracking_uri: str) -> list[RunRow]:
         return [_row(run) for run in runs]
 
 
-def find_runs(tracking_uri: str, ids: list[str]) -> list[RunRow]:
+def _find(runs: list[RunRow], ids: list[str], tracking_uri: str) -> list[RunRow]:
     """The runs named by ids or unique id prefixes, in the order given."""
-    runs = list_runs(tracking_uri)
     found = []
     for wanted in ids:
         matches = [run for run in runs if run.run_id.startswith(wanted)]
@@ -244,3 +327,42 @@ def find_runs(tracking_uri: str, ids: list[str]) -> list[RunRow]:
             )
         found.append(matches[0])
     return found
+
+
+def engine_runs(runs: list[RunRow], parent: RunRow) -> list[RunRow]:
+    """The runs nested in ``parent`` (one per engine), in the order of its engines."""
+    children = [run for run in runs if run.parent_id == parent.run_id]
+    order = parent.params.get("engines", "").split(",")
+    return sorted(children, key=lambda run: _position(order, run.params.get("engine", "")))
+
+
+def _position(order: list[str], name: str) -> int:
+    return order.index(name) if name in order else len(order)
+
+
+@dataclass(frozen=True)
+class SideBySide:
+    """What ``runs compare`` sets side by side: a column per run named, a run of several
+    engines opened into its engines' runs (``parents`` holds those, with the comparison)."""
+
+    columns: tuple[RunRow, ...]
+    parents: tuple[RunRow, ...]
+
+
+def pair_metrics(parent: RunRow) -> dict[str, float]:
+    """The engines' comparison metrics of a run of several engines
+    (``tm_score_alphafold2_vs_openfold3``, …)."""
+    return {name: value for name, value in parent.metrics.items() if PAIR in name}
+
+
+def side_by_side(tracking_uri: str, ids: list[str]) -> SideBySide:
+    """The runs named by ids or unique id prefixes, in the order given, each run of several
+    engines as its engines' runs."""
+    runs = list_runs(tracking_uri)
+    columns: list[RunRow] = []
+    parents: list[RunRow] = []
+    for run in _find(runs, ids, tracking_uri):
+        children = engine_runs(runs, run)
+        columns += children or [run]
+        parents += [run] if children else []
+    return SideBySide(tuple(columns), tuple(parents))

@@ -31,6 +31,7 @@ from foldserve.errors import (
     TooLarge,
     Unauthorized,
 )
+from foldserve.fold.engine import Engines
 from foldserve.jobs.ids import checked_file_name, checked_job_id
 from foldserve.jobs.payload import inflate, unpack_msa
 from foldserve.jobs.schema import (
@@ -92,6 +93,10 @@ def create_app(store: JobStore, settings: ServeSettings, api_keys: tuple[str, ..
         """Check all that can be checked now, then queue: refused here, not by a job that
         fails later (run off the event loop: it parses the MSA and resolves hosts)."""
         run = parse_run_request(body)
+        if run.input.engine not in settings.engines:
+            # The workers' own refusal, here before the job is queued: get() raises for an
+            # engine not served, before it would load anything.
+            Engines(settings.engines).get(run.input.engine, where="input.engine")
         urls = run.input.urls()
         _check_urls(settings.outbound, urls, run.webhook)
         if not any(where.endswith(".msa_url") for where, _ in urls):

@@ -14,11 +14,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from foldserve.errors import InputError
-from foldserve.fold.predictor import Precision
+from foldserve.fold.engine import DEFAULT_ENGINE, Precision
+from foldserve.fold.results import EngineName
 from foldserve.jobs.ids import JOB_ID
 from foldserve.jobs.output import DEFAULT_INLINE_LIMIT
 from foldserve.jobs.payload import MAX_MSA_ROWS, MAX_QUERY_LENGTH
@@ -52,6 +53,8 @@ class ServeSettings(OutboundSettings, BaseSettings):
     workers: Annotated[int, Field(ge=1, le=64)] = 1
     endpoint_id: Annotated[str, Field(pattern=f"^{JOB_ID.pattern}$")] = "local"
     params_dir: Path | None = Field(default=None, validation_alias="PARAM_DIR")
+    #: The engines every worker holds warm (``alphafold2,openfold3`` from the environment).
+    engines: Annotated[tuple[EngineName, ...], NoDecode, Field(min_length=1)] = (DEFAULT_ENGINE,)
     precision: Precision = "auto"
     retention_hours: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 24.0
     inline_limit_mb: Annotated[float, Field(gt=0, allow_inf_nan=False)] = DEFAULT_INLINE_LIMIT / _MB
@@ -60,6 +63,14 @@ class ServeSettings(OutboundSettings, BaseSettings):
     max_query_length: Annotated[int, Field(ge=1)] = MAX_QUERY_LENGTH
     #: Signs webhooks (HMAC-SHA256); from the environment only, never a flag, never to workers.
     webhook_secret: SecretStr | None = None
+
+    @field_validator("engines", mode="before")
+    @classmethod
+    def _engine_list(cls, value: Any) -> Any:
+        """``alphafold2,openfold3`` (the environment's form) as a list, each engine once."""
+        if isinstance(value, str):
+            value = [part.strip().lower() for part in value.split(",") if part.strip()]
+        return list(dict.fromkeys(value)) if isinstance(value, list | tuple) else value
 
     @property
     def url(self) -> str:
@@ -126,6 +137,7 @@ _FIXES = {
     "port": "give 1 to 65535",
     "workers": "give 1 to 64",
     "endpoint_id": "use letters, digits, '-' and '_'",
+    "engines": "give alphafold2, openfold3 or both: alphafold2,openfold3",
     "precision": "use auto, bfloat16 or float32",
     "retention_hours": "give a number of hours > 0",
     "inline_limit_mb": "give a number of MB > 0",

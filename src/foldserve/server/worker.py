@@ -1,8 +1,11 @@
-"""A worker process of the self-hosted endpoint: one warm Predictor, jobs from the store.
+"""A worker process of the self-hosted endpoint: its warm engines, jobs from the store.
 
 Started by :class:`foldserve.server.pool.WorkerPool` as ``python -m foldserve.server.worker``,
 with its :class:`~foldserve.server.settings.WorkerLaunch` (its name and the server's settings,
 whole) as JSON in ``$FOLDSERVE_WORKER``: no setting is spelled out again on a command line.
+
+Every engine the server serves (``--engines``) is loaded in every worker before it takes a
+job; a job for another engine fails with one line naming ``input.engine``.
 
 A worker dies with its server (``PR_SET_PDEATHSIG`` where Linux offers it, and a watchdog
 thread everywhere), so a restarted server never finds an old worker still running a job.
@@ -30,8 +33,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from foldserve.errors import Cancelled, InputError, StoreFull, StoreUnavailable
-from foldserve.fold.predictor import Predictor
+from foldserve.errors import Cancelled, FoldserveError, InputError, StoreFull, StoreUnavailable
+from foldserve.fold.engine import Engines
 from foldserve.jobs.failures import crash_message
 from foldserve.jobs.run import run_fold_job
 from foldserve.jobs.schema import JobProgress, JobStatus
@@ -54,7 +57,7 @@ T = TypeVar("T")
 COMMAND = (sys.executable, "-m", "foldserve.server.worker")
 
 
-def run_job(store: JobStore, job: Job, predictor: Predictor, settings: ServeSettings) -> None:
+def run_job(store: JobStore, job: Job, engines: Engines, settings: ServeSettings) -> None:
     """Run one claimed job to its end and record the outcome."""
     work_dir = layout.results_dir(settings.data_dir, job.id)
     stop: StopReason | None = None
@@ -79,7 +82,7 @@ def run_job(store: JobStore, job: Job, predictor: Predictor, settings: ServeSett
     try:
         output = run_fold_job(
             job.input,
-            predictor,
+            engines,
             work_dir,
             progress=progress,
             cancel=cancelled,
@@ -132,15 +135,24 @@ def _no_room(exc: Exception) -> bool:
 
 
 def serve_jobs(settings: ServeSettings, name: str) -> None:
-    """Load the model once, then run jobs until the process is stopped."""
+    """Load every engine once, then run jobs until the process is stopped."""
     store = JobStore(layout.database(settings.data_dir))
     store.set_worker_state(name, WorkerState.STARTING)
     try:
-        predictor = Predictor(settings.params_dir, precision=settings.precision)
-    except InputError as exc:
+        engines = Engines(settings.engines, settings.params_dir, precision=settings.precision)
+        engines.load()
+    except FoldserveError as exc:  # missing weights or extra, damaged weights: one line
         log.error("cannot start: %s", exc.one_line())
         raise SystemExit(EXIT_NO_MODEL) from None
-    log.info("ready: %s, %d evoformer blocks", predictor.device, predictor.evoformer_blocks)
+    for engine in engines.loaded.values():
+        info = engine.engine
+        log.info(
+            "ready: %s on %s, %d blocks%s",
+            engine.name,
+            info.device,
+            info.evoformer_blocks,
+            " (TEST WEIGHTS)" if info.test_weights else "",
+        )
     store.set_worker_state(name, WorkerState.IDLE)
     while True:
         try:
@@ -149,7 +161,7 @@ def serve_jobs(settings: ServeSettings, name: str) -> None:
                 time.sleep(POLL_SECONDS)
                 continue
             log.info("job %s claimed (attempt %d)", job.id, job.attempts)
-            run_job(store, job, predictor, settings)
+            run_job(store, job, engines, settings)
         except StoreFull as exc:
             log.warning("%s", exc.one_line())
             time.sleep(STORE_RETRY_SECONDS)

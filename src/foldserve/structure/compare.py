@@ -321,7 +321,8 @@ def compare_complexes(
     )
 
 
-def _chains(structure: Structure) -> tuple[Chain, ...]:
+def chains_of(structure: Structure) -> tuple[Chain, ...]:
+    """The chains of a structure: the one chain, or the complex's in their file's order."""
     return (structure,) if isinstance(structure, Chain) else tuple(structure)
 
 
@@ -331,7 +332,7 @@ def compare_structures(
     """Score ``a`` against ``b``, each one chain or a complex: two chains as :func:`compare`,
     two complexes as :func:`compare_complexes`, one chain against the complex's chain of the
     most similar sequence (named in :attr:`Comparison.picked`)."""
-    chains_a, chains_b = _chains(a), _chains(b)
+    chains_a, chains_b = chains_of(a), chains_of(b)
     if len(chains_a) > 1 and len(chains_b) > 1:
         return compare_complexes(chains_a, chains_b, align=align, superpose=superpose)
     if len(chains_a) == 1 and len(chains_b) == 1:

@@ -1,4 +1,4 @@
-"""The RunPod handler: one fold job per call, on the worker's warm Predictor.
+"""The RunPod handler: one fold job per call, on the worker's warm engine the job names.
 
 The job logic is the self-hosted worker's (:func:`foldserve.jobs.run.run_fold_job`): the
 same input validation and the same output JSON. What is RunPod's own:
@@ -32,7 +32,7 @@ from foldserve.cloud.runpod.progress import ThrottledProgress
 from foldserve.cloud.runpod.settings import RunpodSettings
 from foldserve.cloud.runpod.storage import Bucket
 from foldserve.errors import Cancelled, FoldserveError
-from foldserve.fold.predictor import Predictor
+from foldserve.fold.engine import Engines
 from foldserve.jobs.failures import crash_message
 from foldserve.jobs.output import JobOutput
 from foldserve.jobs.progress import JobProgress
@@ -54,9 +54,9 @@ class JobCrashed(Exception):
 
 @dataclass
 class FoldJobs:
-    """Runs jobs, one at a time, on a Predictor loaded when the worker started."""
+    """Runs jobs, one at a time, on the engines loaded when the worker started."""
 
-    predictor: Predictor
+    engines: Engines
     settings: RunpodSettings
     send_progress: SendProgress
     bucket: Bucket | None = None
@@ -71,7 +71,7 @@ class FoldJobs:
             try:
                 output = run_fold_job(
                     parse_job_input(job.get("input")),
-                    self.predictor,
+                    self.engines,
                     Path(work_dir),
                     progress=progress,
                     cancel=stop.is_set,

@@ -12,7 +12,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_args
+from typing import Annotated, Any, get_args
 
 from pydantic import (
     Field,
@@ -22,10 +22,12 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from foldserve.errors import InputError
-from foldserve.fold.predictor import Precision
+from foldserve.fold.engine import DEFAULT_ENGINE, Precision, parse_engine_names
+from foldserve.fold.openfold3.layout import DEFAULT_CHECKPOINT_URL
+from foldserve.fold.results import EngineName
 from foldserve.fold.weights import DEFAULT_PARAMS_URL
 from foldserve.jobs.output import DEFAULT_INLINE_LIMIT
 from foldserve.outbound import OutboundSettings
@@ -60,8 +62,15 @@ class RunpodSettings(OutboundSettings, BaseSettings):
     )
 
     param_dir: Path = Field(default=VOLUME_MOUNT, alias="PARAM_DIR")
+    #: The engines this worker holds warm, e.g. ``alphafold2,openfold3``.
+    engines: Annotated[tuple[EngineName, ...], NoDecode] = Field(
+        default=(DEFAULT_ENGINE,), alias="FOLDSERVE_ENGINES"
+    )
     params_url: str = Field(default=DEFAULT_PARAMS_URL, alias="FOLDSERVE_PARAMS_URL")
     params_sha256: str | None = Field(default=None, alias="FOLDSERVE_PARAMS_SHA256")
+    #: OpenFold3's checkpoint: http(s) URL, s3://bucket/key or a file on the volume.
+    openfold3_url: str = Field(default=DEFAULT_CHECKPOINT_URL, alias="FOLDSERVE_OPENFOLD3_URL")
+    openfold3_sha256: str | None = Field(default=None, alias="FOLDSERVE_OPENFOLD3_SHA256")
     precision: Precision = Field(default="auto", alias="FOLDSERVE_PRECISION")
     inline_limit_mb: float = Field(
         default=DEFAULT_INLINE_LIMIT / _MB, alias="FOLDSERVE_INLINE_LIMIT_MB"
@@ -128,14 +137,22 @@ class RunpodSettings(OutboundSettings, BaseSettings):
             )
         return value
 
-    @field_validator("params_sha256")
+    @field_validator("engines", mode="before")
     @classmethod
-    def _sha256(cls, value: str | None) -> str | None:
+    def _engine_names(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return parse_engine_names(value, where="FOLDSERVE_ENGINES")
+        return value
+
+    @field_validator("params_sha256", "openfold3_sha256")
+    @classmethod
+    def _sha256(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", value):
+            assert info.field_name is not None
             raise InputError(
                 "not a SHA-256 (64 hexadecimal digits)",
-                where="FOLDSERVE_PARAMS_SHA256",
-                fix="give the archive's sha256sum, or leave it unset",
+                where=str(cls.model_fields[info.field_name].alias),
+                fix="give the file's sha256sum, or leave it unset",
             )
         return value
 

@@ -1,7 +1,9 @@
-"""Worker start: weights on the network volume (fetched once per volume), then a warm Predictor.
+"""Worker start: each engine's weights on the network volume (fetched once per volume), then
+the engines, warm.
 
 Several workers of one endpoint often start together on an empty volume. Each finds the
-weights missing and calls :func:`foldserve.fold.weights.fetch`, which takes a lock in
+weights missing and fetches them (:func:`foldserve.fold.weights.fetch` for AlphaFold2,
+:func:`foldserve.fold.openfold3.weights.fetch_checkpoint` for OpenFold3), which takes a lock in
 ``PARAM_DIR``: the first downloads, verifies and installs by atomic rename; the others wait and
 then find the install. The JAX compilation cache lives on the volume too
 (``PARAM_DIR/jax-cache``), so a new worker loads compiled functions instead of compiling.
@@ -11,10 +13,14 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
 from foldserve.cloud.runpod.settings import VOLUME_MOUNT, RunpodSettings
 from foldserve.fold import weights
-from foldserve.fold.predictor import Predictor
+from foldserve.fold.engine import Engines
+from foldserve.fold.openfold3.layout import checkpoint_dir, installed_checkpoint
+from foldserve.fold.openfold3.weights import fetch_checkpoint
+from foldserve.fold.weights import FetchResult
 
 log = logging.getLogger("foldserve.runpod")
 
@@ -22,18 +28,28 @@ _LOG_EVERY_SECONDS = 30.0
 
 
 def prepare_weights(settings: RunpodSettings) -> None:
-    """Make sure ``PARAM_DIR/params`` holds all five models, fetching them when it does not."""
+    """Make sure ``PARAM_DIR`` holds the weights of every engine the worker serves, fetching
+    those it does not."""
     param_dir = settings.param_dir
-    present = [weights.model_param_file(param_dir, n).is_file() for n in weights.MODEL_NUMBERS]
-    if all(present):
-        log.info("weights found in %s", param_dir / "params")
-        return
     if param_dir == VOLUME_MOUNT and not param_dir.exists():
         log.warning(
             "%s does not exist: no network volume is attached, so the weights go to the "
             "container disk and every new worker downloads them again",
             param_dir,
         )
+    if "alphafold2" in settings.engines:
+        _prepare_alphafold2(settings)
+    if "openfold3" in settings.engines:
+        _prepare_openfold3(settings)
+
+
+def _prepare_alphafold2(settings: RunpodSettings) -> None:
+    """All five AlphaFold2 models in ``PARAM_DIR/params``."""
+    param_dir = settings.param_dir
+    present = [weights.model_param_file(param_dir, n).is_file() for n in weights.MODEL_NUMBERS]
+    if all(present):
+        log.info("weights found in %s", param_dir / "params")
+        return
     log.info("no weights in %s: fetching %s", param_dir / "params", settings.params_url)
     result = weights.fetch(
         param_dir,
@@ -41,11 +57,31 @@ def prepare_weights(settings: RunpodSettings) -> None:
         expected_sha256=settings.params_sha256,
         progress=_DownloadLog(),
     )
+    _log_fetched(result, param_dir / "params")
+
+
+def _prepare_openfold3(settings: RunpodSettings) -> None:
+    """OpenFold3's checkpoint in ``PARAM_DIR/openfold3``."""
+    folder = checkpoint_dir(settings.param_dir)
+    if installed_checkpoint(settings.param_dir) is not None:
+        log.info("OpenFold3 checkpoint found in %s", folder)
+        return
+    log.info("no OpenFold3 checkpoint in %s: fetching %s", folder, settings.openfold3_url)
+    result = fetch_checkpoint(
+        settings.param_dir,
+        settings.openfold3_url,
+        expected_sha256=settings.openfold3_sha256,
+        progress=_DownloadLog(),
+    )
+    _log_fetched(result, folder)
+
+
+def _log_fetched(result: FetchResult, folder: Path) -> None:
     if result.downloaded:
         verified = "verified" if result.sha256_verified else "recorded"
         log.info(
             "installed %s: %d bytes, SHA-256 %s (%s)",
-            param_dir / "params",
+            folder,
             result.archive_bytes,
             result.archive_sha256,
             verified,
@@ -54,20 +90,21 @@ def prepare_weights(settings: RunpodSettings) -> None:
         log.info("weights installed meanwhile by another worker on this volume")
 
 
-def load_predictor(settings: RunpodSettings) -> Predictor:
-    """The Predictor with every model's parameters already on the device."""
+def load_engines(settings: RunpodSettings) -> Engines:
+    """The engines the worker serves, each with its weights already on the device."""
     started = time.perf_counter()
-    predictor = Predictor(settings.param_dir, precision=settings.precision)
-    predictor.load_all_params()
-    log.info(
-        "ready in %.1f s: %s, models %s, %d evoformer blocks%s",
-        time.perf_counter() - started,
-        predictor.device,
-        ",".join(map(str, predictor.available_models)),
-        predictor.evoformer_blocks,
-        " (TEST WEIGHTS: outputs are meaningless)" if predictor.test_weights else "",
-    )
-    return predictor
+    engines = Engines(settings.engines, settings.param_dir, precision=settings.precision).load()
+    for engine in engines.loaded.values():
+        info = engine.engine
+        log.info(
+            "%s ready: %s, %d blocks%s",
+            engine.name,
+            info.device,
+            info.evoformer_blocks,
+            " (TEST WEIGHTS: outputs are meaningless)" if info.test_weights else "",
+        )
+    log.info("ready in %.1f s", time.perf_counter() - started)
+    return engines
 
 
 class _DownloadLog:

@@ -1,4 +1,5 @@
-"""``foldserve-runpod-worker``: prepare the weights, load the model, then serve RunPod jobs.
+"""``foldserve-runpod-worker``: prepare the weights, load the engines (``FOLDSERVE_ENGINES``),
+then serve RunPod jobs.
 
 Everything slow happens before ``runpod.serverless.start``, so the worker asks RunPod for
 jobs only once it is warm. The SDK reads its URLs (``RUNPOD_WEBHOOK_GET_JOB``,
@@ -13,7 +14,7 @@ import sys
 
 from foldserve.cloud.runpod.handler import FoldJobs, async_handler
 from foldserve.cloud.runpod.settings import RunpodSettings
-from foldserve.cloud.runpod.startup import load_predictor, prepare_weights
+from foldserve.cloud.runpod.startup import load_engines, prepare_weights
 from foldserve.cloud.runpod.storage import Bucket
 from foldserve.errors import FoldserveError
 
@@ -32,7 +33,7 @@ def main() -> None:
         settings = RunpodSettings.load()
         bucket = Bucket(settings.bucket) if settings.bucket else None
         prepare_weights(settings)
-        predictor = load_predictor(settings)
+        engines = load_engines(settings)
     except FoldserveError as exc:  # one line, no traceback: a setting or the weights' source
         log.error("cannot start: %s", exc)
         raise SystemExit(EXIT_CANNOT_START) from None
@@ -44,5 +45,5 @@ def main() -> None:
     os.environ.setdefault("RUNPOD_LOG_LEVEL", "INFO")
     import runpod.serverless
 
-    jobs = FoldJobs(predictor, settings, runpod.serverless.progress_update, bucket)
+    jobs = FoldJobs(engines, settings, runpod.serverless.progress_update, bucket)
     runpod.serverless.start({"handler": async_handler(jobs)})

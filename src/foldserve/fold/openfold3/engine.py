@@ -211,7 +211,7 @@ class OpenFold3Engine:
                 msa_rows = int(features["msa"].shape[0])
                 tick = time.perf_counter()
                 batch, outputs = self._forward(
-                    features, seed, samples, options, report, cancel, len(runs), len(seeds)
+                    features, seed, samples, options, report, cancel, index, len(seeds)
                 )
                 seconds = time.perf_counter() - tick
                 timings[f"predict_seed_{seed}"] = seconds
