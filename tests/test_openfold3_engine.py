@@ -139,7 +139,7 @@ def test_cancel_stops_before_the_trunk_and_the_engine_still_works(
 
 def test_alphafold2_only_choices_are_refused_in_one_line(engine: OpenFold3Engine) -> None:
     msa = msa_io.read(data(K2Q2K))
-    with pytest.raises(InputError, match="AlphaFold2 choice") as raised:
+    with pytest.raises(InputError, match="an AlphaFold2 option") as raised:
         engine.check_input(msa, PredictOptions(model_type="multimer"), where="input.models")
     assert raised.value.where == "input.model_type"
     with pytest.raises(InputError, match="templates"):

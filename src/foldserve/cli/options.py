@@ -8,9 +8,13 @@ from typing import Annotated, cast
 import typer
 
 from foldserve.errors import InputError
-from foldserve.fold.engine import DEFAULT_ENGINE, parse_engine_names
+from foldserve.fold.engine import (
+    DEFAULT_ENGINE,
+    ENGINE_TITLES,
+    check_engine_options,
+    parse_engine_names,
+)
 from foldserve.fold.results import EngineName, ModelType, PredictOptions, RankBy
-from foldserve.jobs.input import ENGINE_TITLES, check_engine_options
 
 EngineOption = Annotated[
     str,

@@ -75,13 +75,12 @@ from foldserve.cli.search_run import run_search
 from foldserve.cli.template_options import TemplateRequest, fetch_from_server, template_request
 from foldserve.errors import InputError
 from foldserve.fold import run_dir
-from foldserve.fold.engine import Engine, Precision, load_engine
+from foldserve.fold.engine import ENGINE_TITLES, Engine, Precision, load_engine
 from foldserve.fold.features import InputShape
 from foldserve.fold.predictor import Predictor
 from foldserve.fold.relax import check_relax_available
 from foldserve.fold.results import EngineName, PredictOptions, TemplateSource
 from foldserve.fold.run_config import check_relax
-from foldserve.jobs.input import ENGINE_TITLES
 from foldserve.msa.model import Msa
 from foldserve.msa.search.queries import read_queries
 from foldserve.msa.search.settings import DEFAULT_MAX_HITS, DEFAULT_TIMEOUT_S, SearchSettings

@@ -29,6 +29,7 @@ from foldserve.fold.results import (
     PredictOptions,
     ProgressCallback,
     TemplateSource,
+    sibling_field,
 )
 from foldserve.msa.model import Msa
 
@@ -122,6 +123,41 @@ def weights_identity(name: EngineName, param_dir: Path) -> WeightsIdentity:
     from foldserve.fold.weights import fingerprint, is_test_weights
 
     return WeightsIdentity(fingerprint(param_dir), is_test_weights(param_dir))
+
+
+ENGINE_ONLY_OPTIONS: dict[EngineName, tuple[str, ...]] = {
+    "alphafold2": (
+        "models",
+        "model_type",
+        "recycle_early_stop_tolerance",
+        "stop_at_score",
+        "max_msa_clusters",
+        "max_extra_msa",
+        "templates",
+    ),
+    "openfold3": ("num_diffusion_samples",),
+}
+ENGINE_TITLES: dict[str, str] = {"alphafold2": "AlphaFold2", "openfold3": "OpenFold3"}
+
+
+def check_engine_options(
+    engine: EngineName, options: PredictOptions, *, where: str | None = None
+) -> None:
+    """Refuse an option that only the other engine has, set away from its default (AlphaFold2's
+    ``models`` for OpenFold3, OpenFold3's ``num_diffusion_samples`` for AlphaFold2); the
+    error's ``where`` is the option's field name (for the caller to make a JSON path or a flag
+    of), or that field beside ``where`` (``input.models`` -> ``input.num_diffusion_samples``)."""
+    default = PredictOptions()
+    for owner, names in ENGINE_ONLY_OPTIONS.items():
+        if owner == engine:
+            continue
+        for name in names:
+            if getattr(options, name) != getattr(default, name):
+                raise InputError(
+                    f"an {ENGINE_TITLES[owner]} option, which {engine} does not take",
+                    where=name if where is None else sibling_field(where, name),
+                    fix=f"leave it out for {engine}, or use engine {owner}",
+                )
 
 
 class Engines:

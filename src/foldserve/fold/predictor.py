@@ -23,6 +23,7 @@ import numpy as np
 
 from foldserve.errors import Cancelled, InputError, TooLarge
 from foldserve.fold import network
+from foldserve.fold.engine import check_engine_options
 from foldserve.fold.features import (
     FeatureDict,
     InputShape,
@@ -188,6 +189,7 @@ class Predictor:
     def check_input(self, msa: Msa, options: PredictOptions, *, where: str = "models") -> None:
         """Everything that can be refused before any work: a network without parameters,
         models without parameters, a job too large for the device."""
+        check_engine_options("alphafold2", options, where=where)
         runs_on = network_name(msa, options)
         if msa.complex is not None and runs_on == MONOMER:
             raise InputError(

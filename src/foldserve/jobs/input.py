@@ -10,7 +10,7 @@ Version 2 of the input (DESIGN.md, "Fold job input") keeps every version-1 field
 chain), ``templates`` and ``max_template_date``, and ``num_predictions_per_model``. A
 version-1 job is a valid version-2 job and means the same. An option of one engine only
 (AlphaFold2's ``models``, OpenFold3's ``num_diffusion_samples``, …) given for the other is
-refused, not ignored (:func:`check_engine_options`).
+refused, not ignored (:func:`foldserve.fold.engine.check_engine_options`).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from foldserve.errors import InputError
+from foldserve.fold.engine import check_engine_options
 from foldserve.fold.features import MAX_EXTRA_MSA, MAX_MSA_CLUSTERS
 from foldserve.fold.results import (
     LIMIT_EXTRA_MSA,
@@ -72,20 +73,6 @@ DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 
 #: The options only one engine has, by that engine: given (not at their default) for the
 #: other engine they are refused, never silently ignored.
-ENGINE_ONLY_OPTIONS: dict[EngineName, tuple[str, ...]] = {
-    "alphafold2": (
-        "models",
-        "model_type",
-        "recycle_early_stop_tolerance",
-        "stop_at_score",
-        "max_msa_clusters",
-        "max_extra_msa",
-        "templates",
-    ),
-    "openfold3": ("num_diffusion_samples",),
-}
-ENGINE_TITLES: dict[str, str] = {"alphafold2": "AlphaFold2", "openfold3": "OpenFold3"}
-
 OutputKind = Literal["pdb", "cif", "scores", "pae", "msa"]
 DEFAULT_OUTPUTS: tuple[OutputKind, ...] = ("pdb", "cif", "scores", "pae")
 
@@ -142,23 +129,6 @@ def _one_of(model: BaseModel, names: tuple[str, ...], what: str) -> None:
                 "found": f"got {' and '.join(given)}" if given else "got none",
             },
         )
-
-
-def check_engine_options(engine: EngineName, options: PredictOptions) -> None:
-    """Refuse an option that only the other engine has, set away from its default (AlphaFold2's
-    ``models`` for OpenFold3, OpenFold3's ``num_diffusion_samples`` for AlphaFold2); the
-    error's ``where`` is the option's field name, for the caller to make a JSON path or a flag."""
-    default = PredictOptions()
-    for owner, names in ENGINE_ONLY_OPTIONS.items():
-        if owner == engine:
-            continue
-        for name in names:
-            if getattr(options, name) != getattr(default, name):
-                raise InputError(
-                    f"an {ENGINE_TITLES[owner]} option, which {engine} does not take",
-                    where=name,
-                    fix=f"leave it out for {engine}, or use engine {owner}",
-                )
 
 
 class ChainInput(BaseModel):

@@ -30,7 +30,12 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from foldserve.errors import InputError
-from foldserve.fold.engine import DEFAULT_ENGINE, parse_engine_names
+from foldserve.fold.engine import (
+    DEFAULT_ENGINE,
+    ENGINE_ONLY_OPTIONS,
+    check_engine_options,
+    parse_engine_names,
+)
 from foldserve.fold.results import (
     SERVER_TEMPLATES,
     EngineName,
@@ -41,7 +46,7 @@ from foldserve.fold.results import (
 )
 from foldserve.fold.run_config import check_relax
 from foldserve.fold.template_files import find_template_files
-from foldserve.jobs.input import ENGINE_ONLY_OPTIONS, check_date, check_engine_options
+from foldserve.jobs.input import check_date
 from foldserve.msa.search.settings import DEFAULT_MAX_HITS, SearchSettings, ServerMode, Tool
 
 PATH_FIELDS = ("msa", "sequence", "out", "reference", "params_dir", "paired_msa")

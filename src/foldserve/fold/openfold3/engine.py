@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from foldserve.errors import Cancelled, InputError, WeightsError
-from foldserve.fold.engine import Precision
+from foldserve.fold.engine import Precision, check_engine_options
 from foldserve.fold.features import InputShape
 from foldserve.fold.openfold3.atoms import AllAtomSample, to_atom37
 from foldserve.fold.openfold3.layout import (
@@ -141,12 +141,7 @@ class OpenFold3Engine:
 
     def check_input(self, msa: Msa, options: PredictOptions, *, where: str = "models") -> None:
         """OpenFold3 takes every MSA foldserve reads; only AlphaFold2's own options are refused."""
-        if options.model_type != "auto":
-            raise InputError(
-                f"model type {options.model_type} is an AlphaFold2 choice",
-                where=sibling_field(where, "model_type"),
-                fix="leave it out for openfold3 (one network folds monomers and complexes)",
-            )
+        check_engine_options("openfold3", options, where=where)
         if options.rank_by not in ("auto", "plddt", "ptm", "iptm", "engine"):
             raise InputError(
                 f"ranking by {options.rank_by} is AlphaFold2-multimer's",
