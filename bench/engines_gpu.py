@@ -50,9 +50,9 @@ def synthetic_msa(length: int, folder: Path) -> Path:
 
 
 def make_weights(work: Path) -> Path:
+    from foldserve.fold.alphafold2.test_weights import make_test_weights
     from foldserve.fold.openfold3.layout import is_test_checkpoint
     from foldserve.fold.openfold3.test_weights import make_test_checkpoint
-    from foldserve.fold.test_weights import make_test_weights
     from foldserve.fold.weights import model_param_file
 
     if not model_param_file(work, 3).is_file():

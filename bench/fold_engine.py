@@ -50,7 +50,7 @@ RECYCLES = 3
 
 def prepare(work: Path) -> tuple[Path, list[Path]]:
     """Full-depth test weights (made once) and the reduced A3M inputs."""
-    from foldserve.fold.test_weights import make_test_weights
+    from foldserve.fold.alphafold2.test_weights import make_test_weights
     from foldserve.msa import FilterSettings, filter_msa, read, write
 
     weights = work / "weights48"
@@ -69,8 +69,8 @@ def prepare(work: Path) -> tuple[Path, list[Path]]:
 
 
 def warm_stream(weights: Path, inputs: list[Path], out: Path) -> list[dict[str, float]]:
+    from foldserve.fold.alphafold2.predictor import Predictor
     from foldserve.fold.outputs import write_prediction
-    from foldserve.fold.predictor import Predictor
     from foldserve.fold.results import PredictOptions
     from foldserve.msa import read
 

@@ -56,7 +56,7 @@ MAX_MSA = (64, 128)
 
 def prepare(work: Path) -> tuple[Path, list[Path]]:
     """Full-depth multimer test weights (made once) and the complex A3M inputs."""
-    from foldserve.fold.test_weights import make_test_weights
+    from foldserve.fold.alphafold2.test_weights import make_test_weights
     from foldserve.msa import FilterSettings, filter_msa, read, write
     from foldserve.msa.pairing import ChainMsa, pair_chains
 
@@ -86,8 +86,8 @@ def prepare(work: Path) -> tuple[Path, list[Path]]:
 def warm_stream(
     weights: Path, inputs: list[Path], out: Path, *, bucketing: bool = True
 ) -> list[dict[str, float]]:
+    from foldserve.fold.alphafold2.predictor import Predictor
     from foldserve.fold.outputs import write_prediction
-    from foldserve.fold.predictor import Predictor
     from foldserve.fold.results import PredictOptions
     from foldserve.msa import read
 
@@ -148,7 +148,7 @@ def per_recycle(weights: Path, job: Path, recycles: int = 2) -> tuple[list[float
     from colabfold.alphafold.models import load_models_and_params
     from colabfold.batch import generate_input_feature, unserialize_msa
 
-    from foldserve.fold.predictor import Predictor
+    from foldserve.fold.alphafold2.predictor import Predictor
     from foldserve.fold.results import PredictOptions
     from foldserve.msa import read
 

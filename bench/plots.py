@@ -48,7 +48,7 @@ def foldserve_plots(folder: Path, out: Path) -> None:
 
 
 def colabfold_inputs(folder: Path) -> tuple[dict[str, np.ndarray], list[dict[str, object]]]:
-    from foldserve.fold.features import msa_features
+    from foldserve.fold.alphafold2.features import msa_features
     from foldserve.msa.reading import read
 
     features = msa_features(read(str(next(folder.glob("*.a3m")))))

@@ -93,7 +93,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--jobs", type=int, default=40)
     args = parser.parse_args()
-    from foldserve.fold.test_weights import make_test_weights
+    from foldserve.fold.alphafold2.test_weights import make_test_weights
 
     msa = (TESTDATA / SMALL_MSA).read_text()
     with tempfile.TemporaryDirectory() as tmp:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from foldserve.fold.network import evoformer_blocks
+from foldserve.fold.alphafold2.network import evoformer_blocks
 from foldserve.fold.weights import model_param_file
 
 CA = 1

@@ -15,7 +15,7 @@ from functools import cache
 import numpy as np
 from alphafold.common import protein, residue_constants
 
-from foldserve.fold.features import InputShape
+from foldserve.fold.alphafold2.features import InputShape
 from foldserve.fold.results import (
     ChainInfo,
     EngineInfo,

@@ -11,7 +11,7 @@ from pathlib import Path
 import hypothesis
 import pytest
 
-from foldserve.fold.predictor import Predictor
+from foldserve.fold.alphafold2.predictor import Predictor
 
 TESTDATA = Path(
     os.environ.get("FOLDSERVE_TESTDATA")
@@ -55,7 +55,7 @@ def test_params() -> Path:
     Never committed: they are made here at test time (a few seconds) and reused by later runs.
     """
     from foldserve._version import __version__
-    from foldserve.fold.test_weights import make_test_weights
+    from foldserve.fold.alphafold2.test_weights import make_test_weights
     from foldserve.fold.weights import TEST_WEIGHTS_MARKER
 
     param_dir = WEIGHTS_CACHE / f"v{__version__}-blocks{TEST_WEIGHT_BLOCKS}-seed0-multimer"

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from foldserve.errors import Cancelled, InputError, TooLarge
-from foldserve.fold.features import raw_features
+from foldserve.fold.alphafold2.features import raw_features
+from foldserve.fold.alphafold2.predictor import Predictor
 from foldserve.fold.outputs import write_best_model, write_prediction
-from foldserve.fold.predictor import Predictor
 from foldserve.fold.results import PredictOptions, ProgressEvent
 from foldserve.msa.reading import read
 from tests.colabfold_reference import CA, TOLERANCE, colabfold_ca
@@ -25,7 +25,7 @@ DEEP = "msa/a3m/openfold_short_bfd_uniclust_hits.a3m"  # 73 residues, 1024 rows:
 @pytest.mark.parametrize("relative", [SMALL, DEEP])
 def test_features_equal_colabfolds(relative: str) -> None:
     """Our parsed MSA gives the arrays ColabFold's ``build_monomer_feature`` builds from the
-    A3M text (which ``fold/features.py`` says), array for array."""
+    A3M text (which ``fold/alphafold2/features.py`` says), array for array."""
     from colabfold.batch import build_monomer_feature, mk_mock_template
 
     msa = read(data(relative))

@@ -22,8 +22,8 @@ import httpx
 import pytest
 
 from foldserve.errors import InputError, TooLarge
+from foldserve.fold.alphafold2.predictor import Predictor
 from foldserve.fold.outputs import write_prediction
-from foldserve.fold.predictor import Predictor
 from foldserve.fold.results import PredictOptions
 from foldserve.jobs.failures import crash_message
 from foldserve.jobs.payload import inflate, pack_msa, unpack_msa

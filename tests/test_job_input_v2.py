@@ -22,7 +22,7 @@ import pytest
 from foldserve import msa as msa_io
 from foldserve.client.request import ChainSpec, build_request
 from foldserve.errors import InputError, TooLarge
-from foldserve.fold.predictor import Predictor
+from foldserve.fold.alphafold2.predictor import Predictor
 from foldserve.fold.results import PredictOptions
 from foldserve.jobs.input import parse_job_input, parse_run_request
 from foldserve.jobs.payload import a3m_text, unpack_job_msa, unpack_msa, unpack_templates

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from foldserve.cli import app
 from foldserve.errors import RemoteError
-from foldserve.fold.predictor import Predictor
+from foldserve.fold.alphafold2.predictor import Predictor
 from foldserve.jobs.run import run_fold_job
 from foldserve.jobs.schema import (
     JobOutput,

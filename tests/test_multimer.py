@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from foldserve.errors import InputError
-from foldserve.fold.multimer_features import split_complex
-from foldserve.fold.predictor import Predictor
+from foldserve.fold.alphafold2.predictor import Predictor
+from foldserve.fold.complex_msa import split_complex
 from foldserve.fold.results import PredictOptions
 from foldserve.msa.model import Msa
 from foldserve.msa.pairing import ChainMsa, pair_chains
@@ -137,7 +137,7 @@ def test_a_complex_a3m_is_folded_as_the_complex_its_header_says() -> None:
 def test_a_complex_msa_is_padded_by_close_rungs_of_extra_rows(
     rows: int, num_msa: int, num_extra: int, padded: int
 ) -> None:
-    from foldserve.fold.shapes import multimer_shape
+    from foldserve.fold.alphafold2.shapes import multimer_shape
 
     shape = multimer_shape(132, rows, num_msa, num_extra, bucketing=True)
     assert shape.clusters == padded and shape.length == 160

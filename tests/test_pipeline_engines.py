@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from foldserve.fold.predictor import COMPILE_CACHE_DIRNAME
+from foldserve.fold.alphafold2.predictor import COMPILE_CACHE_DIRNAME
 from foldserve.fold.results import EngineName, PredictOptions
 from foldserve.fold.run_config import read_config
 from foldserve.msa.reading import read

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from foldserve.fold.predictor import Predictor
+from foldserve.fold.alphafold2.predictor import Predictor
 from foldserve.fold.results import PredictOptions
 from foldserve.msa.reading import read
 from tests.cli_runner import Ran, foldserve

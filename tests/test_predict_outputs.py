@@ -16,7 +16,7 @@ import gemmi
 import pytest
 
 from foldserve.errors import InputError
-from foldserve.fold.predictor import Predictor
+from foldserve.fold.alphafold2.predictor import Predictor
 from foldserve.fold.run_config import read_config
 from foldserve.jobs.input import FoldJobInput
 from foldserve.jobs.run import run_fold_job

@@ -15,7 +15,7 @@ import pytest
 
 from foldserve.client.request import build_request
 from foldserve.errors import InputError
-from foldserve.fold.predictor import Predictor
+from foldserve.fold.alphafold2.predictor import Predictor
 from foldserve.fold.relax import RelaxResult, relax_model
 from foldserve.fold.run_config import read_config
 from foldserve.jobs.input import FoldJobInput

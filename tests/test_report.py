@@ -13,8 +13,8 @@ import pytest
 from matplotlib import image
 
 from foldserve._version import __version__
+from foldserve.fold.alphafold2.predictor import Predictor
 from foldserve.fold.outputs import write_prediction
-from foldserve.fold.predictor import Predictor
 from foldserve.fold.results import PredictOptions
 from foldserve.fold.run_config import (
     CONFIG_NAME,

@@ -270,7 +270,7 @@ def test_a_complex_job_with_bad_chains_is_refused_at_submission_naming_the_field
 def multimer_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A server with test weights of both model types (AlphaFold2-multimer v3's too)."""
     from foldserve._version import __version__
-    from foldserve.fold.test_weights import make_test_weights
+    from foldserve.fold.alphafold2.test_weights import make_test_weights
     from foldserve.fold.weights import TEST_WEIGHTS_MARKER
     from tests.conftest import TEST_WEIGHT_BLOCKS, WEIGHTS_CACHE
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from foldserve.errors import InputError
-from foldserve.fold.predictor import Predictor
+from foldserve.fold.alphafold2.predictor import Predictor
 from foldserve.fold.results import PredictOptions, TemplateSource
 from foldserve.msa.reading import read
 from tests.colabfold_reference import CA, TOLERANCE, depth_of

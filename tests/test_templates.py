@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from foldserve.errors import InputError
-from foldserve.fold.template_files import find_template_files
-from foldserve.fold.templates import (
+from foldserve.fold.alphafold2.template_files import find_template_files
+from foldserve.fold.alphafold2.templates import (
     MAX_TEMPLATES,
     TemplateSet,
     no_templates,
@@ -284,7 +284,7 @@ def _write(target: Path, content: bytes) -> Path:
 def test_server_templates_equal_colabfolds_on_the_same_folder(tmp_path: Path) -> None:
     from colabfold.batch import mk_template
 
-    from foldserve.fold.templates import templates_from_server_dirs
+    from foldserve.fold.alphafold2.templates import templates_from_server_dirs
     from foldserve.msa.search.colabfold_server import (
         fetch_server_templates,
         server_template_hits,

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from foldserve.fold import weights
-from foldserve.fold.network import evoformer_blocks
-from foldserve.fold.test_weights import multimer_toy_batch
+from foldserve.fold.alphafold2.network import evoformer_blocks
+from foldserve.fold.alphafold2.test_weights import multimer_toy_batch
 from tests.cli_runner import foldserve
 from tests.conftest import TEST_WEIGHT_BLOCKS
 

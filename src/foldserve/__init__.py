@@ -16,8 +16,8 @@ from foldserve._version import __version__
 
 if TYPE_CHECKING:
     from foldserve.client.client import Client
+    from foldserve.fold.alphafold2.predictor import Predictor
     from foldserve.fold.engine import Engine, Engines, load_engine
-    from foldserve.fold.predictor import Predictor
     from foldserve.fold.results import PredictOptions
 
 __all__ = [
@@ -36,7 +36,7 @@ _HOMES = {
     "Engine": "foldserve.fold.engine",
     "Engines": "foldserve.fold.engine",
     "load_engine": "foldserve.fold.engine",
-    "Predictor": "foldserve.fold.predictor",
+    "Predictor": "foldserve.fold.alphafold2.predictor",
     "PredictOptions": "foldserve.fold.results",
 }
 

@@ -39,7 +39,7 @@ COMMANDS: dict[str, LazyCommand] = {
     ),
     "predict": LazyCommand(
         "predict",
-        "Predict structures from an MSA with AlphaFold2, in this process.",
+        "Predict structures from an MSA with AlphaFold2 or OpenFold3, in this process.",
         "predict_command",
     ),
     "submit": LazyCommand(
@@ -56,7 +56,7 @@ COMMANDS: dict[str, LazyCommand] = {
         "serve", "Serve the job API (RunPod-compatible) with warm GPU workers.", "serve_command"
     ),
     "jobs": LazyCommand("jobs", "The job contract: JSON Schema of job input and output."),
-    "weights": LazyCommand("weights", "Fetch, check or generate the AlphaFold2 weights."),
+    "weights": LazyCommand("weights", "Fetch, check or generate AlphaFold2 and OpenFold3 weights."),
     "deploy": LazyCommand("deploy", "Deploy foldserve's worker to serverless GPUs."),
     "compare": LazyCommand(
         "compare", "TM-score, RMSD, GDT-TS and lDDT of structures.", "compare_command"

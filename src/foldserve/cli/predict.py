@@ -75,9 +75,9 @@ from foldserve.cli.search_run import run_search
 from foldserve.cli.template_options import TemplateRequest, fetch_from_server, template_request
 from foldserve.errors import InputError
 from foldserve.fold import run_dir
+from foldserve.fold.alphafold2.features import InputShape
+from foldserve.fold.alphafold2.predictor import Predictor
 from foldserve.fold.engine import ENGINE_TITLES, Engine, Precision, load_engine
-from foldserve.fold.features import InputShape
-from foldserve.fold.predictor import Predictor
 from foldserve.fold.relax import check_relax_available
 from foldserve.fold.results import EngineName, PredictOptions, TemplateSource
 from foldserve.fold.run_config import check_relax

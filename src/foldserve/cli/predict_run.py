@@ -16,7 +16,7 @@ from foldserve.cli.run_log import RunLog
 from foldserve.errors import InputError
 from foldserve.files import atomic_write, write_text
 from foldserve.fold import run_dir
-from foldserve.fold.features import msa_sizes
+from foldserve.fold.alphafold2.features import msa_sizes
 from foldserve.fold.outputs import (
     best_model_source,
     write_best_model,

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from foldserve.fold.features import InputShape
+from foldserve.fold.alphafold2.features import InputShape
 from foldserve.fold.results import PredictOptions, ProgressCallback, ProgressEvent
 
 

@@ -11,8 +11,8 @@ from typing import Literal
 from foldserve.cli.console import err
 from foldserve.cli.search_run import following_search
 from foldserve.errors import InputError
+from foldserve.fold.alphafold2.template_files import find_template_files
 from foldserve.fold.results import SERVER_TEMPLATES, TemplateSource
-from foldserve.fold.template_files import find_template_files
 from foldserve.jobs.input import check_date
 from foldserve.msa.search.settings import SearchSettings
 

@@ -31,13 +31,13 @@ from foldserve.cli.options import as_flag_error, parse_engine
 from foldserve.errors import InputError
 from foldserve.files import sha256_file
 from foldserve.fold import weights
+from foldserve.fold.alphafold2.test_weights import FULL_EVOFORMER_BLOCKS, make_test_weights
 from foldserve.fold.openfold3.layout import (
     DEFAULT_CHECKPOINT_URL,
     TEST_WEIGHTS_MARKER,
     checkpoint_dir,
     installed_checkpoint,
 )
-from foldserve.fold.test_weights import FULL_EVOFORMER_BLOCKS, make_test_weights
 
 app = typer.Typer(
     help="Fetch, check and make the weights of AlphaFold2 (PARAM_DIR/params/) and OpenFold3 "

@@ -296,7 +296,9 @@ def _template_entries(templates: Sequence[str | Path]) -> list[TemplateInput]:
     gzip + base64 of their text, under a plain name that says their format."""
     if not templates:
         return []
-    from foldserve.fold.template_files import find_template_files  # the templates' own checks
+    from foldserve.fold.alphafold2.template_files import (
+        find_template_files,  # the templates' own checks
+    )
 
     files = find_template_files([Path(t) for t in templates])
     if len(files) > MAX_TEMPLATES:

@@ -100,7 +100,7 @@ def load_engine(
         from foldserve.fold.openfold3.engine import OpenFold3Engine
 
         return OpenFold3Engine(param_dir, precision=precision)
-    from foldserve.fold.predictor import Predictor
+    from foldserve.fold.alphafold2.predictor import Predictor
 
     return Predictor(param_dir, precision=precision)
 

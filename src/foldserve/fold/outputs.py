@@ -30,7 +30,7 @@ import numpy as np
 from foldserve._version import __version__
 from foldserve.errors import InputError
 from foldserve.files import write_bytes, write_text
-from foldserve.fold.features import msa_sizes
+from foldserve.fold.alphafold2.features import msa_sizes
 from foldserve.fold.results import ModelRun, Prediction
 from foldserve.fold.run_config import (
     CONFIG_NAME,

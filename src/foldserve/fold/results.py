@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from foldserve.errors import InputError
-from foldserve.fold.features import MAX_EXTRA_MSA, MAX_MSA_CLUSTERS, InputShape
+from foldserve.fold.alphafold2.features import MAX_EXTRA_MSA, MAX_MSA_CLUSTERS, InputShape
 from foldserve.fold.weights import MODEL_NUMBERS
 from foldserve.msa.model import Msa
 
@@ -179,8 +179,8 @@ class TemplateSource:
     ``i``, as ``colabfold_server.fetch_server_templates`` writes it; a chain the server found
     nothing for has no folder).
 
-    The predictor aligns them to each chain (:mod:`foldserve.fold.templates`); models that
-    take templates use up to four per chain.
+    The predictor aligns them to each chain (:mod:`foldserve.fold.alphafold2.templates`);
+    models that take templates use up to four per chain.
     """
 
     files: tuple[Path, ...] = ()

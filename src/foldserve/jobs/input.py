@@ -32,8 +32,8 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from foldserve.errors import InputError
+from foldserve.fold.alphafold2.features import MAX_EXTRA_MSA, MAX_MSA_CLUSTERS
 from foldserve.fold.engine import check_engine_options
-from foldserve.fold.features import MAX_EXTRA_MSA, MAX_MSA_CLUSTERS
 from foldserve.fold.results import (
     LIMIT_EXTRA_MSA,
     LIMIT_MSA_CLUSTERS,

@@ -19,7 +19,7 @@ from typing import Annotated, Any
 from pydantic import Field, model_validator
 
 from foldserve._version import __version__
-from foldserve.fold.features import msa_sizes
+from foldserve.fold.alphafold2.features import msa_sizes
 from foldserve.fold.outputs import run_scores
 from foldserve.fold.results import ENGINE_NAMES, Prediction
 from foldserve.jobs.input import OutputKind

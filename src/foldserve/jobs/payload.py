@@ -36,8 +36,8 @@ from foldserve.outbound import STRICT, OutboundPolicy
 MAX_MSA_BYTES = 64_000_000
 #: The most rows a job's MSA may hold: about 0.5 s to read. The model uses at most 5,632.
 MAX_MSA_ROWS = 100_000
-#: The longest query: by :func:`foldserve.fold.shapes.estimate_bytes` the largest GPU (141 GB)
-#: fits 6,000 residues with a single-sequence MSA, and no more.
+#: The longest query: by :func:`foldserve.fold.alphafold2.shapes.estimate_bytes` the largest
+#: GPU (141 GB) fits 6,000 residues with a single-sequence MSA, and no more.
 MAX_QUERY_LENGTH = 6_000
 DEFAULT_LIMITS = MsaLimits(max_rows=MAX_MSA_ROWS, max_query_length=MAX_QUERY_LENGTH)
 

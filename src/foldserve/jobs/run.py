@@ -13,9 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from foldserve.errors import InputError
+from foldserve.fold.alphafold2.predictor import Predictor
 from foldserve.fold.engine import Engine, Engines
 from foldserve.fold.outputs import write_prediction
-from foldserve.fold.predictor import Predictor
 from foldserve.fold.relax import check_relax_available, relax_prediction
 from foldserve.fold.results import CancelCheck, TemplateSource
 from foldserve.jobs.input import FoldJobInput
@@ -111,12 +111,13 @@ def job_templates(
     job_input: FoldJobInput, directory: Path, *, outbound: OutboundPolicy = STRICT
 ) -> TemplateSource | None:
     """The job's template files, written into ``directory`` and checked as structures
-    (:func:`foldserve.fold.template_files.find_template_files`); None for a job without templates.
-    A file that is no structure is an error naming its ``input.templates[i]`` field."""
+    (:func:`foldserve.fold.alphafold2.template_files.find_template_files`); None for a job
+    without templates. A file that is no structure is an error naming its
+    ``input.templates[i]`` field."""
     paths = unpack_templates(job_input, directory, outbound=outbound)
     if not paths:
         return None
-    from foldserve.fold.template_files import find_template_files  # the templates helper
+    from foldserve.fold.alphafold2.template_files import find_template_files  # the templates helper
 
     fields = {str(path): f"input.templates[{index}]" for index, path in enumerate(paths)}
     try:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from foldserve.errors import InputError
+from foldserve.fold.alphafold2.template_files import find_template_files
 from foldserve.fold.engine import (
     DEFAULT_ENGINE,
     ENGINE_ONLY_OPTIONS,
@@ -45,7 +46,6 @@ from foldserve.fold.results import (
     TemplateSource,
 )
 from foldserve.fold.run_config import check_relax
-from foldserve.fold.template_files import find_template_files
 from foldserve.jobs.input import check_date
 from foldserve.msa.search.settings import DEFAULT_MAX_HITS, SearchSettings, ServerMode, Tool
 

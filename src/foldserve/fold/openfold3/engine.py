@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from foldserve.errors import Cancelled, InputError, WeightsError
+from foldserve.fold.alphafold2.features import InputShape
 from foldserve.fold.engine import Precision, check_engine_options
-from foldserve.fold.features import InputShape
 from foldserve.fold.openfold3.atoms import AllAtomSample, to_atom37
 from foldserve.fold.openfold3.layout import (
     CPU_MODEL_UPDATE,

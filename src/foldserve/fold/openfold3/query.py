@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from foldserve.fold.multimer_features import split_complex
+from foldserve.fold.complex_msa import split_complex
 from foldserve.fold.results import ChainInfo, chains_of
 from foldserve.msa.model import Msa
 

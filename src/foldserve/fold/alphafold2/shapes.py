@@ -8,7 +8,7 @@ residues and rows are masked, so they change nothing but the cost.
 
 from __future__ import annotations
 
-from foldserve.fold.features import MAX_EXTRA_MSA, MAX_MSA_CLUSTERS, InputShape
+from foldserve.fold.alphafold2.features import MAX_EXTRA_MSA, MAX_MSA_CLUSTERS, InputShape
 
 CLUSTER_BUCKETS = (32, 64, 128, 256, MAX_MSA_CLUSTERS)
 EXTRA_BUCKETS = (1, 1024, 2048, MAX_EXTRA_MSA)
@@ -31,7 +31,7 @@ def _first_at_least(value: int, ladder: tuple[int, ...]) -> int:
 
 def bucket_shape(length: int, sizes: tuple[int, int]) -> InputShape:
     """The padded shape a query of ``length`` residues runs at, sampling ``sizes`` (cluster
-    centres, extra rows: :func:`~foldserve.fold.features.msa_sizes`)."""
+    centres, extra rows: :func:`~foldserve.fold.alphafold2.features.msa_sizes`)."""
     clusters, extra = sizes
     return InputShape(
         length=length_bucket(length),

@@ -127,7 +127,7 @@ def _official_shapes(evoformer_blocks: int, *, templates: bool) -> dict[str, tup
     import jax
     from alphafold.model import config, features, model, utils
 
-    from foldserve.fold.features import tiny_raw_features
+    from foldserve.fold.alphafold2.features import tiny_raw_features
 
     cfg = config.model_config("model_1_ptm" if templates else "model_3_ptm")
     cfg.model.embeddings_and_evoformer.evoformer_num_block = evoformer_blocks

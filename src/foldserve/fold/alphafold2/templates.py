@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 
 from foldserve.errors import InputError
-from foldserve.fold.template_files import (
+from foldserve.fold.alphafold2.template_files import (
     PreparedDir,
     PreparedTemplate,
     find_template_files,

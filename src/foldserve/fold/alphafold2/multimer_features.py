@@ -13,18 +13,14 @@ shape bucket (:func:`pad_to`): padded residues and rows carry zero masks, as in 
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from foldserve.fold.features import FeatureDict, InputShape
-from foldserve.fold.network import MULTIMER
-from foldserve.fold.results import ChainInfo, chains_of
-from foldserve.msa.model import Msa
-from foldserve.msa.writing import write_a3m
+from foldserve.fold.alphafold2.features import FeatureDict, InputShape
+from foldserve.fold.alphafold2.network import MULTIMER
+from foldserve.fold.complex_msa import ComplexInput
 
 #: Multimer features whose leading (0) or second (1) axis runs over residues.
 _RESIDUE_AXIS = {
@@ -46,38 +42,6 @@ _RESIDUE_AXIS = {
     "template_all_atom_mask": 1,
     "template_all_atom_positions": 1,
 }
-
-
-@dataclass(frozen=True)
-class ComplexInput:
-    """A complex MSA split the way ColabFold splits it: per distinct chain, in header order."""
-
-    sequences: tuple[str, ...]
-    copies: tuple[int, ...]
-    #: Each distinct chain's unpaired A3M (what its templates are searched with).
-    unpaired: tuple[str, ...]
-    #: Each distinct chain's paired A3M, or None when the complex has no paired block.
-    paired: tuple[str, ...] | None
-
-    @property
-    def chains(self) -> tuple[ChainInfo, ...]:
-        return chains_of(self.sequences, self.copies)
-
-
-def split_complex(msa: Msa) -> ComplexInput:
-    """``msa`` (a complex, or one chain in one copy) as ColabFold's ``unserialize_msa`` reads it."""
-    from colabfold.batch import unserialize_msa
-
-    text = io.StringIO()
-    write_a3m(msa, text)
-    query = None if msa.complex is not None else msa.query_sequence
-    unpaired, paired, sequences, copies, _ = unserialize_msa([text.getvalue()], query)
-    return ComplexInput(
-        sequences=tuple(sequences),
-        copies=tuple(copies),
-        unpaired=tuple(unpaired),
-        paired=None if paired is None else tuple(paired),
-    )
 
 
 def multimer_features(

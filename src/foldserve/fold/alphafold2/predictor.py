@@ -22,13 +22,12 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 import numpy as np
 
 from foldserve.errors import Cancelled, InputError, TooLarge
-from foldserve.fold import network
-from foldserve.fold.engine import check_engine_options
-from foldserve.fold.features import (
+from foldserve.fold.alphafold2 import network
+from foldserve.fold.alphafold2.features import (
     FeatureDict,
     InputShape,
 )
-from foldserve.fold.job_inputs import (
+from foldserve.fold.alphafold2.job_inputs import (
     PreparedJob,
     chain_templates,
     complex_length,
@@ -37,7 +36,13 @@ from foldserve.fold.job_inputs import (
     prepare_job,
     template_names,
 )
-from foldserve.fold.network import MONOMER, MULTIMER, NetworkKey
+from foldserve.fold.alphafold2.network import MONOMER, MULTIMER, NetworkKey
+from foldserve.fold.alphafold2.shapes import (
+    GIB,
+    estimate_bytes,
+    reduced_depth_hint,
+)
+from foldserve.fold.engine import check_engine_options
 from foldserve.fold.results import (
     CancelCheck,
     EngineInfo,
@@ -50,11 +55,6 @@ from foldserve.fold.results import (
     RankBy,
     TemplateSource,
     sibling_field,
-)
-from foldserve.fold.shapes import (
-    GIB,
-    estimate_bytes,
-    reduced_depth_hint,
 )
 from foldserve.fold.weights import (
     MODEL_NUMBERS,

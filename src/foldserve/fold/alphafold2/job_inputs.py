@@ -19,28 +19,29 @@ import numpy as np
 import numpy.typing as npt
 
 from foldserve.errors import InputError
-from foldserve.fold import multimer_features, network
-from foldserve.fold.features import (
+from foldserve.fold.alphafold2 import multimer_features, network
+from foldserve.fold.alphafold2.features import (
     FeatureDict,
     InputShape,
     msa_sizes,
     process_features,
     raw_features,
 )
-from foldserve.fold.network import MONOMER, MULTIMER, NetworkKey
+from foldserve.fold.alphafold2.network import MONOMER, MULTIMER, NetworkKey
+from foldserve.fold.alphafold2.shapes import bucket_shape, exact_shape, multimer_shape
+from foldserve.fold.complex_msa import split_complex
 from foldserve.fold.results import (
     NETWORK_NAMES,
     ChainInfo,
     PredictOptions,
     TemplateSource,
 )
-from foldserve.fold.shapes import bucket_shape, exact_shape, multimer_shape
 from foldserve.fold.weights import MODEL_NUMBERS
 from foldserve.msa.model import Msa
 from foldserve.msa.writing import write_a3m
 
 if TYPE_CHECKING:
-    from foldserve.fold.templates import TemplateSet
+    from foldserve.fold.alphafold2.templates import TemplateSet
 
 #: Templates AlphaFold reads per chain.
 MAX_TEMPLATES = 4
@@ -122,10 +123,10 @@ def chain_templates(
     msa: Msa, options: PredictOptions, source: TemplateSource, *, cache_dir: Path
 ) -> TemplateSet:
     """Each distinct chain's templates, aligned with its MSA as ColabFold aligns them."""
-    from foldserve.fold import templates
+    from foldserve.fold.alphafold2 import templates
 
     if network_name(msa, options) == MULTIMER:
-        split = multimer_features.split_complex(msa)
+        split = split_complex(msa)
         chain_msas, sequences = list(split.unpaired), list(split.sequences)
     else:
         text = io.StringIO()
@@ -171,7 +172,7 @@ def prepare_job(
     )
     if network_name(msa, options) == MULTIMER:
         key = multimer_key(options)
-        complex_input = multimer_features.split_complex(msa)
+        complex_input = split_complex(msa)
         features = multimer_features.multimer_features(
             complex_input, num_msa=key.num_msa, template_features=chain_features
         )
