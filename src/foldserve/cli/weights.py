@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -29,15 +28,13 @@ from rich.table import Table
 from foldserve.cli.console import err, out
 from foldserve.cli.options import as_flag_error, parse_engine
 from foldserve.errors import InputError
-from foldserve.files import sha256_file
 from foldserve.fold import weights
 from foldserve.fold.alphafold2.test_weights import FULL_EVOFORMER_BLOCKS, make_test_weights
 from foldserve.fold.openfold3.layout import (
     DEFAULT_CHECKPOINT_URL,
-    TEST_WEIGHTS_MARKER,
     checkpoint_dir,
-    installed_checkpoint,
 )
+from foldserve.fold.openfold3.weights import CheckpointReport, check_checkpoint
 
 app = typer.Typer(
     help="Fetch, check and make the weights of AlphaFold2 (PARAM_DIR/params/) and OpenFold3 "
@@ -239,56 +236,6 @@ def _make_openfold3_test(out: Path, seed: int, *, blocks: int, multimer: bool) -
         f"wrote OpenFold3 test weights ({made.parameters:,} parameters) to {made.checkpoint} "
         "[bold red](random values: predictions made with them are not structures)[/bold red]",
         soft_wrap=True,
-    )
-
-
-@dataclass(frozen=True)
-class CheckpointReport:
-    """What :func:`check_checkpoint` found in ``PARAM_DIR/openfold3``."""
-
-    folder: Path
-    checkpoint: Path | None
-    bytes: int | None
-    #: Whether the checkpoint's SHA-256 is the one recorded when it was fetched; None without
-    #: a record (test weights, or a checkpoint placed by hand).
-    verified: bool | None
-    source: dict[str, Any] | None
-    test_weights_info: dict[str, Any] | None
-
-    @property
-    def ok(self) -> bool:
-        return self.checkpoint is not None and self.verified is not False
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "folder": str(self.folder),
-            "ok": self.ok,
-            "checkpoint": None if self.checkpoint is None else str(self.checkpoint),
-            "bytes": self.bytes,
-            "verified": self.verified,
-            "source": self.source,
-            "test_weights": self.test_weights_info is not None,
-            "test_weights_info": self.test_weights_info,
-        }
-
-
-def check_checkpoint(param_dir: Path) -> CheckpointReport:
-    """OpenFold3's checkpoint: present, its size, and its SHA-256 against the fetch's record."""
-    folder = checkpoint_dir(param_dir)
-    checkpoint = installed_checkpoint(param_dir)
-    source = weights.read_json(folder / weights.SOURCE_RECORD)
-    marker = weights.read_json(folder / TEST_WEIGHTS_MARKER)
-    recorded = source.get("archive_sha256") if source and marker is None else None
-    verified = None
-    if checkpoint is not None and isinstance(recorded, str):
-        verified = sha256_file(checkpoint) == recorded
-    return CheckpointReport(
-        folder=folder,
-        checkpoint=checkpoint,
-        bytes=checkpoint.stat().st_size if checkpoint is not None else None,
-        verified=verified,
-        source=source,
-        test_weights_info=marker,
     )
 
 

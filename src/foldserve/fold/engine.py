@@ -37,6 +37,7 @@ __all__ = ["ENGINE_NAMES", "Engine", "EngineName", "Engines", "load_engine", "pa
 
 DEFAULT_ENGINE: EngineName = "alphafold2"
 Precision = Literal["auto", "bfloat16", "float32"]
+PRECISIONS: tuple[Precision, ...] = ("auto", "bfloat16", "float32")
 
 
 @runtime_checkable
@@ -96,6 +97,12 @@ def load_engine(
     A missing extra or missing weights are an :class:`InputError` saying what to install or
     fetch.
     """
+    if precision not in PRECISIONS:  # a caller without a type checker may pass anything
+        raise InputError(
+            f"unknown precision {precision!r}",
+            where="precision",
+            fix=f"use {', '.join(PRECISIONS)}",
+        )
     if name == "openfold3":
         from foldserve.fold.openfold3.engine import OpenFold3Engine
 
@@ -188,8 +195,9 @@ class Engines:
             self.get(name).load_all_params()
         return self
 
-    def get(self, name: EngineName, *, where: str = "engine") -> Engine:
-        """The warm engine ``name``; an :class:`InputError` when this worker does not serve it."""
+    def check_served(self, name: EngineName, *, where: str = "engine") -> None:
+        """Refuse, in one line naming ``where``, an engine this worker does not serve (nothing
+        is loaded)."""
         if name not in self.names:
             raise InputError(
                 f"{name} is not served here (this worker runs {', '.join(self.names)})",
@@ -197,6 +205,10 @@ class Engines:
                 fix=f"use {' or '.join(self.names)}, or start the endpoint with "
                 f"--engines {','.join((*self.names, name))}",
             )
+
+    def get(self, name: EngineName, *, where: str = "engine") -> Engine:
+        """The warm engine ``name``; an :class:`InputError` when this worker does not serve it."""
+        self.check_served(name, where=where)
         if name not in self._loaded:
             self._loaded[name] = load_engine(name, self.param_dir, precision=self.precision)
         return self._loaded[name]

@@ -93,10 +93,8 @@ def create_app(store: JobStore, settings: ServeSettings, api_keys: tuple[str, ..
         """Check all that can be checked now, then queue: refused here, not by a job that
         fails later (run off the event loop: it parses the MSA and resolves hosts)."""
         run = parse_run_request(body)
-        if run.input.engine not in settings.engines:
-            # The workers' own refusal, here before the job is queued: get() raises for an
-            # engine not served, before it would load anything.
-            Engines(settings.engines).get(run.input.engine, where="input.engine")
+        # The workers' own refusal, here before the job is queued.
+        Engines(settings.engines).check_served(run.input.engine, where="input.engine")
         urls = run.input.urls()
         _check_urls(settings.outbound, urls, run.webhook)
         if not any(where.endswith(".msa_url") for where, _ in urls):

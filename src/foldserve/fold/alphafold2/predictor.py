@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -42,7 +42,7 @@ from foldserve.fold.alphafold2.shapes import (
     estimate_bytes,
     reduced_depth_hint,
 )
-from foldserve.fold.engine import check_engine_options
+from foldserve.fold.engine import PRECISIONS, Precision, check_engine_options
 from foldserve.fold.results import (
     CancelCheck,
     EngineInfo,
@@ -69,8 +69,6 @@ from foldserve.msa.model import Msa
 if TYPE_CHECKING:
     pass
 
-Precision = Literal["auto", "bfloat16", "float32"]
-PRECISIONS: tuple[Precision, ...] = get_args(Precision)
 COMPILE_CACHE_DIRNAME = "jax-cache"
 #: Where hhsearch databases of users' template files are kept between jobs.
 TEMPLATE_CACHE_DIRNAME = "template-cache"

@@ -16,15 +16,17 @@ import datetime
 import json
 import shutil
 import tempfile
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from foldserve.errors import WeightsError
-from foldserve.files import write_text
+from foldserve.files import sha256_file, write_text
 from foldserve.fold.openfold3.layout import (
     DEFAULT_CHECKPOINT_NAME,
     DEFAULT_CHECKPOINT_URL,
     OPENFOLD3_DIRNAME,
+    TEST_WEIGHTS_MARKER,
     checkpoint_dir,
     installed_checkpoint,
     is_test_checkpoint,
@@ -146,3 +148,53 @@ def _download(
     record = {k: v for k, v in asdict(result).items() if k not in ("param_dir", "downloaded")}
     write_text(folder / SOURCE_RECORD, json.dumps(record, indent=2) + "\n")
     return result
+
+
+@dataclass(frozen=True)
+class CheckpointReport:
+    """What :func:`check_checkpoint` found in ``PARAM_DIR/openfold3``."""
+
+    folder: Path
+    checkpoint: Path | None
+    bytes: int | None
+    #: Whether the checkpoint's SHA-256 is the one recorded when it was fetched; None without
+    #: a record (test weights, or a checkpoint placed by hand).
+    verified: bool | None
+    source: dict[str, Any] | None
+    test_weights_info: dict[str, Any] | None
+
+    @property
+    def ok(self) -> bool:
+        return self.checkpoint is not None and self.verified is not False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "folder": str(self.folder),
+            "ok": self.ok,
+            "checkpoint": None if self.checkpoint is None else str(self.checkpoint),
+            "bytes": self.bytes,
+            "verified": self.verified,
+            "source": self.source,
+            "test_weights": self.test_weights_info is not None,
+            "test_weights_info": self.test_weights_info,
+        }
+
+
+def check_checkpoint(param_dir: Path) -> CheckpointReport:
+    """OpenFold3's checkpoint: present, its size, and its SHA-256 against the fetch's record."""
+    folder = checkpoint_dir(param_dir)
+    checkpoint = installed_checkpoint(param_dir)
+    source = read_json(folder / SOURCE_RECORD)
+    marker = read_json(folder / TEST_WEIGHTS_MARKER)
+    recorded = source.get("archive_sha256") if source and marker is None else None
+    verified = None
+    if checkpoint is not None and isinstance(recorded, str):
+        verified = sha256_file(checkpoint) == recorded
+    return CheckpointReport(
+        folder=folder,
+        checkpoint=checkpoint,
+        bytes=checkpoint.stat().st_size if checkpoint is not None else None,
+        verified=verified,
+        source=source,
+        test_weights_info=marker,
+    )
