@@ -6,9 +6,20 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo test lint typecheck unit bench lock clean viewer-js chromium
 
+# torch is locked as PyTorch's CPU build (2.13.0+cpu: no CUDA, no nvidia-* wheels), which PyPI
+# does not carry: pip and uv find it in TORCH_WHEELS, a folder or page of wheels (CI's machines
+# hold it in /opt/wheels; elsewhere PyTorch's own CPU wheel page).
+TORCH_LOCK   ?= torch==2.13.0+cpu
+TORCH_WHEELS ?= $(if $(wildcard /opt/wheels/torch-*+cpu-*.whl),/opt/wheels,https://download.pytorch.org/whl/cpu/torch/)
+
+# The build backend first, from the lock, so the locked sdists (func-timeout, pdbfixer) build
+# with it and nothing unpinned is downloaded to build them.
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements.lock
+	awk '/^[^ #]/ { keep = /^(setuptools|wheel)==/ } keep' requirements.lock > $(VENV)/build-backend.lock
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r $(VENV)/build-backend.lock
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps --no-build-isolation \
+		--find-links $(TORCH_WHEELS) -r requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
@@ -71,9 +82,13 @@ bench: $(STAMP)
 	$(BIN)/python bench/msa_parse.py
 	$(BIN)/python bench/fold_engine.py
 
-# Re-lock after editing pyproject.toml (needs uv: `pip install uv`).
+# Re-lock after editing pyproject.toml (needs uv: `pip install uv`): the development tools (which
+# take in the mmseqs and relax extras) and the openfold3 extra, torch held at its CPU build
+# (TORCH_LOCK) from TORCH_WHEELS, whose address stays out of the lock.
 lock:
-	uv pip compile pyproject.toml --extra dev --generate-hashes --no-emit-index-url \
+	echo '$(TORCH_LOCK)' | uv pip compile pyproject.toml --extra dev --extra openfold3 \
+		--constraint - --find-links $(TORCH_WHEELS) --no-emit-find-links \
+		--generate-hashes --no-emit-index-url --custom-compile-command 'make lock' \
 		--python-version 3.11 -o requirements.lock
 
 clean:

@@ -26,8 +26,10 @@ printed beside wall time: other jobs on a shared machine disturb it less.
 
 Run: ``.venv/bin/python bench/openfold3.py --rounds 3`` (about 15 minutes on 2 cores): the stream
 three times, the engine loaded once, per job the median of the three, which a busy shared
-machine disturbs less than one pass. Prints a Markdown table; copy it into
-``bench/RESULTS.md``. Not a test: nothing here fails on a slow result.
+machine disturbs less than one pass. ``--threads 1`` runs PyTorch on one thread on both sides:
+on a machine other jobs also load, PyTorch's default of one thread per core can make a forward
+pass ten times slower (its threads wait on each other), on either side. Prints a Markdown
+table; copy it into ``bench/RESULTS.md``. Not a test: nothing here fails on a slow result.
 """
 
 from __future__ import annotations
@@ -196,11 +198,23 @@ def main() -> None:
         help="run the stream this many times (the engine stays loaded); per job, the median",
     )
     parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="PyTorch's intra-op threads on both sides (torch.set_num_threads here, "
+        "OMP_NUM_THREADS for run_openfold); default: PyTorch's own (one per core)",
+    )
+    parser.add_argument(
         "--peer-only", action="store_true", help="run only the run_openfold half (a check)"
     )
     args = parser.parse_args()
     work: Path = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # run_openfold's torch reads it
     inputs = [TESTDATA / relative for relative in JOBS]
     checkpoint = make_weights(work)
     param_dir = checkpoint.parents[1]
@@ -234,9 +248,11 @@ def main() -> None:
     ours = [_median([r[0][i] for r in rounds]) for i in range(len(inputs))]
     theirs = [_median([r[1][i] for r in rounds]) for i in range(len(inputs))]
 
+    import torch
+
     print(
-        f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-        f"{args.rounds} round(s), per job the median\n"
+        f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"{torch.get_num_threads()} PyTorch threads; {args.rounds} round(s), per job the median\n"
     )
     print(
         "| job | residues | MSA rows | foldserve s (model, CPU) | run_openfold s (model, CPU) "

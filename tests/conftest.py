@@ -13,6 +13,11 @@ import pytest
 
 from foldserve.fold.alphafold2.predictor import Predictor
 
+# Tests run two at a time (pytest -n 2) on two cores: one thread each for PyTorch (OpenFold3)
+# and the BLAS, set before either is imported, or the two oversubscribe the cores.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 TESTDATA = Path(
     os.environ.get("FOLDSERVE_TESTDATA")
     or Path(__file__).resolve().parents[2] / "shared" / "testdata"

@@ -159,6 +159,10 @@ class WorkerPool:
         env[WORKER_VARIABLE] = launch.model_dump_json()
         if slot.gpu is not None:
             env["CUDA_VISIBLE_DEVICES"] = slot.gpu
+        else:
+            # CPU workers share the cores: PyTorch (OpenFold3) would take all of them in each
+            # worker, and oversubscribed cores make a forward pass several times slower.
+            env.setdefault("OMP_NUM_THREADS", str(_cpu_threads(self.settings.workers)))
         slot.process = subprocess.Popen(
             COMMAND,
             stdin=subprocess.DEVNULL,
@@ -224,3 +228,8 @@ def _describe_exit(code: int) -> str:
         except ValueError:
             return f"killed by signal {-code}"
     return f"exit code {code}"
+
+
+def _cpu_threads(workers: int) -> int:
+    """Each CPU worker's share of the machine's cores (at least one)."""
+    return max(1, (os.cpu_count() or 1) // max(workers, 1))
