@@ -1,16 +1,20 @@
-"""``foldserve deploy runpod``: create a RunPod serverless endpoint for the worker image.
+"""``foldserve deploy``: a RunPod serverless endpoint, or the YAML of a Ray cluster.
 
-The logic lives in :mod:`foldserve.cloud.runpod.deploy`; the API key comes from
-``RUNPOD_API_KEY`` or the configuration file, never from a flag, and is never printed.
+``deploy runpod`` creates the endpoint (:mod:`foldserve.cloud.runpod.deploy`); the API key
+comes from ``RUNPOD_API_KEY`` or the configuration file, never from a flag, and is never
+printed. ``deploy ray`` only renders (:mod:`foldserve.cloud.ray.deploy`): a file for ``ray up``
+or a manifest for ``kubectl apply``, which the user applies; it contacts nothing.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, TypeVar, cast
 
 import typer
 
 from foldserve.cli.console import err, out
+from foldserve.cli.options import as_flag_error
 from foldserve.cloud.runpod.deploy import (
     DEFAULT_DATACENTER,
     DEFAULT_EXECUTION_TIMEOUT,
@@ -25,8 +29,16 @@ from foldserve.cloud.runpod.deploy import (
 )
 from foldserve.config import missing_key_fix
 from foldserve.errors import InputError
+from foldserve.files import write_text
+from foldserve.fold.engine import parse_engine_names
 
-app = typer.Typer(help="Deploy foldserve's worker to serverless GPUs.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from foldserve.cloud.ray.settings import Provider
+
+app = typer.Typer(
+    help="Deploy foldserve: a RunPod serverless endpoint, or the YAML of a Ray cluster.",
+    no_args_is_help=True,
+)
 
 
 def _parse_env(pairs: list[str]) -> dict[str, str]:
@@ -127,3 +139,212 @@ def runpod_command(
         "--msa your_msa.a3m --output your_structure.pdb",
         markup=False,
     )
+
+
+#: ``deploy ray`` flags that one target alone takes.
+_VM_ONLY = ("provider", "region", "zone", "project", "head_type", "vm_image")
+_KUBERAY_ONLY = ("namespace", "api_key_secret", "worker_memory")
+#: Settings fields whose flag is not their name with dashes.
+_RAY_FLAGS = {"param_dir": "--param-dir-volume"}
+
+
+_T = TypeVar("_T")
+
+
+def _given(value: _T | None, default: _T) -> _T:
+    """A flag's value, or the settings' default when the flag was left out."""
+    return default if value is None else value
+
+
+@app.command("ray")
+def ray_command(
+    target: Annotated[
+        str,
+        typer.Option(
+            help="vm: a cluster file for `ray up`; kuberay: a RayCluster and a Service for "
+            "`kubectl apply` (KubeRay).",
+        ),
+    ],
+    image: Annotated[
+        str, typer.Option(help="The foldserve image, built with the ray extra, on every node.")
+    ],
+    gpu_type: Annotated[
+        str | None,
+        typer.Option(
+            help="vm: the GPU workers' instance type (aws g5.xlarge, gcp g2-standard-8); "
+            "kuberay: the nodes' nvidia.com/gpu.product label, or KEY=VALUE (default: any "
+            "node with GPUs).",
+            show_default=False,
+        ),
+    ] = None,
+    gpus_per_worker: Annotated[int, typer.Option(help="GPUs of one worker machine.")] = 1,
+    gpus_per_replica: Annotated[
+        float,
+        typer.Option(help="GPU share of one warm predictor (0.5: two on one GPU)."),
+    ] = 1.0,
+    max_workers: Annotated[int, typer.Option(help="Most GPU workers running at once.")] = 2,
+    min_workers: Annotated[
+        int, typer.Option(help="GPU workers kept running (0: scale to zero).")
+    ] = 0,
+    idle_timeout: Annotated[
+        int, typer.Option(help="Seconds an idle GPU worker is kept before it is released.")
+    ] = 300,
+    engines: Annotated[
+        str,
+        typer.Option(help="Engines every replica holds warm: alphafold2 and/or openfold3."),
+    ] = "alphafold2",
+    name: Annotated[str, typer.Option(help="Name of the Ray cluster.")] = "foldserve",
+    param_dir_volume: Annotated[
+        str | None,
+        typer.Option(
+            help="vm: where a shared filesystem is mounted on every VM (/mnt/foldserve); "
+            "kuberay: a ReadWriteMany PersistentVolumeClaim (foldserve-params). The weights "
+            "and the compile cache live there.",
+            show_default=False,
+        ),
+    ] = None,
+    worker_cpus: Annotated[
+        int | None,
+        typer.Option(
+            help="CPUs of a GPU worker (vm: found by Ray on aws, needed on gcp; kuberay: "
+            "requested per Pod, 3).",
+            show_default=False,
+        ),
+    ] = None,
+    provider: Annotated[
+        str | None, typer.Option(help="vm: aws or gcp (aws).", show_default=False)
+    ] = None,
+    region: Annotated[
+        str | None, typer.Option(help="vm, aws: the region (us-east-1).", show_default=False)
+    ] = None,
+    zone: Annotated[
+        str | None, typer.Option(help="vm, gcp: the zone, e.g. us-central1-a.", show_default=False)
+    ] = None,
+    project: Annotated[
+        str | None, typer.Option(help="vm, gcp: the project id.", show_default=False)
+    ] = None,
+    head_type: Annotated[
+        str | None,
+        typer.Option(
+            help="vm: the head's instance type (aws m5.xlarge, gcp n2-standard-4).",
+            show_default=False,
+        ),
+    ] = None,
+    vm_image: Annotated[
+        str | None,
+        typer.Option(
+            help="vm: the machines' image, an AMI id (aws; Ray's default otherwise) or a GCP "
+            "image (a Deep Learning VM family).",
+            show_default=False,
+        ),
+    ] = None,
+    namespace: Annotated[
+        str | None, typer.Option(help="kuberay: the namespace (default).", show_default=False)
+    ] = None,
+    api_key_secret: Annotated[
+        str | None,
+        typer.Option(
+            help="kuberay: the Secret whose api-key is the endpoint's key (foldserve-api-key).",
+            show_default=False,
+        ),
+    ] = None,
+    worker_memory: Annotated[
+        str | None,
+        typer.Option(help="kuberay: memory of a GPU worker Pod (12Gi).", show_default=False),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write the YAML to this file instead of standard output."),
+    ] = None,
+) -> None:
+    """Render the YAML that runs `foldserve serve --backend ray` on a Ray cluster.
+
+    It only renders: nothing is sent anywhere. Apply it yourself with `ray up FILE` (vm) or
+    `kubectl apply -f FILE` (kuberay). No secret is ever part of it: read its header for where
+    the API key and Ray's token come from.
+    """
+    # PyYAML: for this command only, not for `deploy runpod`.
+    from foldserve.cloud.ray.deploy import render_kuberay, render_vm_cluster
+    from foldserve.cloud.ray.settings import KubeRaySettings, VmSettings
+
+    given = {
+        "provider": provider,
+        "region": region,
+        "zone": zone,
+        "project": project,
+        "head_type": head_type,
+        "vm_image": vm_image,
+        "namespace": namespace,
+        "api_key_secret": api_key_secret,
+        "worker_memory": worker_memory,
+    }
+    targets = {"vm": _KUBERAY_ONLY, "kuberay": _VM_ONLY}
+    if target not in targets:
+        raise InputError(
+            f"unknown target {target!r}", where="--target", fix="use vm (ray up) or kuberay"
+        )
+    for field in targets[target]:
+        if given[field] is not None:
+            flag = f"--{field.replace('_', '-')}"
+            other = "kuberay" if target == "vm" else "vm"
+            raise InputError(
+                f"applies to --target {other} only", where=flag, fix=f"leave {flag} out"
+            )
+    names = parse_engine_names(engines, where="--engines")
+    # A flag left out takes the settings' own default, so no default is written twice.
+    try:
+        if target == "vm":
+            text = render_vm_cluster(
+                VmSettings(
+                    image=image,
+                    name=name,
+                    engines=names,
+                    gpus_per_worker=gpus_per_worker,
+                    gpus_per_replica=gpus_per_replica,
+                    min_workers=min_workers,
+                    max_workers=max_workers,
+                    idle_timeout=idle_timeout,
+                    provider=cast("Provider", _given(provider, VmSettings.provider)),
+                    region=region,
+                    zone=zone,
+                    project=project,
+                    gpu_type=gpu_type,
+                    head_type=head_type,
+                    worker_cpus=worker_cpus,
+                    vm_image=vm_image,
+                    param_dir=_given(param_dir_volume, VmSettings.param_dir),
+                )
+            )
+        else:
+            text = render_kuberay(
+                KubeRaySettings(
+                    image=image,
+                    name=name,
+                    engines=names,
+                    gpus_per_worker=gpus_per_worker,
+                    gpus_per_replica=gpus_per_replica,
+                    min_workers=min_workers,
+                    max_workers=max_workers,
+                    idle_timeout=idle_timeout,
+                    namespace=_given(namespace, KubeRaySettings.namespace),
+                    param_dir_volume=_given(param_dir_volume, KubeRaySettings.param_dir_volume),
+                    api_key_secret=_given(api_key_secret, KubeRaySettings.api_key_secret),
+                    gpu_type=gpu_type,
+                    worker_cpus=_given(worker_cpus, KubeRaySettings.worker_cpus),
+                    worker_memory=_given(worker_memory, KubeRaySettings.worker_memory),
+                )
+            )
+    except InputError as error:
+        raise as_flag_error(error, _RAY_FLAGS) from None
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    try:
+        write_text(output, text)
+    except OSError as exc:
+        raise InputError(
+            f"cannot write {output} ({exc.strerror or exc})",
+            where="--out",
+            fix="give a file in a folder you can write to",
+        ) from None
+    err(highlight=False, soft_wrap=True).print(f"wrote {output}", markup=False)
