@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
 import threading
 from collections.abc import Iterator
-from multiprocessing.queues import Queue
-from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
 import pytest
@@ -21,7 +18,7 @@ from foldserve.fold.openfold3.layout import (
     is_test_checkpoint,
 )
 from foldserve.fold.openfold3.weights import fetch_checkpoint
-from tests.test_weights import ArchiveServer
+from tests.test_weights import ArchiveServer, downloads_together
 
 CHECKPOINT = b"not really a torch checkpoint, but bytes to fetch\n" * 4000
 SHA256 = hashlib.sha256(CHECKPOINT).hexdigest()
@@ -86,26 +83,8 @@ def test_a_local_file_replaces_test_weights(tmp_path: Path) -> None:
     assert installed_bytes(tmp_path / "params") == CHECKPOINT
 
 
-def fetch_together(param_dir: str, url: str, start: Barrier, downloaded: Queue[bool]) -> None:
-    """Run in a spawned process: wait for the others, fetch, say whether this one downloaded."""
-    start.wait(timeout=60)
-    downloaded.put(fetch_checkpoint(Path(param_dir), url).downloaded)
-
-
 def test_workers_on_one_volume_download_once(server: ArchiveServer, tmp_path: Path) -> None:
-    context = multiprocessing.get_context("spawn")
-    start = context.Barrier(3)
-    downloaded: Queue[bool] = context.Queue()
     url = server.url("/slow.tar")
-    workers = [
-        context.Process(target=fetch_together, args=(str(tmp_path), url, start, downloaded))
-        for _ in range(3)
-    ]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout=120)
-    assert [worker.exitcode for worker in workers] == [0] * 3
-    assert sorted(downloaded.get(timeout=5) for _ in workers) == [False, False, True]
+    assert downloads_together(fetch_checkpoint, tmp_path, url, 3) == [False, False, True]
     assert server.hits["/slow.tar"] == 1
     assert installed_bytes(tmp_path) == CHECKPOINT

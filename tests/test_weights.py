@@ -15,7 +15,7 @@ import tarfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from multiprocessing.queues import Queue
@@ -37,6 +37,7 @@ from foldserve.fold.weights import (
     MODEL_NUMBERS,
     SOURCE_RECORD,
     TEST_WEIGHTS_MARKER,
+    FetchResult,
     check,
     fetch,
     is_test_weights,
@@ -280,10 +281,38 @@ def test_fetch_replaces_test_weights(
 # Processes
 
 
-def fetch_together(param_dir: str, url: str, start: Barrier, downloaded: Queue[bool]) -> None:
+def fetch_together(
+    fetcher: Callable[[Path, str], FetchResult],
+    param_dir: str,
+    url: str,
+    start: Barrier,
+    downloaded: Queue[bool],
+) -> None:
     """Run in a spawned process: wait for the others, fetch, say whether this one downloaded."""
     start.wait(timeout=60)
-    downloaded.put(fetch(Path(param_dir), url).downloaded)
+    downloaded.put(fetcher(Path(param_dir), url).downloaded)
+
+
+def downloads_together(
+    fetcher: Callable[[Path, str], FetchResult], param_dir: Path, url: str, processes: int
+) -> list[bool]:
+    """``processes`` spawned processes fetch ``url`` into ``param_dir`` at once; whether each
+    downloaded, sorted (one True: the others found its install)."""
+    context = multiprocessing.get_context("spawn")
+    start = context.Barrier(processes)
+    downloaded: Queue[bool] = context.Queue()
+    workers = [
+        context.Process(
+            target=fetch_together, args=(fetcher, str(param_dir), url, start, downloaded)
+        )
+        for _ in range(processes)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+    assert [worker.exitcode for worker in workers] == [0] * processes
+    return sorted(downloaded.get(timeout=5) for _ in workers)
 
 
 def fetch_alone(param_dir: str, url: str) -> None:
@@ -293,20 +322,8 @@ def fetch_alone(param_dir: str, url: str) -> None:
 def test_four_processes_download_once(
     server: ArchiveServer, archive: Archive, tmp_path: Path
 ) -> None:
-    context = multiprocessing.get_context("spawn")
-    start = context.Barrier(4)
-    downloaded: Queue[bool] = context.Queue()
     url = server.url("/slow.tar")
-    workers = [
-        context.Process(target=fetch_together, args=(str(tmp_path), url, start, downloaded))
-        for _ in range(4)
-    ]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout=120)
-    assert [worker.exitcode for worker in workers] == [0] * 4
-    assert sorted(downloaded.get(timeout=5) for _ in workers) == [False, False, False, True]
+    assert downloads_together(fetch, tmp_path, url, 4) == [False, False, False, True]
     assert server.hits["/slow.tar"] == 1
     assert_installed(tmp_path, archive)
 

@@ -216,3 +216,12 @@ class Engines:
     @property
     def loaded(self) -> dict[EngineName, Engine]:
         return dict(self._loaded)
+
+    def describe(self) -> list[str]:
+        """One line per loaded engine for a worker's log: device, depth, test weights."""
+        return [
+            f"{engine.name} ready on {engine.engine.device}, {engine.engine.evoformer_blocks} "
+            "blocks"
+            + (" (TEST WEIGHTS: outputs are meaningless)" if engine.engine.test_weights else "")
+            for engine in self._loaded.values()
+        ]

@@ -137,24 +137,46 @@ def fetch(
         expected_size = DEFAULT_PARAMS_SIZE if expected_size is None else expected_size
     expected_sha256 = expected_sha256.lower() if expected_sha256 else None
     source = canonical_source(source)
+    return locked_install(
+        param_dir,
+        param_dir / "params",
+        # Judged under the lock: another process may have installed it while this one waited.
+        installed=lambda: recorded_install(
+            param_dir,
+            param_dir / "params",
+            complete=all(model_param_file(param_dir, n).is_file() for n in MODEL_NUMBERS)
+            and not is_test_weights(param_dir),
+            source=source,
+            sha256=expected_sha256,
+            size=expected_size,
+        ),
+        download=lambda new: _download(
+            param_dir, new, source, expected_sha256, expected_size, progress, connect_timeout
+        ),
+    )
+
+
+def locked_install(
+    param_dir: Path,
+    target: Path,
+    *,
+    installed: Callable[[], FetchResult | None],
+    download: Callable[[Path], FetchResult],
+) -> FetchResult:
+    """Every fetch's shape: under ``param_dir``'s lock, clear a killed fetch's leftovers, keep
+    what is ``installed()`` when it is what was asked for, else ``download`` into a temporary
+    folder beside ``target`` and rename it into place (readers never see half of it)."""
     lock = fetch_lock(param_dir)
     try:
         remove_leftovers(param_dir)
-        installed = _installed(param_dir, source, expected_sha256, expected_size)
-        if installed is not None:
-            return installed
+        found = installed()
+        if found is not None:
+            return found
         incoming = Path(tempfile.mkdtemp(prefix=INCOMING_PREFIX, dir=param_dir))
         try:
-            result = _download(
-                param_dir,
-                incoming / "params",
-                source,
-                expected_sha256,
-                expected_size,
-                progress,
-                connect_timeout,
-            )
-            install_folder(incoming / "params", param_dir / "params")
+            new = incoming / target.name
+            result = download(new)
+            install_folder(new, target)
         finally:
             shutil.rmtree(incoming, ignore_errors=True)
     finally:
@@ -186,22 +208,26 @@ def canonical_source(source: str) -> str:
     return source
 
 
-def _installed(
-    param_dir: Path, source: str, sha256: str | None, size: int | None
+def recorded_install(
+    param_dir: Path,
+    folder: Path,
+    *,
+    complete: bool,
+    source: str,
+    sha256: str | None,
+    size: int | None,
 ) -> FetchResult | None:
-    """The install already in place, if it came from the archive asked for.
+    """The install in ``folder``, if it is ``complete`` and came from what is asked for.
 
-    Judged from ``SOURCE.json``: the archive's checksum when one is expected, else its source.
-    Re-hashing 5 GB on every worker start is what ``check`` is for.
+    Judged from its ``SOURCE.json``: the download's checksum when one is expected, else its
+    source. Re-hashing gigabytes on every worker start is what ``check`` is for.
     """
-    record = read_json(param_dir / "params" / SOURCE_RECORD)
-    if record is None or is_test_weights(param_dir):
-        return None
-    if not all(model_param_file(param_dir, n).is_file() for n in MODEL_NUMBERS):
+    record = read_json(folder / SOURCE_RECORD)
+    if record is None or not complete:
         return None
     try:
         found = FetchResult(param_dir=param_dir, downloaded=False, **record)
-    except TypeError:  # not a SOURCE.json this module wrote
+    except TypeError:  # not a SOURCE.json foldserve wrote
         return None
     same = found.archive_sha256 == sha256 if sha256 else found.source == source
     return found if same and (size is None or size == found.archive_bytes) else None

@@ -144,15 +144,8 @@ def serve_jobs(settings: ServeSettings, name: str) -> None:
     except FoldserveError as exc:  # missing weights or extra, damaged weights: one line
         log.error("cannot start: %s", exc.one_line())
         raise SystemExit(EXIT_NO_MODEL) from None
-    for engine in engines.loaded.values():
-        info = engine.engine
-        log.info(
-            "ready: %s on %s, %d blocks%s",
-            engine.name,
-            info.device,
-            info.evoformer_blocks,
-            " (TEST WEIGHTS)" if info.test_weights else "",
-        )
+    for line in engines.describe():
+        log.info("%s", line)
     store.set_worker_state(name, WorkerState.IDLE)
     while True:
         try:

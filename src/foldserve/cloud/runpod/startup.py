@@ -94,15 +94,8 @@ def load_engines(settings: RunpodSettings) -> Engines:
     """The engines the worker serves, each with its weights already on the device."""
     started = time.perf_counter()
     engines = Engines(settings.engines, settings.param_dir, precision=settings.precision).load()
-    for engine in engines.loaded.values():
-        info = engine.engine
-        log.info(
-            "%s ready: %s, %d blocks%s",
-            engine.name,
-            info.device,
-            info.evoformer_blocks,
-            " (TEST WEIGHTS: outputs are meaningless)" if info.test_weights else "",
-        )
+    for line in engines.describe():
+        log.info("%s", line)
     log.info("ready in %.1f s", time.perf_counter() - started)
     return engines
 

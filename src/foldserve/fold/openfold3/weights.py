@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime
 import json
 import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -25,25 +24,22 @@ from foldserve.files import sha256_file, write_text
 from foldserve.fold.openfold3.layout import (
     DEFAULT_CHECKPOINT_NAME,
     DEFAULT_CHECKPOINT_URL,
-    OPENFOLD3_DIRNAME,
     TEST_WEIGHTS_MARKER,
     checkpoint_dir,
     installed_checkpoint,
     is_test_checkpoint,
 )
 from foldserve.fold.weights import (
-    INCOMING_PREFIX,
     MANIFEST,
     SOURCE_RECORD,
     FetchResult,
     MeteredStream,
     Progress,
     canonical_source,
-    fetch_lock,
-    install_folder,
+    locked_install,
     open_weights_source,
     read_json,
-    remove_leftovers,
+    recorded_install,
     source_mismatch,
 )
 
@@ -62,39 +58,23 @@ def fetch_checkpoint(
     """Install ``PARAM_DIR/openfold3/<checkpoint>.pt`` from ``source`` unless it already is."""
     expected_sha256 = expected_sha256.lower() if expected_sha256 else None
     source = canonical_source(source)
-    lock = fetch_lock(param_dir)
-    try:
-        remove_leftovers(param_dir)
-        installed = _installed(param_dir, source, expected_sha256, expected_size)
-        if installed is not None:
-            return installed
-        incoming = Path(tempfile.mkdtemp(prefix=INCOMING_PREFIX, dir=param_dir))
-        try:
-            folder = incoming / OPENFOLD3_DIRNAME
-            result = _download(
-                param_dir, folder, source, expected_sha256, expected_size, progress, connect_timeout
-            )
-            install_folder(folder, checkpoint_dir(param_dir))
-        finally:
-            shutil.rmtree(incoming, ignore_errors=True)
-    finally:
-        lock.release()
-    return result
-
-
-def _installed(
-    param_dir: Path, source: str, sha256: str | None, size: int | None
-) -> FetchResult | None:
-    """The checkpoint already in place, if it came from the source (or checksum) asked for."""
-    record = read_json(checkpoint_dir(param_dir) / SOURCE_RECORD)
-    if record is None or is_test_checkpoint(param_dir) or installed_checkpoint(param_dir) is None:
-        return None
-    try:
-        found = FetchResult(param_dir=param_dir, downloaded=False, **record)
-    except TypeError:  # not a SOURCE.json this module wrote
-        return None
-    same = found.archive_sha256 == sha256 if sha256 else found.source == source
-    return found if same and (size is None or size == found.archive_bytes) else None
+    return locked_install(
+        param_dir,
+        checkpoint_dir(param_dir),
+        # Judged under the lock: another process may have installed it while this one waited.
+        installed=lambda: recorded_install(
+            param_dir,
+            checkpoint_dir(param_dir),
+            complete=installed_checkpoint(param_dir) is not None
+            and not is_test_checkpoint(param_dir),
+            source=source,
+            sha256=expected_sha256,
+            size=expected_size,
+        ),
+        download=lambda new: _download(
+            param_dir, new, source, expected_sha256, expected_size, progress, connect_timeout
+        ),
+    )
 
 
 def _download(
