@@ -12,10 +12,13 @@ AlphaFold2. OpenFold3's MSA server is never used: the MSA is the user's, as give
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import tempfile
 import time
+import warnings
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -63,11 +66,22 @@ WEIGHTS_FIX = (
 )
 
 
+@contextlib.contextmanager
+def quiet_openfold3() -> Iterator[None]:
+    """Drop the warnings OpenFold3 raises on every CPU run (Triton absent, CUDA autocast
+    disabled): facts of the device, which foldserve reports itself. OpenFold3 installs
+    ``filterwarnings("once")`` at import, overriding any filter, so the warnings are recorded
+    and dropped here rather than filtered."""
+    with warnings.catch_warnings(record=True):
+        yield
+
+
 def load_openfold3() -> Any:
     """OpenFold3's project entry (model class and configuration); one line when the extra is
     not installed."""
     try:
-        from openfold3.projects.of3_all_atom.project_entry import OF3ProjectEntry
+        with quiet_openfold3():
+            from openfold3.projects.of3_all_atom.project_entry import OF3ProjectEntry
     except ImportError as exc:
         raise InputError(
             f"OpenFold3 is not installed here ({exc.name} is missing)",
@@ -187,7 +201,8 @@ class OpenFold3Engine:
         with tempfile.TemporaryDirectory(prefix="foldserve-of3-") as work:
             tick = time.perf_counter()
             query = write_query(msa, Path(work))
-            dataset = self._dataset(query, seeds)
+            with quiet_openfold3():
+                dataset = self._dataset(query, seeds)
             timings["features"] = time.perf_counter() - tick
             msa_rows = 0
             for index, seed in enumerate(seeds):
@@ -195,7 +210,8 @@ class OpenFold3Engine:
                 # The features hold random choices too (reference conformers): one seed
                 # fixes the whole job, so a seed gives the same structure every time.
                 self._module.reseed(seed)
-                features = dataset[index]
+                with quiet_openfold3():
+                    features = dataset[index]
                 timings["features"] += time.perf_counter() - tick
                 if not features.get("valid_sample", True):
                     raise InputError(
@@ -314,6 +330,7 @@ class OpenFold3Engine:
         try:
             module.reseed(seed)
             with (
+                quiet_openfold3(),
                 torch.no_grad(),
                 torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bfloat16),
             ):
