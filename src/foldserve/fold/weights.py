@@ -140,16 +140,13 @@ def fetch(
     return locked_install(
         param_dir,
         param_dir / "params",
-        # Judged under the lock: another process may have installed it while this one waited.
-        installed=lambda: recorded_install(
-            param_dir,
-            param_dir / "params",
-            complete=all(model_param_file(param_dir, n).is_file() for n in MODEL_NUMBERS)
-            and not is_test_weights(param_dir),
-            source=source,
-            sha256=expected_sha256,
-            size=expected_size,
+        complete=lambda: (
+            all(model_param_file(param_dir, n).is_file() for n in MODEL_NUMBERS)
+            and not is_test_weights(param_dir)
         ),
+        source=source,
+        sha256=expected_sha256,
+        size=expected_size,
         download=lambda new: _download(
             param_dir, new, source, expected_sha256, expected_size, progress, connect_timeout
         ),
@@ -160,16 +157,23 @@ def locked_install(
     param_dir: Path,
     target: Path,
     *,
-    installed: Callable[[], FetchResult | None],
+    complete: Callable[[], bool],
+    source: str,
+    sha256: str | None,
+    size: int | None,
     download: Callable[[Path], FetchResult],
 ) -> FetchResult:
     """Every fetch's shape: under ``param_dir``'s lock, clear a killed fetch's leftovers, keep
-    what is ``installed()`` when it is what was asked for, else ``download`` into a temporary
-    folder beside ``target`` and rename it into place (readers never see half of it)."""
+    the install in ``target`` when it is ``complete()`` and came from what is asked for
+    (:func:`recorded_install`; judged under the lock, as another process may have installed it
+    while this one waited), else ``download`` into a temporary folder beside ``target`` and
+    rename it into place (readers never see half of it)."""
     lock = fetch_lock(param_dir)
     try:
         remove_leftovers(param_dir)
-        found = installed()
+        found = recorded_install(
+            param_dir, target, complete=complete(), source=source, sha256=sha256, size=size
+        )
         if found is not None:
             return found
         incoming = Path(tempfile.mkdtemp(prefix=INCOMING_PREFIX, dir=param_dir))
@@ -275,28 +279,51 @@ def _download(
                 f"could not unpack the weights into {param_dir}: {exc.strerror or exc}",
                 fix="make room (the weights take about 5.3 GB) or choose another --params-dir",
             ) from exc
-    actual_sha256 = stream.sha256.hexdigest()
-    if size is not None and stream.bytes_read != size:
-        raise source_mismatch("archive size", source, f"{size} bytes", f"{stream.bytes_read} bytes")
-    if sha256 is not None and actual_sha256 != sha256:
-        raise source_mismatch("archive SHA-256", source, sha256, actual_sha256)
+    verify_download(stream, source, "archive", sha256, size)
     names = [model_param_file(param_dir, n).name for n in MODEL_NUMBERS]
     missing = [name for name in names if name not in sums]
     if missing:
         raise _bad_archive(source, f"it has no {', '.join(missing)}")
+    result = record_download(param_dir, dest, source, stream, sha256, size, sums)
+    return result
+
+
+def verify_download(
+    stream: MeteredStream, source: str, what: str, sha256: str | None, size: int | None
+) -> None:
+    """Refuse a download (``what``: archive, checkpoint) whose size or SHA-256 is not the one
+    expected; nothing is installed then."""
+    if size is not None and stream.bytes_read != size:
+        raise source_mismatch(f"{what} size", source, f"{size} bytes", f"{stream.bytes_read} bytes")
+    actual = stream.sha256.hexdigest()
+    if sha256 is not None and actual != sha256:
+        raise source_mismatch(f"{what} SHA-256", source, sha256, actual)
+
+
+def record_download(
+    param_dir: Path,
+    folder: Path,
+    source: str,
+    stream: MeteredStream,
+    sha256: str | None,
+    size: int | None,
+    sums: dict[str, str],
+) -> FetchResult:
+    """Write ``folder``'s ``SHA256SUMS`` (``sums``: each file's SHA-256 by name) and its
+    ``SOURCE.json`` (what was downloaded, and whether its checksum and size were checked)."""
     result = FetchResult(
         param_dir=param_dir,
         downloaded=True,
         source=source,
-        archive_sha256=actual_sha256,
+        archive_sha256=stream.sha256.hexdigest(),
         archive_bytes=stream.bytes_read,
         sha256_verified=sha256 is not None,
         size_verified=size is not None,
         fetched_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     )
-    write_text(dest / MANIFEST, "".join(f"{sums[name]}  {name}\n" for name in sorted(sums)))
+    write_text(folder / MANIFEST, "".join(f"{sums[name]}  {name}\n" for name in sorted(sums)))
     record = {k: v for k, v in asdict(result).items() if k not in ("param_dir", "downloaded")}
-    write_text(dest / SOURCE_RECORD, json.dumps(record, indent=2) + "\n")
+    write_text(folder / SOURCE_RECORD, json.dumps(record, indent=2) + "\n")
     return result
 
 

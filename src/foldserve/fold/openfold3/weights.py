@@ -12,15 +12,13 @@ and ``weights check`` verifies against those from then on.
 
 from __future__ import annotations
 
-import datetime
-import json
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from foldserve.errors import WeightsError
-from foldserve.files import sha256_file, write_text
+from foldserve.files import sha256_file
 from foldserve.fold.openfold3.layout import (
     DEFAULT_CHECKPOINT_NAME,
     DEFAULT_CHECKPOINT_URL,
@@ -30,7 +28,6 @@ from foldserve.fold.openfold3.layout import (
     is_test_checkpoint,
 )
 from foldserve.fold.weights import (
-    MANIFEST,
     SOURCE_RECORD,
     FetchResult,
     MeteredStream,
@@ -39,8 +36,9 @@ from foldserve.fold.weights import (
     locked_install,
     open_weights_source,
     read_json,
-    recorded_install,
+    record_download,
     source_mismatch,
+    verify_download,
 )
 
 _CHUNK = 1 << 20
@@ -61,16 +59,12 @@ def fetch_checkpoint(
     return locked_install(
         param_dir,
         checkpoint_dir(param_dir),
-        # Judged under the lock: another process may have installed it while this one waited.
-        installed=lambda: recorded_install(
-            param_dir,
-            checkpoint_dir(param_dir),
-            complete=installed_checkpoint(param_dir) is not None
-            and not is_test_checkpoint(param_dir),
-            source=source,
-            sha256=expected_sha256,
-            size=expected_size,
+        complete=lambda: (
+            installed_checkpoint(param_dir) is not None and not is_test_checkpoint(param_dir)
         ),
+        source=source,
+        sha256=expected_sha256,
+        size=expected_size,
         download=lambda new: _download(
             param_dir, new, source, expected_sha256, expected_size, progress, connect_timeout
         ),
@@ -107,27 +101,10 @@ def _download(
                 f"could not write the checkpoint into {param_dir}: {exc.strerror or exc}",
                 fix="make room (the checkpoint takes about 2 GB) or choose another --params-dir",
             ) from exc
-    actual = stream.sha256.hexdigest()
-    if size is not None and stream.bytes_read != size:
-        raise source_mismatch(
-            "checkpoint size", source, f"{size} bytes", f"{stream.bytes_read} bytes"
-        )
-    if sha256 is not None and actual != sha256:
-        raise source_mismatch("checkpoint SHA-256", source, sha256, actual)
-    result = FetchResult(
-        param_dir=param_dir,
-        downloaded=True,
-        source=source,
-        archive_sha256=actual,
-        archive_bytes=stream.bytes_read,
-        sha256_verified=sha256 is not None,
-        size_verified=size is not None,
-        fetched_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    verify_download(stream, source, "checkpoint", sha256, size)
+    return record_download(
+        param_dir, folder, source, stream, sha256, size, {target.name: stream.sha256.hexdigest()}
     )
-    write_text(folder / MANIFEST, f"{actual}  {target.name}\n")
-    record = {k: v for k, v in asdict(result).items() if k not in ("param_dir", "downloaded")}
-    write_text(folder / SOURCE_RECORD, json.dumps(record, indent=2) + "\n")
-    return result
 
 
 @dataclass(frozen=True)
