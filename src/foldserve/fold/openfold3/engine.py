@@ -175,8 +175,6 @@ class OpenFold3Engine:
     ) -> Prediction:
         """One forward per seed, each giving ``num_diffusion_samples`` structures; ranked by
         OpenFold3's sample ranking score unless ``options.rank_by`` says otherwise."""
-        import torch
-
         options = options or PredictOptions()
         self.check_input(msa, options)
         if templates is not None and templates.given:
@@ -238,7 +236,6 @@ class OpenFold3Engine:
         timings["compile"] = 0.0
         timings["total"] = time.perf_counter() - started
         report(ProgressEvent(stage="done", elapsed=timings["total"]))
-        del torch
         return Prediction(
             msa=msa,
             aatype=query.aatype,
@@ -399,7 +396,6 @@ def _model_run(
 def _load_module(entry: Any, config: Any, checkpoint: Path, device: torch.device) -> Any:
     """The model with the checkpoint's weights (EMA weights, as OpenFold3's inference runner
     loads them), in eval mode on ``device``; a checkpoint that does not fit is one line."""
-    import torch
     from openfold3.core.utils.checkpoint_loading_utils import (
         get_state_dict_from_checkpoint,
         load_checkpoint,
@@ -426,7 +422,6 @@ def _load_module(entry: Any, config: Any, checkpoint: Path, device: torch.device
             fix="fetch the checkpoint made for this openfold3 version "
             "(`foldserve weights fetch --engine openfold3`)",
         )
-    del torch
     return module.eval().to(device)
 
 
