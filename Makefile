@@ -83,10 +83,10 @@ bench: $(STAMP)
 	$(BIN)/python bench/fold_engine.py
 
 # Re-lock after editing pyproject.toml (needs uv: `pip install uv`): the development tools (which
-# take in the mmseqs and relax extras) and the openfold3 extra, torch held at its CPU build
+# take in the mmseqs and relax extras) and the openfold3 and ray extras, torch held at its CPU build
 # (TORCH_LOCK) from TORCH_WHEELS, whose address stays out of the lock.
 lock:
-	echo '$(TORCH_LOCK)' | uv pip compile pyproject.toml --extra dev --extra openfold3 \
+	echo '$(TORCH_LOCK)' | uv pip compile pyproject.toml --extra dev --extra openfold3 --extra ray \
 		--constraint - --find-links $(TORCH_WHEELS) --no-emit-find-links \
 		--generate-hashes --no-emit-index-url --custom-compile-command 'make lock' \
 		--python-version 3.11 -o requirements.lock

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,8 @@ from foldserve.server.store import JobStore
 
 API_KEY = "test-key-0123456789"
 SMALL_MSA = "msa/a3m/colabfold_Q60262_uniref_env_small.a3m"  # 62 residues, 6 rows
+#: How long a held MSA (:func:`held_msas`) waits for its release, and a test for a fetch.
+WAIT_S = 120.0
 
 
 def free_port() -> int:
@@ -106,6 +111,7 @@ def running_server(
     workers: int = 1,
     wait: bool = True,
     env: dict[str, str] | None = None,
+    endpoint_id: str = "local",
 ) -> Iterator[Server]:
     """Start ``foldserve serve`` (with ``env`` added to its environment); stop it (SIGTERM) on
     the way out unless already dead."""
@@ -115,13 +121,13 @@ def running_server(
     command = [
         sys.executable, "-m", "foldserve.cli", "serve",
         "--port", str(port), "--data-dir", str(data_dir), "--params-dir", str(params),
-        "--workers", str(workers), *extra,
+        "--workers", str(workers), "--endpoint-id", endpoint_id, *extra,
     ]  # fmt: skip
     with log.open("ab") as output:
         process = subprocess.Popen(
             command, stdout=output, stderr=subprocess.STDOUT, env=environment
         )
-    server = Server(process, f"http://127.0.0.1:{port}/v2/local", data_dir, log)
+    server = Server(process, f"http://127.0.0.1:{port}/v2/{endpoint_id}", data_dir, log)
     try:
         if wait:
             server.wait_idle_workers(workers)
@@ -139,3 +145,77 @@ def running_server(
 def small_job(data: Path, **options: Any) -> dict[str, Any]:
     """A job on the 62-residue Q60262 MSA, one model, one recycle unless told otherwise."""
     return {"msa": data.read_text(), "models": [1], "num_recycles": 1, **options}
+
+
+@dataclass
+class HeldMsa:
+    """An MSA served over http whose response waits for :meth:`release`: a worker fetching it
+    (``msa_url``) is held at a known point, after its "parse" report and before "features"."""
+
+    url: str
+    requested: threading.Event = field(default_factory=threading.Event)
+    released: threading.Event = field(default_factory=threading.Event)
+
+    def wait_requested(self) -> None:
+        assert self.requested.wait(WAIT_S), "the worker never fetched the MSA"
+
+    def release(self) -> None:
+        self.released.set()
+
+
+@dataclass
+class MsaHolder:
+    """An http server on 127.0.0.1 serving ``text``, each :meth:`hold` at its own path."""
+
+    prefix: str  # http://127.0.0.1:PORT/
+    held: dict[str, HeldMsa] = field(default_factory=dict)
+    _names: Iterator[int] = field(default_factory=itertools.count)
+
+    def hold(self) -> HeldMsa:
+        path = f"/held-{next(self._names)}.a3m"
+        self.held[path] = HeldMsa(self.prefix + path.lstrip("/"))
+        return self.held[path]
+
+
+@contextmanager
+def held_msas(text: str) -> Iterator[MsaHolder]:
+    """A :class:`MsaHolder`; every MSA still held is released on the way out."""
+    body = text.encode()
+    holder: MsaHolder
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            msa = holder.held.get(self.path)
+            if msa is None:
+                self.send_error(404)
+                return
+            msa.requested.set()
+            msa.released.wait(WAIT_S)
+            try:
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the worker that asked was killed meanwhile
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    holder = MsaHolder(f"http://127.0.0.1:{http.server_address[1]}/")
+    threading.Thread(target=http.serve_forever, daemon=True).start()
+    try:
+        yield holder
+    finally:
+        for msa in holder.held.values():
+            msa.release()
+        http.shutdown()
+        http.server_close()
+
+
+@contextmanager
+def held_msa(text: str) -> Iterator[HeldMsa]:
+    """One held MSA on a server of its own."""
+    with held_msas(text) as holder:
+        yield holder.hold()

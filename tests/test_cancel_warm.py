@@ -7,12 +7,9 @@ the response back: while it waits it has reported "parse" and not yet "features"
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -21,59 +18,13 @@ from foldserve.jobs.schema import FoldJobInput, Policy
 from foldserve.server import layout
 from foldserve.server.store import JobStore
 from tests.conftest import data
-from tests.serving import SMALL_MSA, Server, running_server, small_job
+from tests.serving import SMALL_MSA, WAIT_S, HeldMsa, Server, held_msa, running_server, small_job
 
 #: Long enough for a worker that was told to stop to stop; shorter than featurising and
 #: compiling a new shape on a CPU.
 GRACE_S = 3.0
-WAIT_S = 120.0
 
 pytestmark = pytest.mark.timeout(240)
-
-
-@dataclass
-class HeldMsa:
-    """An MSA served over http whose response waits for :meth:`release`."""
-
-    url: str
-    requested: threading.Event
-    released: threading.Event
-
-    def wait_requested(self) -> None:
-        assert self.requested.wait(WAIT_S), "the worker never fetched the MSA"
-
-    def release(self) -> None:
-        self.released.set()
-
-
-@contextmanager
-def held_msa(text: str) -> Iterator[HeldMsa]:
-    requested, released = threading.Event(), threading.Event()
-    body = text.encode()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            requested.set()
-            released.wait(WAIT_S)
-            try:
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the worker that asked was killed meanwhile
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=http.serve_forever, daemon=True).start()
-    try:
-        yield HeldMsa(f"http://127.0.0.1:{http.server_address[1]}/q.a3m", requested, released)
-    finally:
-        released.set()
-        http.shutdown()
-        http.server_close()
 
 
 @contextmanager

@@ -91,8 +91,39 @@ def serve_command(
         list[str] | None,
         _setting("s3_buckets", "Read s3:// msa_url from this bucket; repeatable", "none"),
     ] = None,
+    backend: Annotated[
+        str | None,
+        _setting(
+            "backend",
+            "local (worker processes here) or ray (replicas on a Ray cluster; extra 'ray')",
+        ),
+    ] = None,
+    ray_address: Annotated[
+        str | None,
+        _setting(
+            "ray_address", "Ray cluster to use (auto, HOST:PORT); none starts one here", "none"
+        ),
+    ] = None,
+    gpus_per_replica: Annotated[
+        float | None,
+        _setting("gpus_per_replica", "Ray: GPUs per replica (0.5 shares one; 0 runs on CPUs)"),
+    ] = None,
+    min_replicas: Annotated[
+        int | None, _setting("min_replicas", "Ray: replicas kept warm when idle (0: none)")
+    ] = None,
+    max_replicas: Annotated[
+        int | None, _setting("max_replicas", "Ray: most replicas, and jobs run at once")
+    ] = None,
+    upscale_delay: Annotated[
+        float | None, _setting("upscale_delay", "Ray: seconds of demand before adding a replica")
+    ] = None,
+    downscale_delay: Annotated[
+        float | None,
+        _setting("downscale_delay", "Ray: seconds idle before a replica is removed"),
+    ] = None,
 ) -> None:
-    """Serve RunPod's job API on this machine, with warm AlphaFold2 and/or OpenFold3 workers.
+    """Serve RunPod's job API on this machine, with warm AlphaFold2 and/or OpenFold3 workers,
+    here or (--backend ray) on a Ray cluster's GPU nodes.
 
     Flags beat the environment, which beats the defaults.
 
@@ -119,6 +150,13 @@ def serve_command(
         "allow_http": ("--allow-http", allow_http),
         "allow_url_prefixes": ("--allow-url-prefix", allow_url_prefix or None),
         "s3_buckets": ("--s3-bucket", s3_bucket or None),
+        "backend": ("--backend", backend),
+        "ray_address": ("--ray-address", ray_address),
+        "gpus_per_replica": ("--gpus-per-replica", gpus_per_replica),
+        "min_replicas": ("--min-replicas", min_replicas),
+        "max_replicas": ("--max-replicas", max_replicas),
+        "upscale_delay": ("--upscale-delay", upscale_delay),
+        "downscale_delay": ("--downscale-delay", downscale_delay),
     }
     given = {field: (flag, value) for field, (flag, value) in flags.items() if value is not None}
     settings = ServeSettings.load(
@@ -127,9 +165,9 @@ def serve_command(
     )
     keys = required_keys(settings.host, server_api_keys(), no_auth)
 
-    def ready(settings: ServeSettings, recovered: int) -> None:
+    def ready(backend: str, recovered: int) -> None:
         err().print(
-            f"foldserve endpoint [bold]{settings.url}[/bold] · {settings.workers} worker(s) · "
+            f"foldserve endpoint [bold]{settings.url}[/bold] · {backend} · "
             f"{','.join(settings.engines)} · data in {settings.data_dir}"
             + ("" if keys else " · [red]no authentication[/red]"),
             highlight=False,

@@ -21,3 +21,8 @@ def log_file(data_dir: Path, worker: str) -> Path:
 
 def server_lock(data_dir: Path) -> Path:
     return data_dir / "server.lock"
+
+
+def result_url(endpoint_id: str, job_id: str, name: str) -> str:
+    """Where the API serves a job's result file that did not go inline (a path on the host)."""
+    return f"/v2/{endpoint_id}/results/{job_id}/{name}"

@@ -1,10 +1,9 @@
-"""Worker processes of the self-hosted endpoint, and the supervisor that keeps them honest.
+"""Worker processes of the self-hosted endpoint (the local backend), kept honest.
 
-One thread in the server process starts the workers, restarts any that die (the job a dead
-worker held is retried once, then failed with the reason), enforces execution timeouts and
-ttls, kills a worker whose job was cancelled or timed out but which has not stopped within the
-grace period, hands webhooks to :mod:`foldserve.server.webhooks`, and deletes results past
-their retention.
+On each supervisor tick (:mod:`foldserve.server.supervisor`) the pool starts the workers,
+restarts any that die (the job a dead worker held is retried once, then failed with the
+reason), and kills a worker whose job was cancelled or timed out but which has not stopped
+within the grace period.
 """
 
 from __future__ import annotations
@@ -14,23 +13,15 @@ import os
 import shutil
 import signal
 import subprocess
-import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO
 
-from foldserve.errors import StoreUnavailable
-from foldserve.retry import RetryPolicy
 from foldserve.server import layout
 from foldserve.server.settings import WORKER_VARIABLE, ServeSettings, WorkerLaunch
-from foldserve.server.status import status_body
 from foldserve.server.store import JobStore
-from foldserve.server.webhooks import WebhookSender
 from foldserve.server.worker import COMMAND, EXIT_NO_MODEL
 
-TICK_SECONDS = 0.25
-EXPIRE_EVERY_SECONDS = 60.0
 #: A worker that dies this soon after starting, repeatedly, is restarted ever more slowly.
 QUICK_DEATH_SECONDS = 30.0
 MAX_RESTART_DELAY = 60.0
@@ -50,45 +41,22 @@ class _Slot:
 
 
 class WorkerPool:
-    """``settings.workers`` worker processes, supervised from one thread."""
+    """``settings.workers`` worker processes, one per GPU when there are GPUs."""
 
     def __init__(self, store: JobStore, settings: ServeSettings) -> None:
         self.store = store
         self.settings = settings
         gpus = _gpu_ids(settings.workers)
         self._slots = [_Slot(name=f"worker-{i}", gpu=gpus[i]) for i in range(settings.workers)]
-        self._stopping = threading.Event()
-        self._webhooks = WebhookSender(
-            outbound=settings.outbound,
-            secret=settings.webhook_secret,
-            # Waits between attempts end early when the server stops.
-            retry=RetryPolicy(max_retries=2, first_s=1.0, max_s=10.0, sleep=self._pause),
-            done=store.set_webhook_state,
-            stopping=self._stopping,
-        )
-        self._threads = [
-            threading.Thread(target=self._loop, args=(self._tick,), name="supervisor"),
-            # Webhooks have their own threads: a slow receiver must not delay timeouts and kills.
-            threading.Thread(target=self._loop, args=(self._send_webhooks,), name="webhooks"),
-        ]
-        self._last_expiry = 0.0
-        # Check often enough that results never outlive their retention by more than a quarter.
-        self._expire_every = min(EXPIRE_EVERY_SECONDS, settings.retention_s / 4)
 
-    def _pause(self, seconds: float) -> None:
-        self._stopping.wait(seconds)
+    def describe(self) -> str:
+        return f"{self.settings.workers} worker(s)"
 
     def start(self) -> None:
-        for thread in self._threads:
-            thread.daemon = True
-            thread.start()
+        """Nothing to do yet: the first tick starts the workers."""
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float) -> None:
         """Stop every worker; jobs they were running go back to the queue, retry unspent."""
-        self._stopping.set()
-        for thread in self._threads:
-            thread.join(timeout=timeout + 5)
-        self._webhooks.close()
         for slot in self._slots:
             if slot.process and slot.process.poll() is None:
                 slot.process.terminate()
@@ -103,28 +71,11 @@ class WorkerPool:
                 slot.process.wait()
             self._release(slot, "the server stopped while it ran", count_attempt=False)
 
-    # -- supervision ---------------------------------------------------------------------------
-
-    def _loop(self, step: Callable[[], None]) -> None:
-        while not self._stopping.is_set():
-            try:
-                step()
-            except StoreUnavailable:  # a full disk: the store logs it, once per interval
-                pass
-            except Exception:  # the supervisor must outlive any one bad tick
-                log.exception("%s failed", step.__name__)
-            self._stopping.wait(TICK_SECONDS)
-
-    def _tick(self) -> None:
-        """One round of supervision: deaths, deadlines, stragglers, expiry."""
-        now = time.time()
+    def tick(self, now: float) -> None:
+        """Deaths and stragglers."""
         for slot in self._slots:
             self._watch(slot, now)
-        self.store.enforce_deadlines(now)
         self._kill_stragglers(now)
-        if now - self._last_expiry > self._expire_every:
-            self._last_expiry = now
-            self._expire(now)
 
     def _watch(self, slot: _Slot, now: float) -> None:
         process = slot.process
@@ -190,15 +141,6 @@ class WorkerPool:
             if stopped_at is not None and now - stopped_at > self.settings.stop_grace:
                 log.warning("%s did not stop job %s in time: killing it", slot.name, job_id)
                 slot.process.send_signal(signal.SIGKILL)
-
-    def _send_webhooks(self) -> None:
-        for job in self.store.webhooks_due():
-            assert job.webhook is not None
-            self._webhooks.send(job.id, job.webhook, status_body(job, self.settings.public_url))
-
-    def _expire(self, now: float) -> None:
-        for job_id in self.store.expire(now - self.settings.retention_s):
-            shutil.rmtree(layout.results_dir(self.settings.data_dir, job_id), ignore_errors=True)
 
 
 def _gpu_ids(count: int) -> list[str | None]:

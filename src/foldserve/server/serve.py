@@ -13,6 +13,7 @@ from foldserve.server.app import create_app
 from foldserve.server.pool import WorkerPool
 from foldserve.server.settings import ServeSettings
 from foldserve.server.store import JobStore
+from foldserve.server.supervisor import Backend, Supervisor
 
 log = logging.getLogger("foldserve.server")
 
@@ -25,11 +26,12 @@ def serve(
     settings: ServeSettings,
     api_keys: tuple[str, ...],
     *,
-    on_ready: Callable[[ServeSettings, int], None] | None = None,
+    on_ready: Callable[[str, int], None] | None = None,
 ) -> None:
     """Run until interrupted; jobs running at shutdown go back to the queue.
 
-    ``api_keys`` are those :func:`foldserve.server.auth.required_keys` allows.
+    ``api_keys`` are those :func:`foldserve.server.auth.required_keys` allows. ``on_ready`` is
+    told what runs the jobs and how many jobs that were running were put back in the queue.
     """
     import uvicorn
 
@@ -50,7 +52,7 @@ def serve(
         for job_id in orphans:
             store.requeue_or_fail(job_id, "the server stopped while it ran")
         store.forget_workers()
-        pool = WorkerPool(store, settings)
+        supervisor = Supervisor(store, settings, _backend(store, settings))
         app = create_app(store, settings, api_keys)
         server = uvicorn.Server(
             uvicorn.Config(
@@ -63,12 +65,20 @@ def serve(
                 h11_max_incomplete_event_size=MAX_HEADER_BYTES,
             )
         )
-        pool.start()
+        supervisor.start()
         if on_ready is not None:
-            on_ready(settings, len(orphans))
+            on_ready(supervisor.backend.describe(), len(orphans))
         try:
             server.run()
         finally:
-            pool.stop()
+            supervisor.stop()
     finally:
         lock.release()
+
+
+def _backend(store: JobStore, settings: ServeSettings) -> Backend:
+    if settings.backend == "ray":
+        from foldserve.server.ray.backend import RayBackend  # Ray is an optional extra
+
+        return RayBackend(store, settings)
+    return WorkerPool(store, settings)

@@ -12,9 +12,17 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from foldserve.errors import InputError
@@ -27,6 +35,8 @@ from foldserve.msa.builder import MsaLimits
 from foldserve.outbound import OutboundSettings
 
 _MB = 1 << 20
+#: Where jobs run: worker processes on this machine, or replicas on a Ray cluster.
+Backend = Literal["local", "ray"]
 #: The environment variable that carries a worker's :class:`WorkerLaunch`.
 WORKER_VARIABLE = "FOLDSERVE_WORKER"
 
@@ -63,6 +73,25 @@ class ServeSettings(OutboundSettings, BaseSettings):
     max_query_length: Annotated[int, Field(ge=1)] = MAX_QUERY_LENGTH
     #: Signs webhooks (HMAC-SHA256); from the environment only, never a flag, never to workers.
     webhook_secret: SecretStr | None = None
+    # -- the Ray backend (``--backend ray``); ``workers`` is the local backend's alone ----------
+    backend: Backend = "local"
+    #: A running cluster (``auto``, ``HOST:PORT``, ``ray://HOST:PORT``); none starts one here.
+    ray_address: str | None = None
+    #: GPUs each replica holds; fractions share a GPU between small replicas, 0 runs on CPUs.
+    gpus_per_replica: Annotated[float, Field(ge=0, le=8, allow_inf_nan=False)] = 1.0
+    min_replicas: Annotated[int, Field(ge=0, le=1000)] = 0
+    max_replicas: Annotated[int, Field(ge=1, le=1000)] = 1
+    #: Seconds of sustained demand before replicas are added, and of idleness before removed.
+    upscale_delay: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
+    downscale_delay: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 300.0
+
+    @model_validator(mode="after")
+    def _replica_bounds(self) -> ServeSettings:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(
+                f"min_replicas ({self.min_replicas}) is above max_replicas ({self.max_replicas})"
+            )
+        return self
 
     @field_validator("engines", mode="before")
     @classmethod
@@ -111,12 +140,14 @@ class ServeSettings(OutboundSettings, BaseSettings):
             return cls(**given)
         except ValidationError as exc:
             error = exc.errors()[0]
-            field = _field_of(str(error["loc"][0]) if error["loc"] else "")
+            field = _field_of(str(error["loc"][0]) if error["loc"] else _REPLICA_BOUNDS)
             known = field in cls.model_fields
             where = names.get(field) or (cls.env_name(field) if known else "settings")
-            reason = str(error["msg"])
+            reason = str(error["msg"]).removeprefix("Value error, ")
+            # A whole-model check has no one input to show; its message names the values.
+            shown = f", not {error['input']!r}" if error["loc"] else ""
             raise InputError(
-                f"{reason[:1].lower()}{reason[1:]}, not {error['input']!r}",
+                f"{reason[:1].lower()}{reason[1:]}{shown}",
                 where=where,
                 fix=_FIXES.get(field),
             ) from None
@@ -144,9 +175,19 @@ _FIXES = {
     "stop_grace": "give a number of seconds >= 0",
     "max_msa_rows": "give a number of rows >= 1",
     "max_query_length": "give a number of residues >= 1",
+    "backend": "use local (worker processes here) or ray (replicas on a Ray cluster)",
+    "gpus_per_replica": "give 0 to 8 (fractions share a GPU)",
+    "min_replicas": "give 0 (scale to zero when idle) to --max-replicas",
+    "max_replicas": "give 1 to 1000",
+    "upscale_delay": "give a number of seconds >= 0",
+    "downscale_delay": "give a number of seconds >= 0",
     "allow_url_prefixes": "give an http(s)://host[:port]/path prefix, without credentials",
     "s3_buckets": "give an S3 bucket name (3-63 lowercase letters, digits, '.' and '-')",
 }
+
+
+#: Where a whole-model check (min above max replicas) is reported.
+_REPLICA_BOUNDS = "min_replicas"
 
 
 def _field_of(location: str) -> str:

@@ -24,7 +24,7 @@ import logging
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -344,15 +344,22 @@ class JobStore:
 
     # -- the workers' side ---------------------------------------------------------------------
 
-    def claim(self, worker: str) -> Job | None:
-        """Take the oldest queued job for ``worker``, or None when the queue is empty."""
+    def claim(self, worker: str, job_id: str | None = None) -> Job | None:
+        """Take the oldest queued job for ``worker`` (or ``job_id``, while it is queued); None
+        when there is none."""
         token = uuid.uuid4().hex
         with self._transaction() as db:
             now = self.clock()
             self._expire_queued(db, now)
-            row = db.execute(
-                "SELECT id FROM jobs WHERE status = ? ORDER BY seq LIMIT 1", (JobStatus.IN_QUEUE,)
-            ).fetchone()
+            if job_id is None:
+                row = db.execute(
+                    "SELECT id FROM jobs WHERE status = ? ORDER BY seq LIMIT 1",
+                    (JobStatus.IN_QUEUE,),
+                ).fetchone()
+            else:
+                row = db.execute(
+                    "SELECT id FROM jobs WHERE status = ? AND id = ?", (JobStatus.IN_QUEUE, job_id)
+                ).fetchone()
             if row is None:
                 return None
             db.execute(
@@ -365,6 +372,18 @@ class JobStore:
                 (WorkerState.RUNNING, row["id"], now, worker),
             )
         return self._require(row["id"])
+
+    def next_queued(self, skip: Collection[str]) -> Job | None:
+        """The oldest queued job not in ``skip``, left in the queue (the Ray backend claims a
+        job only when a replica starts it, so a job waiting for one still reads IN_QUEUE)."""
+        marks = ", ".join("?" * len(skip))
+        with self._connect() as db:
+            row = db.execute(
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE status = ? AND id NOT IN ({marks})"
+                " ORDER BY seq LIMIT 1",
+                (JobStatus.IN_QUEUE, *skip),
+            ).fetchone()
+        return _job(row) if row else None
 
     def report(self, job: Job, progress: JobProgress | None = None) -> StopReason | None:
         """Record ``progress`` of ``job`` (none: only ask); say why it must stop, if it must (a

@@ -77,7 +77,7 @@ def run_job(store: JobStore, job: Job, engines: Engines, settings: ServeSettings
         return stop is not None
 
     def url_for(name: str, _path: Path) -> str:
-        return f"/v2/{settings.endpoint_id}/results/{job.id}/{name}"
+        return layout.result_url(settings.endpoint_id, job.id, name)
 
     try:
         output = run_fold_job(
@@ -103,7 +103,7 @@ def run_job(store: JobStore, job: Job, engines: Engines, settings: ServeSettings
         log.info("job %s failed: %s", job.id, error)
         return
     except Exception as exc:
-        if _no_room(exc):
+        if no_room(exc):
             shutil.rmtree(work_dir, ignore_errors=True)
             until_stored(lambda: store.give_back(job))
             raise StoreFull(
@@ -127,7 +127,7 @@ def until_stored(write: Callable[[], T]) -> T:
             time.sleep(STORE_RETRY_SECONDS)
 
 
-def _no_room(exc: Exception) -> bool:
+def no_room(exc: Exception) -> bool:
     """A full disk, under the store or the results."""
     return isinstance(exc, StoreUnavailable) or (
         isinstance(exc, OSError) and exc.errno in _NO_SPACE
