@@ -21,6 +21,7 @@ import pytest
 from foldserve.jobs.schema import JobStatus
 from foldserve.server import layout
 from foldserve.server.store import WorkerState
+from tests.cli_runner import foldserve
 from tests.conftest import data
 from tests.serving import (
     API_KEY,
@@ -272,3 +273,44 @@ def test_jobs_queued_and_running_when_the_api_is_killed_all_finish_once_after_a_
             second.log.read_text()
         )
         assert "Serve application foldserve-restart is running" in ray_log(second)
+
+
+def test_replicas_that_cannot_load_their_weights_say_why_and_jobs_wait(
+    tmp_path: Path, ray_cluster: str, holder: MsaHolder
+) -> None:
+    """No weights where the replicas look: the reason is logged in one line, the job stays
+    queued (it runs once weights are there), nothing crashes."""
+    from ray import serve
+
+    empty = tmp_path / "no-weights"
+    empty.mkdir()
+    try:
+        with ray_server(tmp_path / "data", empty, ray_cluster, holder, endpoint_id="broken") as s:
+            job_id = s.submit(small_job(data(SMALL_MSA)))
+            wait_until(lambda: "replicas cannot start" in ray_log(s), "the reason to be logged")
+            (line,) = [ln for ln in ray_log(s).splitlines() if "replicas cannot start" in ln]
+            assert "jobs wait in the queue:" in line and str(empty) in line
+            assert "Traceback" not in line and "Fix:" in line
+            assert s.status(job_id)["status"] == "IN_QUEUE"
+            assert "replicas cannot start" in s.log.read_text()  # on the terminal too
+    finally:
+        serve.delete("foldserve-broken")  # its replicas would keep trying for the GPUs
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (("--min-replicas", "3", "--max-replicas", "2"), "min_replicas (3) is above max_replicas"),
+        (("--gpus-per-replica", "-1"), "--gpus-per-replica: input should be greater than"),
+        (("--ray-address", "127.0.0.1:1"), "no Ray cluster answers there"),
+    ],
+)
+def test_bad_ray_settings_are_one_line_and_exit_2(
+    tmp_path: Path, flags: tuple[str, ...], message: str
+) -> None:
+    ran = foldserve(
+        "serve", "--backend", "ray", "--no-auth", "--data-dir", str(tmp_path), *flags
+    )  # fmt: skip
+    assert ran.exit_code == 2, ran.stderr
+    assert message in ran.stderr and "Fix:" in ran.stderr
+    assert "Traceback" not in ran.stderr

@@ -24,7 +24,13 @@ from typing import TYPE_CHECKING, Any, cast
 from foldserve.files import write_bytes
 from foldserve.jobs.schema import JobStatus
 from foldserve.server import layout
-from foldserve.server.ray.deployment import connect, deploy, first_line
+from foldserve.server.ray.deployment import (
+    connect,
+    deploy,
+    deployment_problem,
+    first_line,
+    serve_app,
+)
 from foldserve.server.ray.events import Failed, Finished, Progressed, ReplicaEvent, Started
 from foldserve.server.settings import ServeSettings
 from foldserve.server.store import Job, JobStore, WorkerState
@@ -34,6 +40,8 @@ if TYPE_CHECKING:
 
 #: How long an idle dispatch thread waits before it looks at the queue again.
 POLL_SECONDS = 0.2
+#: How often the replicas' health is read from Serve.
+HEALTH_EVERY_S = 10.0
 
 log = logging.getLogger("foldserve.ray")
 
@@ -62,6 +70,9 @@ class RayBackend:
         self._threads: list[threading.Thread] = []
         self._handle: DeploymentHandle[Any] | None = None
         self._log = _log_file(settings)
+        self._where = serve_app(settings)
+        self._next_health_check = 0.0
+        self._problem: str | None = None
 
     def describe(self) -> str:
         gpus = f"{self.settings.gpus_per_replica:g} GPU"
@@ -100,7 +111,10 @@ class RayBackend:
 
     def tick(self, now: float) -> None:
         """Cancel the request of a job that was stopped (cancelled, timed out, expired) while
-        it waited for a replica or ran on one."""
+        it waited for a replica or ran on one; say when replicas cannot start."""
+        if now >= self._next_health_check:
+            self._next_health_check = now + HEALTH_EVERY_S
+            self._watch_health()
         with self._lock:
             for dispatch in self._dispatches:
                 if dispatch.response is None or dispatch.cancelled or dispatch.job_id is None:
@@ -116,6 +130,17 @@ class RayBackend:
                     log.info("job %s was stopped: cancelling its request", dispatch.job_id)
                     _cancel(dispatch.response)
                     dispatch.cancelled = True
+
+    def _watch_health(self) -> None:
+        """Log, once per change, why replicas cannot start (missing weights, say): jobs wait in
+        the queue meanwhile, as they do for a local worker that cannot load its engines."""
+        problem = deployment_problem(self._where)
+        if problem != self._problem:
+            if problem is not None:
+                log.error("replicas cannot start, jobs wait in the queue: %s", problem)
+            elif self._problem is not None:
+                log.warning("replicas start again")
+            self._problem = problem
 
     # -- one dispatch thread ---------------------------------------------------------------
 
@@ -225,6 +250,13 @@ def _log_file(settings: ServeSettings) -> logging.Handler:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
+    if not any(isinstance(h, logging.StreamHandler) for h in log.handlers if h is not handler):
+        # Problems go to the terminal as well (the file handler keeps Python's last-resort
+        # handler from printing them).
+        terminal = logging.StreamHandler()
+        terminal.setLevel(logging.WARNING)
+        terminal.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+        log.addHandler(terminal)
     return handler
 
 

@@ -13,9 +13,11 @@ routes and the job store.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import logging
 import os
+import socket
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +25,7 @@ from foldserve._version import __version__
 from foldserve.errors import InputError
 from foldserve.jobs.input import MAX_POLICY_MS
 from foldserve.outbound import OutboundSettings
+from foldserve.server.ray.replica import FoldReplica, ReplicaCannotStart
 from foldserve.server.settings import ServeSettings
 
 if TYPE_CHECKING:
@@ -31,11 +34,13 @@ if TYPE_CHECKING:
 log = logging.getLogger("foldserve.ray")
 
 #: How often replicas and handles report their load (Ray's default: 10 s), and the window the
-#: autoscaler averages it over (30 s). Jobs take minutes: a 10 s window reacts to a new job
+#: autoscaler averages it over (30 s). Jobs take minutes: a 15 s window reacts to a new job
 #: within seconds and is still not jumpy. Serve reads the intervals from the environment of the
 #: processes that report.
 METRICS_INTERVAL_S = 2.0
-LOOK_BACK_PERIOD_S = 10.0
+LOOK_BACK_PERIOD_S = 15.0
+#: How long the cluster's address may take to accept a connection.
+CONNECT_TIMEOUT_S = 5.0
 _METRICS_VARIABLES = (
     "RAY_SERVE_REPLICA_AUTOSCALING_METRIC_PUSH_INTERVAL_S",
     "RAY_SERVE_HANDLE_AUTOSCALING_METRIC_PUSH_INTERVAL_S",
@@ -112,8 +117,10 @@ def connect(address: str | None) -> str:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     for name, value in _metrics_environment().items():  # this process's handle reports too
         os.environ.setdefault(name, value)
-    if address is None:
-        # Read when Ray is imported: a cluster of this machine alone stays on 127.0.0.1.
+    host, port = _host_and_port(address)
+    if address is None or (host is not None and ipaddress.ip_address(host).is_loopback):
+        # Read when Ray is imported: a cluster of this machine alone stays on 127.0.0.1 (Ray
+        # would swap a loopback address for the machine's own).
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     try:
         import ray
@@ -132,16 +139,42 @@ def connect(address: str | None) -> str:
             _node_ip_address="127.0.0.1",
         )
         return "a local cluster"
-    try:
-        ray.init(address=address, namespace="foldserve", logging_level=logging.WARNING)
-    except ConnectionError as exc:
+    problem = _unreachable(host, port) if host is not None and port is not None else None
+    if problem is None:
+        try:
+            ray.init(address=address, namespace="foldserve", logging_level=logging.WARNING)
+        except ConnectionError as exc:
+            problem = first_line(exc)
+    if problem is not None:
         raise InputError(
-            f"no Ray cluster answers there ({first_line(exc)})",
+            f"no Ray cluster answers there ({problem})",
             where=f"--ray-address {address}",
             fix="start it first (ray start --head, or ray up), or leave --ray-address out "
             "to start one on this machine",
-        ) from None
+        )
     return str(ray.get_runtime_context().gcs_address)
+
+
+def _host_and_port(address: str | None) -> tuple[str | None, int | None]:
+    """The IP address and port of an ``IP:PORT`` address; Nones for ``auto``, a host name or
+    ``ray://`` (Ray resolves those itself)."""
+    if address is None or "://" in address:
+        return None, None
+    host, _, port = address.rpartition(":")
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+        return host.strip("[]"), int(port)
+    except ValueError:
+        return None, None
+
+
+def _unreachable(host: str, port: int) -> str | None:
+    """Why nothing listens at ``host:port``, if so: Ray itself would retry for ever."""
+    try:
+        socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    return None
 
 
 def first_line(exc: BaseException) -> str:
@@ -154,8 +187,6 @@ def deploy(settings: ServeSettings) -> DeploymentHandle[Any]:
     else a new one (Serve replaces the old one's replicas once their jobs end). Does not wait
     for replicas: with ``min_replicas`` 0 there are none until a job comes."""
     from ray import serve
-
-    from foldserve.server.ray.replica import FoldReplica
 
     serve.start(proxy_location="Disabled")
     where = serve_app(settings)
@@ -173,3 +204,23 @@ def deploy(settings: ServeSettings) -> DeploymentHandle[Any]:
         wait_for_applications_running=False,
     )
     return handle
+
+
+def deployment_problem(where: ServeApp) -> str | None:
+    """Why the endpoint's replicas cannot start or keep failing, in one line; None when they
+    are fine (or not yet deployed)."""
+    from ray import serve
+    from ray.serve._private.common import DeploymentStatus
+
+    app = serve.status().applications.get(where.app)
+    status = app.deployments.get(where.deployment) if app is not None else None
+    if status is None or status.status not in (
+        DeploymentStatus.UNHEALTHY,
+        DeploymentStatus.DEPLOY_FAILED,
+    ):
+        return None
+    cause = ReplicaCannotStart.__name__ + ": "
+    for line in reversed(status.message.splitlines()):
+        if cause in line:
+            return line.split(cause, 1)[1].strip()
+    return first_line(Exception(status.message))

@@ -26,7 +26,7 @@ import traceback
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-from foldserve.errors import Cancelled, InputError
+from foldserve.errors import Cancelled, FoldserveError, InputError
 from foldserve.fold.engine import Engines
 from foldserve.jobs.failures import crash_message
 from foldserve.jobs.output import LinkedFile
@@ -42,6 +42,10 @@ log = logging.getLogger("foldserve.replica")
 Emit = Callable[[ReplicaEvent], None]
 
 
+class ReplicaCannotStart(RuntimeError):
+    """The replica's engines cannot load; Serve shows the message as the deployment's status."""
+
+
 class FoldReplica:
     """The engines ``settings`` names, loaded once; jobs run one at a time."""
 
@@ -51,7 +55,10 @@ class FoldReplica:
         self.settings = settings
         self.replica = serve.get_replica_context().replica_id.unique_id
         self.engines = Engines(settings.engines, settings.params_dir, precision=settings.precision)
-        self.engines.load()
+        try:
+            self.engines.load()
+        except FoldserveError as exc:  # missing weights or extra: one line, last in Serve's log
+            raise ReplicaCannotStart(exc.one_line()) from None
         for line in self.engines.describe():
             log.info("%s", line)
         # Held by a job until it has really ended: a cancelled job still unwinding (up to its
