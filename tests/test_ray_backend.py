@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import os
 import signal
-import time
-from collections.abc import Callable, Iterator
+import subprocess
+import sys
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 
@@ -21,17 +22,18 @@ import pytest
 from foldserve.jobs.schema import JobStatus
 from foldserve.server import layout
 from foldserve.server.store import WorkerState
-from tests.cli_runner import foldserve
 from tests.conftest import data
 from tests.serving import (
     API_KEY,
     SMALL_MSA,
     WAIT_S,
+    HeldMsa,
     MsaHolder,
     Server,
     held_msas,
     running_server,
     small_job,
+    until,
 )
 from tests.test_submit_e2e import shell
 
@@ -123,11 +125,11 @@ def running_replicas(app: str = "foldserve-local") -> int:
     return sum(state.get(ReplicaState.RUNNING, 0) for state in states)
 
 
-def wait_until(check: Callable[[], bool], what: str, timeout: float = WAIT_S) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"gave up waiting for {what}"
-        time.sleep(0.2)
+def submit_held(server: Server, msa: HeldMsa) -> str:
+    """A one-model job whose replica waits on ``msa``; returns once the replica has asked."""
+    job_id = server.submit({"msa_url": msa.url, "models": [1], "num_recycles": 1})
+    msa.wait_requested()
+    return job_id
 
 
 def replica_pid(server: Server, job_id: str) -> int:
@@ -172,11 +174,9 @@ def test_a_job_completes_through_submit_and_runpods_sdk(
 def test_replicas_scale_from_zero_to_two_under_load_and_back_to_zero(
     server: Server, holder: MsaHolder
 ) -> None:
-    wait_until(lambda: running_replicas() == 0, "the replicas of earlier jobs to go")
+    until(lambda: running_replicas() == 0, "the replicas of earlier jobs to go")
     held = [holder.hold() for _ in range(MAX_REPLICAS)]
-    jobs = [server.submit({"msa_url": msa.url, "models": [1], "num_recycles": 1}) for msa in held]
-    for msa in held:
-        msa.wait_requested()
+    jobs = [submit_held(server, msa) for msa in held]
     # Both jobs run at once, each on its own replica: one per GPU node.
     assert [server.status(job)["status"] for job in jobs] == ["IN_PROGRESS"] * 2
     assert running_replicas() == MAX_REPLICAS
@@ -187,15 +187,14 @@ def test_replicas_scale_from_zero_to_two_under_load_and_back_to_zero(
         msa.release()
     for job in jobs:
         assert server.wait_finished(job)["status"] == "COMPLETED"
-    wait_until(lambda: running_replicas() == 0, "the idle replicas to be scaled away")
+    until(lambda: running_replicas() == 0, "the idle replicas to be scaled away")
 
 
 def test_a_job_whose_replica_is_killed_is_run_again_and_completes_once(
     server: Server, holder: MsaHolder
 ) -> None:
     msa = holder.hold()
-    job_id = server.submit({"msa_url": msa.url, "models": [1], "num_recycles": 1})
-    msa.wait_requested()
+    job_id = submit_held(server, msa)
     os.kill(replica_pid(server, job_id), signal.SIGKILL)
     server.wait_for(job_id, lambda body: body["status"] == "IN_QUEUE" or body.get("retried"))
     msa.release()
@@ -209,16 +208,16 @@ def test_a_job_whose_replica_is_killed_is_run_again_and_completes_once(
 def test_a_job_cancelled_while_it_waits_for_a_replica_never_runs(
     server: Server, holder: MsaHolder
 ) -> None:
-    wait_until(lambda: running_replicas() == 0, "no replica to be left")
+    until(lambda: running_replicas() == 0, "no replica to be left")
     msa = holder.hold()
     job_id = server.submit({"msa_url": msa.url, "models": [1], "num_recycles": 1})
     # Handed to Serve, which starts a replica for it (seconds): cancel it meanwhile.
-    wait_until(
+    until(
         lambda: any(w.state == WorkerState.STARTING for w in server.store.workers()),
         "the job to be sent",
     )
     assert server.request("POST", f"/cancel/{job_id}").json()["status"] == "CANCELLED"
-    wait_until(
+    until(
         lambda: f"job {job_id} was stopped: cancelling its request" in ray_log(server),
         "its request to be cancelled",
     )
@@ -233,8 +232,7 @@ def test_a_running_job_cancelled_stops_and_its_replica_stays_warm(
     server: Server, holder: MsaHolder
 ) -> None:
     msa = holder.hold()
-    job_id = server.submit({"msa_url": msa.url, "models": [1], "num_recycles": 1})
-    msa.wait_requested()
+    job_id = submit_held(server, msa)
     pid = replica_pid(server, job_id)
     assert server.request("POST", f"/cancel/{job_id}").json()["status"] == "CANCELLED"
     msa.release()
@@ -287,7 +285,7 @@ def test_replicas_that_cannot_load_their_weights_say_why_and_jobs_wait(
     try:
         with ray_server(tmp_path / "data", empty, ray_cluster, holder, endpoint_id="broken") as s:
             job_id = s.submit(small_job(data(SMALL_MSA)))
-            wait_until(lambda: "replicas cannot start" in ray_log(s), "the reason to be logged")
+            until(lambda: "replicas cannot start" in ray_log(s), "the reason to be logged")
             (line,) = [ln for ln in ray_log(s).splitlines() if "replicas cannot start" in ln]
             assert "jobs wait in the queue:" in line and str(empty) in line
             assert "Traceback" not in line and "Fix:" in line
@@ -308,9 +306,13 @@ def test_replicas_that_cannot_load_their_weights_say_why_and_jobs_wait(
 def test_bad_ray_settings_are_one_line_and_exit_2(
     tmp_path: Path, flags: tuple[str, ...], message: str
 ) -> None:
-    ran = foldserve(
-        "serve", "--backend", "ray", "--no-auth", "--data-dir", str(tmp_path), *flags
-    )  # fmt: skip
-    assert ran.exit_code == 2, ran.stderr
+    """In a process of its own, as a user runs it: Ray, imported there, sets up its logging on
+    the standard streams this test's process captures."""
+    command = [
+        sys.executable, "-m", "foldserve.cli",
+        "serve", "--backend", "ray", "--no-auth", "--data-dir", str(tmp_path), *flags,
+    ]  # fmt: skip
+    ran = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert ran.returncode == 2, ran.stderr
     assert message in ran.stderr and "Fix:" in ran.stderr
     assert "Traceback" not in ran.stderr

@@ -12,15 +12,14 @@ end; ``Endpoint.run_sync`` posts to ``/runsync`` and returns the output when the
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import data
-from tests.serving import API_KEY, SMALL_MSA, Server, running_server, small_job
+from tests.serving import API_KEY, SMALL_MSA, Server, running_server, small_job, until
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -52,14 +51,6 @@ def runpod_sdk(server: Server, monkeypatch: pytest.MonkeyPatch) -> Any:
 @pytest.fixture
 def endpoint(runpod_sdk: Any) -> Any:
     return runpod_sdk.Endpoint("local")
-
-
-def until(check: Callable[[], bool], what: str, timeout: float = 120) -> None:
-    """Poll ``check`` until it is true; fail naming ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"gave up waiting for {what}"
-        time.sleep(0.2)
 
 
 def drain(stream: Iterator[Any], timeout: float = 120) -> list[Any]:

@@ -20,11 +20,16 @@ def without_paths(text: str) -> str:
     return _ABSOLUTE_PATH.sub(lambda match: f"…/{match.group(1)}", text)
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message, or its type's name when it has none."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
 def crash_message(exc: BaseException, then: str) -> str:
     """One line for ``exc``, without the server's paths; ``then`` says what became of the
     worker."""
-    text = str(exc).strip().splitlines()
-    first = without_paths(text[0] if text else type(exc).__name__)
+    first = without_paths(first_line(exc))
     if "RESOURCE_EXHAUSTED" in str(exc) or isinstance(exc, MemoryError):
         return (
             f"out of memory on the device ({first[:300]}); reduce the MSA "

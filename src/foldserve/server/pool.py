@@ -19,7 +19,7 @@ from typing import IO
 
 from foldserve.server import layout
 from foldserve.server.settings import WORKER_VARIABLE, ServeSettings, WorkerLaunch
-from foldserve.server.store import JobStore
+from foldserve.server.store import SERVER_STOPPED, JobStore
 from foldserve.server.worker import COMMAND, EXIT_NO_MODEL
 
 #: A worker that dies this soon after starting, repeatedly, is restarted ever more slowly.
@@ -69,7 +69,7 @@ class WorkerPool:
             except subprocess.TimeoutExpired:
                 slot.process.kill()
                 slot.process.wait()
-            self._release(slot, "the server stopped while it ran", count_attempt=False)
+            self.store.release(slot.name, SERVER_STOPPED, count_attempt=False)
 
     def tick(self, now: float) -> None:
         """Deaths and stragglers."""
@@ -88,7 +88,7 @@ class WorkerPool:
             return
         reason = f"its worker died ({_describe_exit(code)})"
         log.warning("%s %s", slot.name, reason)
-        self._release(slot, reason, count_attempt=True)
+        self.store.release(slot.name, reason, count_attempt=True)
         slot.process = None
         lived = now - slot.started
         slot.quick_deaths = slot.quick_deaths + 1 if lived < QUICK_DEATH_SECONDS else 0
@@ -124,11 +124,6 @@ class WorkerPool:
         slot.started = time.time()
         self.store.register_worker(slot.name, slot.process.pid)
         log.info("%s started (pid %d)", slot.name, slot.process.pid)
-
-    def _release(self, slot: _Slot, reason: str, *, count_attempt: bool) -> None:
-        job_id = self.store.running_job_of(slot.name)
-        if job_id is not None:
-            self.store.requeue_or_fail(job_id, reason, count_attempt=count_attempt)
 
     def _kill_stragglers(self, now: float) -> None:
         """Kill workers still busy with a job that was cancelled or timed out too long ago."""

@@ -12,7 +12,7 @@ from foldserve.server import layout
 from foldserve.server.app import create_app
 from foldserve.server.pool import WorkerPool
 from foldserve.server.settings import ServeSettings
-from foldserve.server.store import JobStore
+from foldserve.server.store import SERVER_STOPPED, JobStore
 from foldserve.server.supervisor import Backend, Supervisor
 
 log = logging.getLogger("foldserve.server")
@@ -50,7 +50,7 @@ def serve(
         store.check()
         orphans = store.orphaned_jobs()
         for job_id in orphans:
-            store.requeue_or_fail(job_id, "the server stopped while it ran")
+            store.requeue_or_fail(job_id, SERVER_STOPPED)
         store.forget_workers()
         supervisor = Supervisor(store, settings, _backend(store, settings))
         app = create_app(store, settings, api_keys)

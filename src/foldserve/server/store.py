@@ -37,6 +37,8 @@ from foldserve.jobs.schema import FoldJobInput, JobOutput, JobProgress, JobStatu
 
 #: A job whose worker died is run once more; the second death fails it.
 MAX_ATTEMPTS = 2
+#: Why a job running when the server stopped went back to the queue.
+SERVER_STOPPED = "the server stopped while it ran"
 #: Progress events kept per job for ``/stream``.
 MAX_EVENTS = 2000
 #: A storage fault is logged at most once per this many seconds (per process and kind).
@@ -351,15 +353,11 @@ class JobStore:
         with self._transaction() as db:
             now = self.clock()
             self._expire_queued(db, now)
-            if job_id is None:
-                row = db.execute(
-                    "SELECT id FROM jobs WHERE status = ? ORDER BY seq LIMIT 1",
-                    (JobStatus.IN_QUEUE,),
-                ).fetchone()
-            else:
-                row = db.execute(
-                    "SELECT id FROM jobs WHERE status = ? AND id = ?", (JobStatus.IN_QUEUE, job_id)
-                ).fetchone()
+            row = db.execute(
+                "SELECT id FROM jobs WHERE status = ? AND (? IS NULL OR id = ?)"
+                " ORDER BY seq LIMIT 1",
+                (JobStatus.IN_QUEUE, job_id, job_id),
+            ).fetchone()
             if row is None:
                 return None
             db.execute(
@@ -531,6 +529,13 @@ class JobStore:
                         job_id,
                     ),
                 )
+
+    def release(self, worker: str, reason: str, *, count_attempt: bool) -> None:
+        """``worker`` is gone or stopping: the job it was running, if any, is requeued or failed
+        (:meth:`requeue_or_fail`)."""
+        job_id = self.running_job_of(worker)
+        if job_id is not None:
+            self.requeue_or_fail(job_id, reason, count_attempt=count_attempt)
 
     def running_job_of(self, worker: str) -> str | None:
         with self._connect() as db:

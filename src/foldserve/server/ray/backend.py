@@ -22,18 +22,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from foldserve.files import write_bytes
+from foldserve.jobs.failures import first_line
 from foldserve.jobs.schema import JobStatus
 from foldserve.server import layout
-from foldserve.server.ray.deployment import (
-    connect,
-    deploy,
-    deployment_problem,
-    first_line,
-    serve_app,
-)
+from foldserve.server.ray.deployment import connect, deploy, deployment_problem, serve_app
 from foldserve.server.ray.events import Failed, Finished, Progressed, ReplicaEvent, Started
 from foldserve.server.settings import ServeSettings
-from foldserve.server.store import Job, JobStore, WorkerState
+from foldserve.server.store import SERVER_STOPPED, Job, JobStore, WorkerState
 
 if TYPE_CHECKING:
     from ray.serve.handle import DeploymentHandle, DeploymentResponseGenerator
@@ -69,7 +64,7 @@ class RayBackend:
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._handle: DeploymentHandle[Any] | None = None
-        self._log = _log_file(settings)
+        self._log_handlers: list[logging.Handler] = []
         self._where = serve_app(settings)
         self._next_health_check = 0.0
         self._problem: str | None = None
@@ -80,8 +75,13 @@ class RayBackend:
         return f"Ray {self.address} · {bounds} replica(s) of {gpus}"
 
     def start(self) -> None:
-        self.address = connect(self.settings.ray_address)
-        self._handle = deploy(self.settings)
+        self._log_handlers = _attach_log(self.settings)
+        try:
+            self.address = connect(self.settings.ray_address)
+            self._handle = deploy(self.settings)
+        except BaseException:
+            _detach_log(self._log_handlers)
+            raise
         for dispatch in self._dispatches:
             self.store.register_worker(dispatch.name, os.getpid(), WorkerState.IDLE)
             thread = threading.Thread(
@@ -101,13 +101,8 @@ class RayBackend:
         for thread in self._threads:
             thread.join(timeout=timeout)
         for dispatch in self._dispatches:
-            job_id = self.store.running_job_of(dispatch.name)
-            if job_id is not None:
-                self.store.requeue_or_fail(
-                    job_id, "the server stopped while it ran", count_attempt=False
-                )
-        log.removeHandler(self._log)
-        self._log.close()
+            self.store.release(dispatch.name, SERVER_STOPPED, count_attempt=False)
+        _detach_log(self._log_handlers)
 
     def tick(self, now: float) -> None:
         """Cancel the request of a job that was stopped (cancelled, timed out, expired) while
@@ -241,23 +236,28 @@ class RayBackend:
         self.store.requeue_or_fail(job_id, f"its Ray replica died ({detail})")
 
 
-def _log_file(settings: ServeSettings) -> logging.Handler:
+def _attach_log(settings: ServeSettings) -> list[logging.Handler]:
     """The backend's log (jobs sent, started, ended; replicas lost), where the local backend
-    keeps its workers' logs. The replicas log on their own nodes, in Ray's log folder."""
+    keeps its workers' logs, and its problems on the terminal as well (a handler of its own
+    keeps Python's last-resort handler from printing them). The replicas log on their own
+    nodes, in Ray's log folder."""
     path = layout.log_file(settings.data_dir, "ray")
     path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    log.addHandler(handler)
+    to_file = logging.FileHandler(path)
+    to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    to_terminal = logging.StreamHandler()
+    to_terminal.setLevel(logging.WARNING)
+    to_terminal.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
     log.setLevel(logging.INFO)
-    if not any(isinstance(h, logging.StreamHandler) for h in log.handlers if h is not handler):
-        # Problems go to the terminal as well (the file handler keeps Python's last-resort
-        # handler from printing them).
-        terminal = logging.StreamHandler()
-        terminal.setLevel(logging.WARNING)
-        terminal.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
-        log.addHandler(terminal)
-    return handler
+    for handler in (to_file, to_terminal):
+        log.addHandler(handler)
+    return [to_file, to_terminal]
+
+
+def _detach_log(handlers: list[logging.Handler]) -> None:
+    for handler in handlers:
+        log.removeHandler(handler)
+        handler.close()
 
 
 def _cancel(response: DeploymentResponseGenerator[Any]) -> None:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from foldserve._version import __version__
 from foldserve.errors import InputError
+from foldserve.jobs.failures import first_line
 from foldserve.jobs.input import MAX_POLICY_MS
 from foldserve.outbound import OutboundSettings
 from foldserve.server.ray.replica import FoldReplica, ReplicaCannotStart
@@ -177,11 +178,6 @@ def _unreachable(host: str, port: int) -> str | None:
     return None
 
 
-def first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
-
-
 def deploy(settings: ServeSettings) -> DeploymentHandle[Any]:
     """The handle of the endpoint's deployment: the running one when it matches ``settings``,
     else a new one (Serve replaces the old one's replicas once their jobs end). Does not wait
@@ -223,4 +219,4 @@ def deployment_problem(where: ServeApp) -> str | None:
     for line in reversed(status.message.splitlines()):
         if cause in line:
             return line.split(cause, 1)[1].strip()
-    return first_line(Exception(status.message))
+    return next(iter(status.message.strip().splitlines()), str(status.status.value))
