@@ -444,8 +444,9 @@ class JobStore:
         return bool(changed)
 
     def give_back(self, job: Job) -> None:
-        """The claimant cannot finish ``job`` now (its disk is full): back to the queue, this
-        attempt not counted, its worker idle."""
+        """The claimant cannot finish ``job`` now (its disk is full, its request ended early):
+        back to the queue if it still runs under this claim, this attempt not counted; its
+        worker idle either way."""
         with self._transaction() as db:
             db.execute(
                 "UPDATE jobs SET status = ?, started_at = NULL, attempts = attempts - 1,"

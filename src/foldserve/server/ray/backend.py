@@ -190,20 +190,23 @@ class RayBackend:
             return
         claimed = dispatch.claimed
         if claimed is not None:
-            # Cancelled, timed out, or the server is stopping (stop() requeues the job).
-            self.store.stopped(claimed)
+            # Cancelled or timed out: the store has its final state and this frees the worker.
+            # A job the store still has running (the server is stopping, or its request ended
+            # without a last event) goes back to the queue, this attempt not counted.
+            self.store.give_back(claimed)
 
     def _on_event(self, dispatch: _Dispatch, job_id: str, event: ReplicaEvent) -> bool:
         """Record ``event``; False when the request must be cancelled."""
         if isinstance(event, Started):
             # While it runs the job, the dispatch's worker row names the replica's process.
             self.store.register_worker(dispatch.name, event.pid, WorkerState.STARTING)
-            claimed = self.store.claim(dispatch.name, job_id)
+            # Claimed under the lock: a tick in between would see the job IN_PROGRESS and not
+            # yet claimed here, take it for cancelled, and cancel its request.
+            with self._lock:
+                claimed = dispatch.claimed = self.store.claim(dispatch.name, job_id)
             if claimed is None:  # cancelled or expired while it waited for a replica
                 return False
             log.info("job %s started on replica %s (%s)", job_id, event.replica, event.node)
-            with self._lock:
-                dispatch.claimed = claimed
             return True
         claimed = dispatch.claimed
         if claimed is None:
