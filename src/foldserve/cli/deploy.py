@@ -1,9 +1,12 @@
-"""``foldserve deploy``: a RunPod serverless endpoint, or the YAML of a Ray cluster.
+"""``foldserve deploy``: a RunPod serverless endpoint, the YAML of a Ray cluster, or an Amazon
+SageMaker asynchronous endpoint.
 
 ``deploy runpod`` creates the endpoint (:mod:`foldserve.cloud.runpod.deploy`); the API key
 comes from ``RUNPOD_API_KEY`` or the configuration file, never from a flag, and is never
 printed. ``deploy ray`` only renders (:mod:`foldserve.cloud.ray.deploy`): a file for ``ray up``
 or a manifest for ``kubectl apply``, which the user applies; it contacts nothing.
+``deploy sagemaker`` creates the endpoint and its scale-to-zero autoscaling, or removes them
+(:mod:`foldserve.cloud.sagemaker.deploy`), with boto3's own credentials.
 """
 
 from __future__ import annotations
@@ -27,6 +30,26 @@ from foldserve.cloud.runpod.deploy import (
     dry_run,
     rest_url,
 )
+from foldserve.cloud.sagemaker.deploy import (
+    Aws,
+    Deployment,
+    delete_command,
+    deploy_requests,
+    show,
+    teardown,
+    teardown_requests,
+)
+from foldserve.cloud.sagemaker.deploy import deploy as deploy_sagemaker
+from foldserve.cloud.sagemaker.settings import (
+    DEFAULT_INSTANCE_TYPE,
+    DEFAULT_MAX_INSTANCES,
+    DEFAULT_NAME,
+    FAILURE_FOLDER,
+    MODEL_DIR,
+    SagemakerSettings,
+    check_name,
+    check_region,
+)
 from foldserve.config import missing_key_fix
 from foldserve.errors import InputError
 from foldserve.files import write_text
@@ -36,7 +59,8 @@ if TYPE_CHECKING:
     from foldserve.cloud.ray.settings import Provider
 
 app = typer.Typer(
-    help="Deploy foldserve: a RunPod serverless endpoint, or the YAML of a Ray cluster.",
+    help="Deploy foldserve: a RunPod serverless endpoint, the YAML of a Ray cluster, or a "
+    "SageMaker asynchronous endpoint.",
     no_args_is_help=True,
 )
 
@@ -348,3 +372,201 @@ def ray_command(
             fix="give a file in a folder you can write to",
         ) from None
     err(highlight=False, soft_wrap=True).print(f"wrote {output}", markup=False)
+
+
+#: ``deploy sagemaker`` flags that only deploying takes (``--delete`` takes a name alone).
+_SAGEMAKER_DEPLOY_ONLY = (
+    "image",
+    "role",
+    "name",
+    "instance_type",
+    "max_instances",
+    "model_data",
+    "s3_output",
+    "s3_failure",
+    "sns_success",
+    "sns_error",
+    "env",
+)
+
+
+@app.command("sagemaker")
+def sagemaker_command(
+    image: Annotated[
+        str | None,
+        typer.Option(
+            help="The foldserve image in Amazon ECR, ACCOUNT.dkr.ecr.REGION.amazonaws.com/"
+            "REPOSITORY:TAG. The endpoint is made in the image's region.",
+            show_default=False,
+        ),
+    ] = None,
+    role: Annotated[
+        str | None,
+        typer.Option(
+            help="ARN of the IAM role the endpoint runs as: it reads the image and the model "
+            "data, writes the S3 paths and publishes to the SNS topics.",
+            show_default=False,
+        ),
+    ] = None,
+    s3_output: Annotated[
+        str | None,
+        typer.Option(help="Where results go, s3://BUCKET/PREFIX.", show_default=False),
+    ] = None,
+    s3_failure: Annotated[
+        str | None,
+        typer.Option(
+            help=f"Where the errors of failed predictions go (S3_OUTPUT/{FAILURE_FOLDER}).",
+            show_default=False,
+        ),
+    ] = None,
+    model_data: Annotated[
+        str | None,
+        typer.Option(
+            help=f"s3://BUCKET/KEY.tar.gz holding params/ (the weights), unpacked in {MODEL_DIR}.",
+            show_default=False,
+        ),
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            help=f"Name of the endpoint, its configuration and its model ({DEFAULT_NAME}).",
+            show_default=False,
+        ),
+    ] = None,
+    instance_type: Annotated[
+        str | None,
+        typer.Option(
+            help=f"SageMaker instance type, with a GPU ({DEFAULT_INSTANCE_TYPE}).",
+            show_default=False,
+        ),
+    ] = None,
+    max_instances: Annotated[
+        int | None,
+        typer.Option(
+            help=f"Most instances running at once; idle, it scales to 0 ({DEFAULT_MAX_INSTANCES}).",
+            show_default=False,
+        ),
+    ] = None,
+    sns_success: Annotated[
+        str | None,
+        typer.Option(help="ARN of an SNS topic told of each result.", show_default=False),
+    ] = None,
+    sns_error: Annotated[
+        str | None,
+        typer.Option(help="ARN of an SNS topic told of each failure.", show_default=False),
+    ] = None,
+    region: Annotated[
+        str | None,
+        typer.Option(
+            help="AWS region: to deploy, the image's (the default); with --delete, the "
+            "configured one (AWS_REGION) by default.",
+            show_default=False,
+        ),
+    ] = None,
+    env: Annotated[
+        list[str] | None,
+        typer.Option("--env", help="NAME=VALUE for the container; repeat."),
+    ] = None,
+    delete: Annotated[
+        str | None,
+        typer.Option(
+            "--delete",
+            metavar="NAME",
+            help="Remove endpoint NAME and all that deploying made for it, instead.",
+            show_default=False,
+        ),
+    ] = None,
+    dry: Annotated[
+        bool, typer.Option("--dry-run", help="Print the AWS requests as JSON; send nothing.")
+    ] = False,
+) -> None:
+    """Create an asynchronous SageMaker endpoint that scales to zero, or remove one.
+
+    Creates the model, the endpoint configuration (asynchronous: one prediction at a time per
+    instance) and the endpoint, waits for it to be InService, then registers its autoscaling
+    from 0 to --max-instances: a target-tracking policy on ApproximateBacklogSizePerInstance
+    and a step policy with its CloudWatch alarm on HasBacklogWithoutCapacity, which starts an
+    instance when a request waits and none runs. AWS credentials are boto3's own (aws
+    configure, AWS_PROFILE, a role); they are never printed.
+    """
+    given = {
+        "image": image,
+        "role": role,
+        "name": name,
+        "instance_type": instance_type,
+        "max_instances": max_instances,
+        "model_data": model_data,
+        "s3_output": s3_output,
+        "s3_failure": s3_failure,
+        "sns_success": sns_success,
+        "sns_error": sns_error,
+        "region": region,
+        "env": _parse_env(env) if env else None,
+    }
+    if delete is not None:
+        for field in _SAGEMAKER_DEPLOY_ONLY:
+            if given[field] is not None:
+                flag = f"--{field.replace('_', '-')}"
+                raise InputError(
+                    "applies to deploying only", where=flag, fix=f"leave {flag} out with --delete"
+                )
+        _sagemaker_delete(delete, region, dry)
+        return
+    # A flag left out takes the settings' own default, so no default is written twice.
+    try:
+        settings = SagemakerSettings.checked(
+            **{field: value for field, value in given.items() if value is not None}
+        )
+    except InputError as error:
+        raise as_flag_error(error, {}) from None
+    stdout = out(highlight=False, soft_wrap=True)
+    if dry:
+        stdout.print(show(deploy_requests(settings), settings.aws_region), markup=False)
+        return
+    with err().status("Deploying to SageMaker …") as status:
+        done = deploy_sagemaker(
+            settings, Aws(settings.aws_region), lambda now: status.update(f"{now} …")
+        )
+    _say_deployed(done, settings)
+
+
+def _sagemaker_delete(name: str, region: str | None, dry: bool) -> None:
+    """``deploy sagemaker --delete NAME``: remove it all, or with ``dry`` show how."""
+    check_name(name, where="--delete")
+    if region is not None:
+        check_region(region, where="--region")
+    aws = Aws(region)
+    stdout = out(highlight=False, soft_wrap=True)
+    if dry:
+        stdout.print(show(teardown_requests(name), aws.region), markup=False)
+        return
+    with err().status(f"Removing {name} …") as status:
+        done = teardown(name, aws, lambda now: status.update(f"{now} …"))
+    for target in done.removed:
+        stdout.print(f"removed        {target}", markup=False)
+    for target in done.absent:
+        stdout.print(f"already gone   {target}", markup=False)
+
+
+def _say_deployed(done: Deployment, settings: SagemakerSettings) -> None:
+    name = settings.name
+    stdout = out(highlight=False, soft_wrap=True)
+    for target in done.created:
+        stdout.print(f"created  {target}", markup=False)
+    stdout.print()
+    stdout.print(f"Endpoint {done.endpoint_arn} is InService in {done.region}.", markup=False)
+    stdout.print(
+        f"Results go to {settings.s3_output}/, errors to {settings.failure_path}/.", markup=False
+    )
+    stdout.print("One instance runs now; idle for about 15 minutes, the endpoint scales to zero,")
+    stdout.print("and the next request starts an instance again (a cold start takes minutes).")
+    stdout.print("Submit a prediction with:")
+    stdout.print()
+    stdout.print(
+        f"  foldserve submit --sagemaker-endpoint {name} --msa your_msa.a3m "
+        "--output your_structure.pdb",
+        markup=False,
+    )
+    stdout.print()
+    stdout.print("Remove it all with:")
+    stdout.print(f"  {delete_command(name, done.region)}", markup=False)

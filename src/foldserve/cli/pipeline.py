@@ -1,10 +1,11 @@
-"""``foldserve pipeline run`` and ``foldserve runs list|compare``."""
+"""``foldserve pipeline run``, ``foldserve pipeline export sagemaker`` and ``foldserve runs
+list|compare``."""
 
 from __future__ import annotations
 
 import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 from rich.table import Table
@@ -12,7 +13,7 @@ from rich.table import Table
 from foldserve.cli.client import describe_progress
 from foldserve.cli.complex_input import complex_chains
 from foldserve.cli.console import err, out, say_retrying
-from foldserve.cli.options import CopiesOption, PairedMsaOption, parse_models
+from foldserve.cli.options import CopiesOption, PairedMsaOption, as_flag_error, parse_models
 from foldserve.cli.search_options import (
     DatabaseOption,
     MaxHitsOption,
@@ -22,7 +23,18 @@ from foldserve.cli.search_options import (
     ToolOption,
 )
 from foldserve.cli.template_options import server_or_files
+from foldserve.cloud.sagemaker import pipeline_aws
+from foldserve.cloud.sagemaker.pipeline import (
+    DEFAULT_NAME,
+    PARAMETER_HELP,
+    InputKind,
+    Workflow,
+    build_definition,
+    check_name,
+    execution_parameters,
+)
 from foldserve.errors import InputError
+from foldserve.files import write_text
 from foldserve.fold.engine import parse_engine_names
 from foldserve.jobs.progress import JobProgress
 from foldserve.msa.search.settings import DEFAULT_MAX_HITS
@@ -309,3 +321,129 @@ def compare_runs_command(
             style = "bold" if len(set(text)) > 1 else None
             table.add_row(f"{kind} {name}", *text, style=style)
     out().print(table)
+
+
+# -- pipeline export sagemaker --------------------------------------------------------------------
+export_app = typer.Typer(
+    help="Write the folding workflow for another orchestrator: a SageMaker Pipeline.",
+    no_args_is_help=True,
+)
+pipeline_app.add_typer(export_app, name="export")
+
+
+@export_app.command("sagemaker")
+def export_sagemaker_command(
+    out_file: Annotated[
+        Path,
+        typer.Option("--out", help="File for the pipeline definition (JSON).", show_default=False),
+    ],
+    name: Annotated[
+        str, typer.Option(help="Pipeline name, for --upsert and --start.")
+    ] = DEFAULT_NAME,
+    role: Annotated[
+        str | None,
+        typer.Option(
+            help="IAM role ARN the pipeline and its jobs run as (the RoleArn parameter's "
+            "default); --upsert needs it.",
+            show_default=False,
+        ),
+    ] = None,
+    image: Annotated[
+        str | None,
+        typer.Option(
+            help="The foldserve image in ECR (the ImageUri parameter's default).",
+            show_default=False,
+        ),
+    ] = None,
+    engines: Annotated[
+        str, typer.Option(help="The engines that predict, each in a GPU step of its own.")
+    ] = "alphafold2,openfold3",
+    input_kind: Annotated[
+        str,
+        typer.Option(
+            help="fasta (the first step searches the MSA on the MMseqs2 server) or msa (it "
+            "checks the MSA given)."
+        ),
+    ] = "fasta",
+    templates: Annotated[
+        bool,
+        typer.Option(
+            "--templates",
+            help="AlphaFold2 reads templates from TemplatesS3Uri, up to MaxTemplateDate.",
+        ),
+    ] = False,
+    upsert: Annotated[
+        bool, typer.Option("--upsert", help="Create the pipeline in the account, or update it.")
+    ] = False,
+    start: Annotated[
+        bool, typer.Option("--start", help="Start an execution; prints its ARN.")
+    ] = False,
+    params: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param",
+            help="NAME=VALUE of a pipeline parameter for --start; repeat for more.",
+            show_default=False,
+        ),
+    ] = None,
+    region: Annotated[
+        str | None,
+        typer.Option(
+            help="AWS region (default: AWS_REGION or the AWS config).", show_default=False
+        ),
+    ] = None,
+) -> None:
+    """Write the folding workflow as a SageMaker Pipeline definition: an MSA step on a CPU
+    instance, a prediction step per engine on GPU instances, and a compare and report step,
+    each running foldserve in the foldserve image. Builds offline; only --upsert and --start
+    call AWS."""
+    try:
+        check_name(name)
+        workflow = Workflow(
+            engines=parse_engine_names(engines, where="engines"),
+            input_kind=cast(InputKind, input_kind),
+            templates=templates,
+            image=image,
+            role=role,
+        )
+    except InputError as exc:
+        raise as_flag_error(exc, {}) from None
+    if params and not start:
+        raise InputError("parameters are for an execution", where="--param", fix="add --start")
+    if upsert and role is None:
+        raise InputError(
+            "a pipeline needs a role to run as", where="--upsert", fix="add --role ARN"
+        )
+    definition = build_definition(workflow)
+    given = _parameter_values(params or [])
+    values = execution_parameters(definition, given) if start else {}
+    write_text(out_file, definition.to_json())
+    steps = ", ".join(step.name for step in definition.steps)
+    lines = [f"wrote {out_file}: steps {steps}", "parameters (--start --param NAME=VALUE):"]
+    for parameter in definition.parameters:
+        default = "" if parameter.default_value is None else f" = {parameter.default_value}"
+        lines.append(f"  {parameter.name}{default}: {PARAMETER_HELP[parameter.name]}")
+    err().print("\n".join(lines), highlight=False, soft_wrap=True)
+    if upsert:
+        assert role is not None
+        done = pipeline_aws.upsert(name, definition.to_json(), role, region)
+        err().print(f"{done.action} pipeline {done.arn}", highlight=False, soft_wrap=True)
+    if start:
+        arn = pipeline_aws.start(name, values, region)
+        err().print("started an execution:", highlight=False)
+        out().print(arn, highlight=False, soft_wrap=True)
+
+
+def _parameter_values(pairs: list[str]) -> dict[str, str]:
+    """``--param NAME=VALUE`` as given, each name once."""
+    values: dict[str, str] = {}
+    for pair in pairs:
+        key, equals, value = pair.partition("=")
+        if not equals or not key or key in values:
+            raise InputError(
+                f"{pair!r} is not NAME=VALUE" if not equals or not key else f"{key} given twice",
+                where="--param",
+                fix="give e.g. --param InputS3Uri=s3://bucket/T1030.fasta, once per name",
+            )
+        values[key] = value
+    return values

@@ -8,7 +8,14 @@ from typing import Annotated, Any
 import typer
 
 from foldserve.cli.console import err
+from foldserve.cloud.sagemaker.container_settings import (
+    DEFAULT_INLINE_LIMIT_MB,
+    DEFAULT_PORT,
+    MODEL_DIR,
+    ContainerSettings,
+)
 from foldserve.config import server_api_keys
+from foldserve.errors import InputError
 from foldserve.fold.engine import parse_engine_names
 from foldserve.server.auth import required_keys
 from foldserve.server.serve import serve
@@ -121,6 +128,16 @@ def serve_command(
         float | None,
         _setting("downscale_delay", "Ray: seconds idle before a replica is removed"),
     ] = None,
+    sagemaker: Annotated[
+        bool,
+        typer.Option(
+            "--sagemaker",
+            help="Answer SageMaker's inference container contract instead: GET /ping, POST "
+            f"/invocations, one job at a time; on 0.0.0.0:{DEFAULT_PORT}, weights in {MODEL_DIR}, "
+            f"files inline up to {DEFAULT_INLINE_LIMIT_MB:g} MB. Takes --host, --port, "
+            "--params-dir, --engines, --precision, --inline-limit and the URL options.",
+        ),
+    ] = False,
 ) -> None:
     """Serve RunPod's job API on this machine, with warm AlphaFold2 and/or OpenFold3 workers,
     here or (--backend ray) on a Ray cluster's GPU nodes.
@@ -129,6 +146,8 @@ def serve_command(
 
     The API key comes from FOLDSERVE_API_KEY or the config file, never from a flag; so does the
     webhook signing secret, FOLDSERVE_WEBHOOK_SECRET.
+
+    With --sagemaker it is the SageMaker container instead (docker run IMAGE serve runs it).
     """
     flags = {
         "host": ("--host", host),
@@ -159,6 +178,9 @@ def serve_command(
         "downscale_delay": ("--downscale-delay", downscale_delay),
     }
     given = {field: (flag, value) for field, (flag, value) in flags.items() if value is not None}
+    if sagemaker:
+        _serve_sagemaker(given, no_auth)
+        return
     settings = ServeSettings.load(
         {field: value for field, (_, value) in given.items()},
         {field: flag for field, (flag, _) in given.items()},
@@ -182,3 +204,38 @@ def serve_command(
         )
 
     serve(settings, keys, on_ready=ready)
+
+
+#: The flags ``serve --sagemaker`` takes, by their field here and the container's setting.
+_CONTAINER_FIELDS = {
+    "host": "host",
+    "port": "port",
+    "params_dir": "param_dir",
+    "engines": "engines",
+    "precision": "precision",
+    "inline_limit_mb": "inline_limit_mb",
+    "allow_http": "allow_http",
+    "allow_url_prefixes": "allow_url_prefixes",
+    "s3_buckets": "s3_buckets",
+}
+
+
+def _serve_sagemaker(given: dict[str, tuple[str, Any]], no_auth: bool) -> None:
+    """The SageMaker container, with the settings the given flags name; a flag of the job
+    server's alone is refused rather than ignored."""
+    from foldserve.cloud.sagemaker.container import serve_container  # loads JAX
+
+    refused = [flag for field, (flag, _) in given.items() if field not in _CONTAINER_FIELDS]
+    refused += ["--no-auth"] if no_auth else []
+    if refused:
+        raise InputError(
+            "does not apply to the SageMaker container",
+            where=refused[0],
+            fix="leave it out with --sagemaker: the container runs one job at a time, "
+            "with no job store and no API key (SageMaker's endpoint stands for them)",
+        )
+    settings = ContainerSettings.load(
+        {_CONTAINER_FIELDS[field]: value for field, (_, value) in given.items()},
+        {_CONTAINER_FIELDS[field]: flag for field, (flag, _) in given.items()},
+    )
+    serve_container(settings)

@@ -1,36 +1,22 @@
 """The RunPod worker's settings, read once from its environment (the template's env vars).
 
-Every variable is documented in the README ("Serverless on RunPod"). A bad value stops the
-worker at start with one line naming the variable, rather than failing the first job: the
-validators raise :class:`~foldserve.errors.InputError` themselves (pydantic lets any exception
-but ``ValueError`` through), so the message names the variable and the fix.
+Every variable is documented in the README ("Serverless on RunPod"). Those every cloud worker
+reads (engines, weights, inline limit, outbound policy) are
+:class:`~foldserve.cloud.settings.WorkerSettings`; a bad value stops the worker at start with
+one line naming the variable.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, get_args
+from typing import Any, ClassVar
 
-from pydantic import (
-    Field,
-    SecretStr,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
+from foldserve.cloud.settings import WorkerSettings
 from foldserve.errors import InputError
-from foldserve.fold.engine import DEFAULT_ENGINE, Precision, parse_engine_names
-from foldserve.fold.openfold3.layout import DEFAULT_CHECKPOINT_URL
-from foldserve.fold.results import EngineName
-from foldserve.fold.weights import DEFAULT_PARAMS_URL
-from foldserve.jobs.output import DEFAULT_INLINE_LIMIT
-from foldserve.outbound import OutboundSettings
 
 #: Where RunPod mounts an endpoint's network volume on every serverless worker.
 VOLUME_MOUNT = Path("/runpod-volume")
@@ -38,7 +24,6 @@ DEFAULT_PROGRESS_INTERVAL = 2.0
 DEFAULT_URL_EXPIRY = 24 * 3600
 #: Presigned (SigV4) URLs cannot be valid for longer than a week.
 MAX_URL_EXPIRY = 7 * 24 * 3600
-_MB = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -53,28 +38,13 @@ class BucketSettings:
     secret_access_key: str | None = field(default=None, repr=False)
 
 
-class RunpodSettings(OutboundSettings, BaseSettings):
-    """Each field is read from the variable its alias names (the outbound ones with the
-    ``FOLDSERVE_`` prefix); an empty variable is unset."""
+class RunpodSettings(WorkerSettings):
+    """The shared worker settings (:class:`~foldserve.cloud.settings.WorkerSettings`), the
+    weights on the network volume, progress updates and the bucket for large files."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="FOLDSERVE_", env_ignore_empty=True, extra="ignore", frozen=True
-    )
+    documented_in: ClassVar[str] = "the worker's variables in the README (Serverless on RunPod)"
 
     param_dir: Path = Field(default=VOLUME_MOUNT, alias="PARAM_DIR")
-    #: The engines this worker holds warm, e.g. ``alphafold2,openfold3``.
-    engines: Annotated[tuple[EngineName, ...], NoDecode] = Field(
-        default=(DEFAULT_ENGINE,), alias="FOLDSERVE_ENGINES"
-    )
-    params_url: str = Field(default=DEFAULT_PARAMS_URL, alias="FOLDSERVE_PARAMS_URL")
-    params_sha256: str | None = Field(default=None, alias="FOLDSERVE_PARAMS_SHA256")
-    #: OpenFold3's checkpoint: http(s) URL, s3://bucket/key or a file on the volume.
-    openfold3_url: str = Field(default=DEFAULT_CHECKPOINT_URL, alias="FOLDSERVE_OPENFOLD3_URL")
-    openfold3_sha256: str | None = Field(default=None, alias="FOLDSERVE_OPENFOLD3_SHA256")
-    precision: Precision = Field(default="auto", alias="FOLDSERVE_PRECISION")
-    inline_limit_mb: float = Field(
-        default=DEFAULT_INLINE_LIMIT / _MB, alias="FOLDSERVE_INLINE_LIMIT_MB"
-    )
     progress_interval: float = Field(
         default=DEFAULT_PROGRESS_INTERVAL, alias="FOLDSERVE_PROGRESS_INTERVAL"
     )
@@ -86,31 +56,6 @@ class RunpodSettings(OutboundSettings, BaseSettings):
         default=None, alias="BUCKET_SECRET_ACCESS_KEY"
     )
     bucket_url_expiry: float = Field(default=DEFAULT_URL_EXPIRY, alias="BUCKET_URL_EXPIRY")
-
-    @classmethod
-    def load(cls) -> RunpodSettings:
-        """The settings from the environment; a bad value is one :class:`InputError` naming
-        its variable (the field validators name theirs themselves)."""
-        try:
-            return cls()
-        except ValidationError as exc:
-            error = exc.errors()[0]
-            name = str(error["loc"][0]) if error["loc"] else ""
-            field = cls.model_fields.get(name)
-            if field is None:
-                variable = name or "environment"
-            else:  # an alias is the variable; the other fields take the FOLDSERVE_ prefix
-                variable = field.alias or f"FOLDSERVE_{name.upper()}"
-            raise InputError(
-                f"{error['msg']}, not {error['input']!r}",
-                where=variable,
-                fix="see the worker's variables in the README (Serverless on RunPod)",
-            ) from None
-
-    @property
-    def inline_limit(self) -> int:
-        """Bytes of output JSON returned inline."""
-        return int(self.inline_limit_mb * _MB)
 
     @property
     def bucket(self) -> BucketSettings | None:
@@ -126,36 +71,6 @@ class RunpodSettings(OutboundSettings, BaseSettings):
             secret_access_key=_revealed(self.bucket_secret_access_key),
         )
 
-    @field_validator("precision", mode="before")
-    @classmethod
-    def _known_precision(cls, value: Any) -> Any:
-        if value not in get_args(Precision):
-            raise InputError(
-                f"unknown precision {value!r}",
-                where="FOLDSERVE_PRECISION",
-                fix="use auto, bfloat16 or float32",
-            )
-        return value
-
-    @field_validator("engines", mode="before")
-    @classmethod
-    def _engine_names(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return parse_engine_names(value, where="FOLDSERVE_ENGINES")
-        return value
-
-    @field_validator("params_sha256", "openfold3_sha256")
-    @classmethod
-    def _sha256(cls, value: str | None, info: ValidationInfo) -> str | None:
-        if value is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", value):
-            assert info.field_name is not None
-            raise InputError(
-                "not a SHA-256 (64 hexadecimal digits)",
-                where=str(cls.model_fields[info.field_name].alias),
-                fix="give the file's sha256sum, or leave it unset",
-            )
-        return value
-
     @field_validator("bucket_endpoint_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
@@ -167,27 +82,16 @@ class RunpodSettings(OutboundSettings, BaseSettings):
             )
         return value
 
-    @field_validator("inline_limit_mb", "progress_interval", "bucket_url_expiry", mode="before")
+    @field_validator("progress_interval", "bucket_url_expiry", mode="before")
     @classmethod
     def _number(cls, value: Any, info: ValidationInfo) -> float:
         assert info.field_name is not None
-        variable = str(cls.model_fields[info.field_name].alias)
-        minimum = 1.0 if info.field_name == "bucket_url_expiry" else 0.0
-        default = cls.model_fields[info.field_name].default
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            number = math.nan
-        if not (math.isfinite(number) and number >= minimum):
-            raise InputError(
-                f"{value!r} is not a number of at least {minimum:g}",
-                where=variable,
-                fix=f"give a number such as {default:g}, or leave it unset",
-            )
-        if info.field_name == "bucket_url_expiry" and number > MAX_URL_EXPIRY:
+        expiry = info.field_name == "bucket_url_expiry"
+        number = cls.number(value, info.field_name, 1.0 if expiry else 0.0)
+        if expiry and number > MAX_URL_EXPIRY:
             raise InputError(
                 f"{number:g} seconds is longer than presigned URLs can live",
-                where=variable,
+                where=cls.variable(info.field_name),
                 fix=f"give at most {MAX_URL_EXPIRY} (7 days)",
             )
         return number
