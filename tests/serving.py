@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 import os
 import signal
 import socket
 import subprocess
 import sys
+import tarfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from foldserve.fold.weights import MODEL_NUMBERS, model_param_file
 from foldserve.server import layout
 from foldserve.server.store import JobStore
 
@@ -227,3 +230,15 @@ def held_msa(text: str) -> Iterator[HeldMsa]:
     """One held MSA on a server of its own."""
     with held_msas(text) as holder:
         yield holder.hold()
+
+
+def params_archive(test_params: Path, path: Path) -> Path:
+    """The test weights packed as DeepMind's archive packs its own: the files at the top."""
+    with tarfile.open(path, "w") as tar:
+        for number in MODEL_NUMBERS:
+            tar.add(model_param_file(test_params, number), arcname=f"params_model_{number}_ptm.npz")
+        licence = b"test weights: random values, not DeepMind's\n"
+        info = tarfile.TarInfo("LICENSE")
+        info.size = len(licence)
+        tar.addfile(info, io.BytesIO(licence))
+    return path

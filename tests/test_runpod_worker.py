@@ -6,9 +6,7 @@ process, the SDK's real worker loop, and a stand-in for RunPod's job API on 127.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import tarfile
 import threading
 import time
 from collections.abc import Iterator
@@ -22,10 +20,10 @@ import httpx
 import pytest
 from moto.server import ThreadedMotoServer
 
-from foldserve.cloud.runpod.progress import ThrottledProgress
+from foldserve.cloud.progress import ThrottledProgress
 from foldserve.cloud.runpod.settings import RunpodSettings
 from foldserve.errors import InputError
-from foldserve.fold.weights import MODEL_NUMBERS, SOURCE_RECORD, model_param_file
+from foldserve.fold.weights import SOURCE_RECORD
 from foldserve.jobs.progress import JobProgress
 from tests.conftest import data
 from tests.runpod_standin import (
@@ -37,7 +35,7 @@ from tests.runpod_standin import (
     stop_workers,
     wait_ready,
 )
-from tests.serving import SMALL_MSA, small_job
+from tests.serving import SMALL_MSA, params_archive, small_job
 
 BUCKET = "results"
 #: Room for the best model (43 kB on the 62-residue test protein) and the score files, not for
@@ -281,18 +279,6 @@ class _ArchiveHandler(BaseHTTPRequestHandler):
         with self.server.archive.open("rb") as archive:
             while block := archive.read(1 << 20):
                 self.wfile.write(block)
-
-
-def params_archive(test_params: Path, path: Path) -> Path:
-    """The test weights packed as DeepMind's archive packs its own: the files at the top."""
-    with tarfile.open(path, "w") as tar:
-        for number in MODEL_NUMBERS:
-            tar.add(model_param_file(test_params, number), arcname=f"params_model_{number}_ptm.npz")
-        licence = b"test weights: random values, not DeepMind's\n"
-        info = tarfile.TarInfo("LICENSE")
-        info.size = len(licence)
-        tar.addfile(info, io.BytesIO(licence))
-    return path
 
 
 def test_workers_starting_together_on_an_empty_volume_download_once(

@@ -31,8 +31,16 @@ from foldserve.cloud.sagemaker.container_weights import engine_param_dir
 from foldserve.jobs.output import InlineFile, JobOutput
 from tests.cli_runner import foldserve
 from tests.conftest import data
-from tests.serving import SMALL_MSA, WAIT_S, MsaHolder, free_port, held_msas, small_job, until
-from tests.test_runpod_worker import params_archive
+from tests.serving import (
+    SMALL_MSA,
+    WAIT_S,
+    MsaHolder,
+    free_port,
+    held_msas,
+    params_archive,
+    small_job,
+    until,
+)
 
 pytestmark = pytest.mark.timeout(600)
 

@@ -58,7 +58,9 @@ COMMANDS: dict[str, LazyCommand] = {
     "jobs": LazyCommand("jobs", "The job contract: JSON Schema of job input and output."),
     "weights": LazyCommand("weights", "Fetch, check or generate AlphaFold2 and OpenFold3 weights."),
     "deploy": LazyCommand(
-        "deploy", "Deploy foldserve: RunPod serverless workers, Ray cluster files (VMs, KubeRay)."
+        "deploy",
+        "Deploy foldserve: RunPod serverless workers, SageMaker async endpoints, Ray cluster "
+        "files (VMs, KubeRay).",
     ),
     "compare": LazyCommand(
         "compare", "TM-score, RMSD, GDT-TS and lDDT of structures.", "compare_command"

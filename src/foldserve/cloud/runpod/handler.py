@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from foldserve.cloud.runpod.progress import ThrottledProgress
+from foldserve.cloud.progress import ThrottledProgress
 from foldserve.cloud.runpod.settings import RunpodSettings
 from foldserve.cloud.runpod.storage import Bucket
 from foldserve.errors import Cancelled, FoldserveError

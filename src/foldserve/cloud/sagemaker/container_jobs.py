@@ -16,7 +16,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from foldserve.cloud.runpod.progress import ThrottledProgress
+from foldserve.cloud.progress import ThrottledProgress
 from foldserve.cloud.sagemaker.container_input import job_input_of
 from foldserve.cloud.sagemaker.container_settings import ContainerSettings
 from foldserve.errors import FoldserveError

@@ -1,7 +1,8 @@
-"""Progress for RunPod's ``/status``: every new stage or model at once, the rest throttled.
+"""Progress a platform relays (RunPod's ``/status``, SageMaker's log): every new stage or model
+at once, the rest throttled.
 
-Each update the SDK sends is an HTTP request from a fresh thread, and a prediction can report
-a recycle every few hundred milliseconds; the client polls far less often than that.
+A prediction can report a recycle every few hundred milliseconds; each update RunPod's SDK
+sends is an HTTP request from a fresh thread, and a log line per recycle would bury the rest.
 """
 
 from __future__ import annotations
