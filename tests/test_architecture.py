@@ -33,6 +33,7 @@ RANKS = {
     "remote": 5,
     "outbound": 5,
     "retry": 5,
+    "aws": 5,
     "_version": 5,
 }
 #: Same-rank imports that are part of the design: a pipeline may predict on an endpoint, and

@@ -284,7 +284,7 @@ def test_a_failure_halfway_names_what_was_created_and_how_to_remove_it(
     result = sagemaker(aws, tmp_path, *deploy_args())  # moto refuses ml.g5.xlarge
     assert_one_line_error(
         result,
-        "sagemaker CreateEndpointConfig: ValidationException",
+        "AWS refused sagemaker CreateEndpointConfig (ValidationException",
         f"already created: model {NAME})",
         f"foldserve deploy sagemaker --delete {NAME}",
     )
@@ -305,7 +305,7 @@ def test_no_credentials_is_one_line_and_creates_nothing(aws: str, tmp_path: Path
         AWS_SECRET_ACCESS_KEY=None,
         AWS_EC2_METADATA_DISABLED="true",  # no look for an instance role off this machine
     )
-    assert_one_line_error(result, "AWS credentials: no usable AWS credentials found")
+    assert_one_line_error(result, "sagemaker CreateModel: no usable AWS credentials found")
     assert nothing_exists(aws)
 
 

@@ -378,7 +378,9 @@ def failure(ran: Ran) -> str:
 def test_aws_failures_are_one_line(moto: str, tmp_path: Path) -> None:
     start = ("--name", "never-created", "--role", ROLE, "--image", IMAGE, "--start", *START)
     refused = export(tmp_path, *start, env=aws_env(moto, tmp_path))
-    assert failure(refused).startswith("error: pipeline never-created: ValidationException: ")
+    assert failure(refused).startswith(
+        "error: AWS refused pipeline never-created (ValidationException: "
+    )
 
     no_credentials = {
         **aws_env(moto, tmp_path),
@@ -389,8 +391,10 @@ def test_aws_failures_are_one_line(moto: str, tmp_path: Path) -> None:
         "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": None,
     }
     ran = export(tmp_path, "--role", ROLE, "--upsert", env=no_credentials)
-    assert failure(ran).startswith("error: pipeline foldserve-folding: no AWS credentials found")
+    assert failure(ran).startswith(
+        "error: pipeline foldserve-folding: no usable AWS credentials found"
+    )
 
     no_region = {**aws_env(moto, tmp_path), "AWS_REGION": None, "AWS_DEFAULT_REGION": None}
     ran = export(tmp_path, "--role", ROLE, "--upsert", env=no_region)
-    assert failure(ran).endswith("no AWS region given. Fix: add --region, or set AWS_REGION")
+    assert failure(ran).endswith("no AWS region given. Fix: give --region, or set AWS_REGION")

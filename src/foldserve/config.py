@@ -7,10 +7,15 @@ The file is ``~/.config/foldserve/config.toml`` (``$FOLDSERVE_CONFIG`` names ano
     url = "http://gpu-box:8000/v2/local"      # a self-hosted endpoint, or
     # endpoint_id = "abc123"                  # a RunPod endpoint
     api_key = "..."
+    [profiles.aws]
+    sagemaker_endpoint = "foldserve-async"    # a SageMaker asynchronous endpoint
+    region = "eu-west-1"                      # optional: else AWS_REGION, ~/.aws/config
+    s3_input = "s3://my-bucket/fold-inputs"   # optional: else under the endpoint's output path
     [serve]
     api_keys = ["key1", "key2"]               # keys `foldserve serve` accepts
 
 Keys are never printed: :class:`Endpoint` and :class:`Profile` leave them out of their repr.
+A SageMaker endpoint has no foldserve key: boto3 finds the AWS credentials as the AWS CLI does.
 """
 
 from __future__ import annotations
@@ -49,6 +54,10 @@ DEFAULT_ENDPOINT_ID = "local"
 _ENDPOINT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 #: What an API key may hold: printable ASCII without spaces (it travels in an HTTP header).
 _API_KEY = re.compile(r"^[!-~]+$")
+#: SageMaker's rule for endpoint names.
+_SAGEMAKER_NAME = re.compile(r"^[A-Za-z0-9](-*[A-Za-z0-9]){0,62}$")
+_AWS_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$")
+_S3_PREFIX = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(/[^\x00-\x1f]*)?$")
 
 
 @dataclass(frozen=True)
@@ -70,6 +79,25 @@ class Endpoint:
             checked_api_key(self.api_key, where=f"the API key for {self.label}")
 
 
+@dataclass(frozen=True)
+class SageMakerEndpoint:
+    """A SageMaker asynchronous endpoint: each job's input goes to S3 under ``s3_input``
+    (``s3://bucket/prefix``; None: under the endpoint's own output path), in ``region`` (None:
+    boto3's, from ``AWS_REGION`` or ``~/.aws/config``)."""
+
+    name: str
+    region: str | None = None
+    s3_input: str | None = None
+    profile: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"SageMaker endpoint {self.name}"
+
+
+#: Where jobs can go: a RunPod or self-hosted endpoint, or a SageMaker one.
+Target = Endpoint | SageMakerEndpoint
+
 NonEmpty = Annotated[str, StringConstraints(min_length=1)]
 
 
@@ -87,11 +115,15 @@ class _Table(BaseModel):
 
 
 class Profile(_Table):
-    """``[profiles.NAME]``: one endpoint, and perhaps its key."""
+    """``[profiles.NAME]``: one endpoint, and perhaps its key (or, for SageMaker, its region
+    and where inputs go)."""
 
     url: NonEmpty | None = None
     endpoint_id: NonEmpty | None = None
     api_key: NonEmpty | None = Field(default=None, repr=False)
+    sagemaker_endpoint: NonEmpty | None = None
+    region: NonEmpty | None = None
+    s3_input: NonEmpty | None = None
 
     @field_validator("url")
     @classmethod
@@ -103,21 +135,49 @@ class Profile(_Table):
     def _endpoint_id(cls, endpoint_id: str | None) -> str | None:
         return endpoint_id if endpoint_id is None else _checked(runpod_base, endpoint_id)
 
+    @field_validator("sagemaker_endpoint")
+    @classmethod
+    def _sagemaker_endpoint(cls, name: str | None) -> str | None:
+        return name if name is None else _checked(sagemaker_name, name)
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, region: str | None) -> str | None:
+        return region if region is None else _checked(aws_region, region)
+
+    @field_validator("s3_input")
+    @classmethod
+    def _s3_input(cls, prefix: str | None) -> str | None:
+        return prefix if prefix is None else _checked(s3_prefix, prefix)
+
     @model_validator(mode="after")
     def _one_endpoint(self) -> Profile:
-        if (self.url is None) == (self.endpoint_id is None):
+        if sum(x is not None for x in (self.url, self.endpoint_id, self.sagemaker_endpoint)) != 1:
             raise _Invalid(
-                "needs exactly one of url and endpoint_id",
-                'give url = "http://host:8000/v2/local" or endpoint_id = "<RunPod id>"',
+                "needs exactly one of url and endpoint_id, or sagemaker_endpoint",
+                'give url = "http://host:8000/v2/local", endpoint_id = "<RunPod id>" or '
+                'sagemaker_endpoint = "<SageMaker endpoint name>"',
+            )
+        if self.sagemaker_endpoint is not None and self.api_key is not None:
+            raise _Invalid(
+                "api_key does not go with sagemaker_endpoint",
+                "remove it: AWS credentials come from the AWS environment (aws configure)",
+            )
+        if self.sagemaker_endpoint is None and (self.region or self.s3_input) is not None:
+            raise _Invalid(
+                "region and s3_input go with sagemaker_endpoint",
+                "remove them, or make the profile a SageMaker endpoint",
             )
         return self
 
-    def endpoint(self) -> tuple[str, EndpointKind]:
-        """The base URL and kind; checked when the file was read, so this cannot fail."""
+    def endpoint(self) -> tuple[str, EndpointKind] | None:
+        """The base URL and kind, None for a SageMaker endpoint; checked when the file was
+        read, so this cannot fail."""
         if self.endpoint_id is not None:
             return runpod_base(self.endpoint_id), "runpod"
-        assert self.url is not None
-        return url_base(self.url), "url"
+        if self.url is not None:
+            return url_base(self.url), "url"
+        return None
 
 
 class Serve(_Table):
@@ -163,7 +223,7 @@ class Config(_Table):
 
 
 def _checked(check: Callable[[str], str], value: str) -> str:
-    """``value`` if ``check`` (:func:`url_base`, :func:`runpod_base`) accepts it."""
+    """``value`` if ``check`` (:func:`url_base`, :func:`runpod_base` …) accepts it."""
     try:
         check(value)
     except InputError as exc:
@@ -226,7 +286,8 @@ def _located(config: Config, path: Path) -> Config:
 #: The fix shown for a wrong value, by the top-level setting it is under.
 _FIXES = {
     "": 'write default_profile = "NAME", [profiles.NAME] tables and a [serve] table',
-    "profiles": "a [profiles.NAME] table holds url or endpoint_id, and api_key",
+    "profiles": "a [profiles.NAME] table holds url or endpoint_id, and api_key; or "
+    "sagemaker_endpoint, region and s3_input",
     "default_profile": 'name a profile: default_profile = "NAME"',
     "serve": 'write api_keys = ["a-long-random-key"] under [serve]',
 }
@@ -301,6 +362,36 @@ def runpod_base(endpoint_id: str, *, where: str = "--endpoint-id") -> str:
     return f"{RUNPOD_API}/{endpoint_id}"
 
 
+def sagemaker_name(name: str, *, where: str = "--sagemaker-endpoint") -> str:
+    if not _SAGEMAKER_NAME.fullmatch(name):
+        raise InputError(
+            f"{name!r} is not a SageMaker endpoint name",
+            where=where,
+            fix="give the endpoint's name as the SageMaker console shows it (letters, digits "
+            "and -, at most 63)",
+        )
+    return name
+
+
+def aws_region(region: str, *, where: str = "--region") -> str:
+    if not _AWS_REGION.fullmatch(region):
+        raise InputError(
+            f"{region!r} is not an AWS region", where=where, fix="give one like eu-west-1"
+        )
+    return region
+
+
+def s3_prefix(uri: str, *, where: str = "--s3-input") -> str:
+    """``s3://bucket/prefix`` without a trailing slash."""
+    if not _S3_PREFIX.fullmatch(uri):
+        raise InputError(
+            f"{uri!r} is not an S3 location",
+            where=where,
+            fix="give s3://BUCKET or s3://BUCKET/PREFIX",
+        )
+    return uri.rstrip("/")
+
+
 def url_base(url: str, *, where: str = "--url") -> str:
     """A self-hosted endpoint's base: ``http://host:8000`` becomes ``http://host:8000/v2/local``."""
     parts = urlsplit(url.strip())
@@ -360,8 +451,83 @@ def resolve_endpoint(
                     f"or set default_profile in {config.path}"
                 ),
             )
-        base, kind = _profile(config, profile).endpoint()
+        found = _profile(config, profile).endpoint()
+        if found is None:
+            raise InputError(
+                f"profile {profile!r} is a SageMaker endpoint, which this cannot use",
+                where="--profile",
+                fix="name a RunPod or self-hosted endpoint: --endpoint-id, --url or its profile",
+            )
+        base, kind = found
     return endpoint_at(base, kind, profile=profile, api_key=api_key)
+
+
+def resolve_target(
+    url: str | None = None,
+    endpoint_id: str | None = None,
+    profile: str | None = None,
+    *,
+    sagemaker_endpoint: str | None = None,
+    region: str | None = None,
+    s3_input: str | None = None,
+) -> Target:
+    """The endpoint the user means, of any kind: as :func:`resolve_endpoint`, or a SageMaker
+    endpoint named by ``sagemaker_endpoint`` or by the profile.
+
+    A SageMaker endpoint's ``region`` and ``s3_input`` come from the flags, else from the
+    profile named (by ``profile``, or as the default one when no endpoint is given).
+    """
+    flags = [
+        flag
+        for flag, value in (
+            ("--url", url),
+            ("--endpoint-id", endpoint_id),
+            ("--sagemaker-endpoint", sagemaker_endpoint),
+        )
+        if value is not None
+    ]
+    if len(flags) > 1:
+        raise InputError(
+            f"both {flags[0]} and {flags[1]} given",
+            where=flags[0],
+            fix="give one endpoint: --url (self-hosted), --endpoint-id (RunPod) or "
+            "--sagemaker-endpoint (SageMaker)",
+        )
+    config = load_config()
+    name = profile if flags else profile or config.default_profile
+    named = _profile(config, name) if name is not None else None
+    if sagemaker_endpoint is not None or (
+        not flags and named is not None and named.sagemaker_endpoint is not None
+    ):
+        if named is not None and named.sagemaker_endpoint is None:
+            raise InputError(
+                f"profile {name!r} is not a SageMaker endpoint",
+                where="--profile",
+                fix="leave out --profile, or name a profile with sagemaker_endpoint",
+            )
+        endpoint_name = sagemaker_endpoint or (named.sagemaker_endpoint if named else None)
+        assert endpoint_name is not None
+        return SageMakerEndpoint(
+            sagemaker_name(endpoint_name),
+            region=aws_region(region) if region else named.region if named else None,
+            s3_input=s3_prefix(s3_input) if s3_input else named.s3_input if named else None,
+            profile=name,
+        )
+    aws_flags = [f for f, value in (("--region", region), ("--s3-input", s3_input)) if value]
+    if aws_flags:
+        raise InputError(
+            f"{aws_flags[0]} goes with a SageMaker endpoint",
+            where=aws_flags[0],
+            fix="give --sagemaker-endpoint NAME too, or leave it out",
+        )
+    if not flags and name is None:
+        raise InputError(
+            "no endpoint given",
+            where="--endpoint-id",
+            fix="give --endpoint-id ID (RunPod), --url URL (self-hosted), --sagemaker-endpoint "
+            f"NAME (SageMaker) or --profile NAME, or set default_profile in {config.path}",
+        )
+    return resolve_endpoint(url, endpoint_id, profile)
 
 
 def endpoint_at(

@@ -1,8 +1,9 @@
 """``foldserve submit``, ``status``, ``fetch`` and ``cancel``: fold on a remote endpoint.
 
-One code path for RunPod (``--endpoint-id``) and a self-hosted ``foldserve serve`` (``--url``).
-API keys come from the environment or the configuration file, never from a flag (``ps`` would
-show it).
+One code path for RunPod (``--endpoint-id``), a self-hosted ``foldserve serve`` (``--url``) and
+a SageMaker asynchronous endpoint (``--sagemaker-endpoint``): each has its client
+(:class:`~foldserve.client.client.JobClient`). API keys come from the environment or the
+configuration file, never from a flag (``ps`` would show it); AWS credentials are boto3's.
 """
 
 from __future__ import annotations
@@ -61,10 +62,10 @@ from foldserve.cli.search_options import (
 )
 from foldserve.cli.template_options import template_request
 from foldserve.client import records
-from foldserve.client.client import Client, check_job_id, save_best_model
+from foldserve.client.client import Client, JobClient, check_job_id, save_best_model
 from foldserve.client.records import JobRecord
 from foldserve.client.request import ChainSpec, JobRequest, build_request, policy_milliseconds
-from foldserve.config import Endpoint, resolve_endpoint
+from foldserve.config import Endpoint, SageMakerEndpoint, Target, resolve_target
 from foldserve.errors import InputError
 from foldserve.fold.outputs import best_model_source
 from foldserve.fold.run_config import check_relax
@@ -93,12 +94,34 @@ ProfileOption = Annotated[
         help="Endpoint profile from ~/.config/foldserve/config.toml ($FOLDSERVE_CONFIG).",
     ),
 ]
+SageMakerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--sagemaker-endpoint",
+        help="SageMaker asynchronous endpoint name; AWS credentials as for the AWS CLI.",
+    ),
+]
+RegionOption = Annotated[
+    str | None,
+    typer.Option("--region", help="AWS region of --sagemaker-endpoint (default: AWS_REGION)."),
+]
+S3InputOption = Annotated[
+    str | None,
+    typer.Option(
+        "--s3-input",
+        help="s3://BUCKET/PREFIX for the job's input (default: under the endpoint's output path).",
+    ),
+]
 JobArgument = Annotated[str, typer.Argument(help="Job id, as printed by foldserve submit.")]
 
 
-def connect(endpoint: Endpoint) -> Client:
-    """A client of ``endpoint`` that says on stderr when it retries."""
-    return Client(endpoint=endpoint, on_retry=say_retrying)
+def connect(target: Target) -> JobClient:
+    """A client of ``target`` that says on stderr when it retries."""
+    if isinstance(target, SageMakerEndpoint):
+        from foldserve.client.sagemaker import SageMakerClient  # boto3: only here
+
+        return SageMakerClient(target=target, on_retry=say_retrying)
+    return Client(endpoint=target, on_retry=say_retrying)
 
 
 def submit_command(
@@ -116,6 +139,9 @@ def submit_command(
     ] = None,
     endpoint_id: EndpointIdOption = None,
     url: UrlOption = None,
+    sagemaker_endpoint: SageMakerOption = None,
+    region: RegionOption = None,
+    s3_input: S3InputOption = None,
     profile: ProfileOption = None,
     out_dir: Annotated[
         Path | None,
@@ -166,9 +192,9 @@ def submit_command(
     no_cache: NoCacheOption = False,
     search_timeout: SearchTimeoutOption = DEFAULT_TIMEOUT_S,
 ) -> None:
-    """Predict structures on a RunPod or self-hosted endpoint; the MSA is checked here first
-    (or searched here, on this machine's CPU, with --sequence). A complex: --msa per distinct
-    chain with --copies, or one ColabFold complex A3M."""
+    """Predict structures on a RunPod, self-hosted or SageMaker endpoint; the MSA is checked
+    here first (or searched here, on this machine's CPU, with --sequence). A complex: --msa per
+    distinct chain with --copies, or one ColabFold complex A3M."""
     msa_path = msa_paths[0] if msa_paths else None
     if sum(x is not None for x in (msa_path, msa_dir, sequence)) != 1:
         raise InputError(
@@ -206,7 +232,18 @@ def submit_command(
     )
     chains = _chains(msa_paths or [], copies, paired_msa, msa_format, query)
     template_paths = _template_paths(templates, max_template_date)
-    endpoint = resolve_endpoint(url, endpoint_id, profile)
+    target = resolve_target(
+        url,
+        endpoint_id,
+        profile,
+        sagemaker_endpoint=sagemaker_endpoint,
+        region=region,
+        s3_input=s3_input,
+    )
+    if isinstance(target, SageMakerEndpoint):
+        from foldserve.client.sagemaker import invocation_seconds
+
+        invocation_seconds(timeout, where="--timeout")
     relax_mode = check_relax(relax, where="--relax")
     if msa_dir is not None and relax_mode != "none":
         raise InputError(
@@ -216,9 +253,15 @@ def submit_command(
         )
     if msa_dir is not None:
         check_batch_flags(output, out_dir, no_wait, concurrency, msa_format, query)
+        if not isinstance(target, Endpoint):
+            raise InputError(
+                "not available with a SageMaker endpoint yet",
+                where="--msa-dir",
+                fix="submit each MSA with --msa",
+            )
         assert out_dir is not None
         submit_batch(
-            endpoint, msa_dir, out_dir, options, timeout, concurrency, plots=plots, engine=chosen
+            target, msa_dir, out_dir, options, timeout, concurrency, plots=plots, engine=chosen
         )
         return
     if output is not None:
@@ -255,7 +298,7 @@ def submit_command(
             if exc.where not in _REQUEST_FLAGS:
                 raise
             raise as_flag_error(exc, _REQUEST_FLAGS) from None
-    _submit_one(endpoint, request, output, out_dir, no_wait=no_wait, plots=plots)
+    _submit_one(target, request, output, out_dir, no_wait=no_wait, plots=plots)
 
 
 #: build_request's parameters, as submit's flags.
@@ -333,7 +376,7 @@ def _searched(sequence: Path, settings: SearchSettings) -> Msa:
 
 
 def _submit_one(
-    endpoint: Endpoint,
+    target: Target,
     request: JobRequest,
     output: Path | None,
     out_dir: Path | None,
@@ -344,12 +387,12 @@ def _submit_one(
     directory = out_dir or (output.with_name(output.stem + "_prediction") if output else None)
     for warning in request.warnings:
         err().print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
-    with connect(endpoint) as client:
-        with err().status(f"Submitting to {endpoint.base_url} …", spinner="dots"):
+    with connect(target) as client:
+        with err().status(f"Submitting to {client.destination} …", spinner="dots"):
             job_id = client.submit_request(request, output=output, out_dir=directory)
         record = records.load(job_id)  # written by the client
         err().print(
-            f"job {job_id} submitted to {endpoint.base_url}; "
+            f"job {job_id} submitted to {client.destination}; "
             f"follow it with: foldserve status {job_id}",
             highlight=False,
             soft_wrap=True,
@@ -362,12 +405,13 @@ def _submit_one(
         _save_results(client, result, directory, output, plots=plots)
 
 
-def _follow(client: Client, record: JobRecord, *, offer_cancel: bool) -> JobOutput:
+def _follow(client: JobClient, record: JobRecord, *, offer_cancel: bool) -> JobOutput:
     """Wait for the job with a live status line; its output once COMPLETED (the final status
     saved in the record), else :class:`~foldserve.errors.JobFailed`.
 
     Ctrl-C stops following. With ``offer_cancel`` and a terminal it asks whether to cancel the
-    remote job; otherwise the job keeps running and the commands to follow it are printed.
+    job (on an endpoint that cannot cancel: whether to give up on its result); otherwise the
+    job keeps running and the commands to follow it are printed.
     """
     since = datetime.fromisoformat(record.submitted_at).timestamp()
     try:
@@ -376,7 +420,8 @@ def _follow(client: Client, record: JobRecord, *, offer_cancel: bool) -> JobOutp
 
             def show(state: JobState) -> None:
                 nonlocal logged
-                text = f"job {record.id}: {describe(state, time.time() - since)}"
+                waited = time.time() - since
+                text = f"job {record.id}: {describe(state, waited, client.reports_progress)}"
                 line.update(text)
                 progress = state.progress
                 step = (
@@ -393,14 +438,15 @@ def _follow(client: Client, record: JobRecord, *, offer_cancel: bool) -> JobOutp
             state = client.wait(record.id, on_update=show)
     except KeyboardInterrupt:
         err().print(f"stopped following job {record.id}", highlight=False, soft_wrap=True)
-        if (
-            offer_cancel
-            and sys.stdin.isatty()
-            and typer.confirm(f"Cancel job {record.id} on the endpoint?", default=False, err=True)
-        ):
+        question = (
+            f"Cancel job {record.id} on the endpoint?"
+            if client.cancels_remotely
+            else f"Discard the result of job {record.id}? (the endpoint cannot stop it)"
+        )
+        if offer_cancel and sys.stdin.isatty() and typer.confirm(question, default=False, err=True):
             status = client.cancel(record.id)
             records.update_status(record, status.value)
-            err().print(f"job {record.id}: {status.value}", highlight=False, soft_wrap=True)
+            _say_cancelled(client, record.id, status)
         else:
             err().print(
                 f"job {record.id} keeps running. follow: foldserve status {record.id}   "
@@ -413,8 +459,11 @@ def _follow(client: Client, record: JobRecord, *, offer_cancel: bool) -> JobOutp
     return state.completed_output()
 
 
-def describe(state: JobState, waited_s: float) -> str:
-    """One status line: queued for, stage, model, run i/n, recycle r/N, pLDDT."""
+def describe(state: JobState, waited_s: float, reports_progress: bool = True) -> str:
+    """One status line: queued for, stage, model, run i/n, recycle r/N, pLDDT; of an endpoint
+    that does not report progress, how long the job has been queued or running."""
+    if state.status is JobStatus.IN_QUEUE and not reports_progress:
+        return f"queued or running for {_duration(waited_s)} (the endpoint tells no more)"
     if state.status is JobStatus.IN_QUEUE:
         return f"queued for {_duration(state.delay_time_s or waited_s)}"
     parts = [] if state.delay_time_s is None else [f"queued {_duration(state.delay_time_s)}"]
@@ -458,7 +507,7 @@ def _duration(seconds: float) -> str:
 
 
 def _save_results(
-    client: Client, result: JobOutput, directory: Path, output: Path | None, *, plots: bool
+    client: JobClient, result: JobOutput, directory: Path, output: Path | None, *, plots: bool
 ) -> None:
     """Download a COMPLETED job into ``directory``, copy its best model, draw its plots,
     print the ranking."""
@@ -521,15 +570,18 @@ def print_ranking(result: JobOutput) -> None:
     err().print(table)
 
 
-def _job_endpoint(
+def _job_target(
     job_id: str, url: str | None, endpoint_id: str | None, profile: str | None
-) -> tuple[JobRecord | None, Endpoint]:
-    """The job's record (None when there is none) and its endpoint; flags override the record."""
+) -> tuple[JobRecord | None, Target]:
+    """The job's record (None when there is none) and its endpoint; flags override the record.
+    A SageMaker job is followed through its record only, which must exist."""
     check_job_id(job_id)
     if url is None and endpoint_id is None and profile is None:
         record = records.load(job_id)
-        return record, record.endpoint()
-    return records.find(job_id), resolve_endpoint(url, endpoint_id, profile)
+        return record, record.target()
+    target = resolve_target(url, endpoint_id, profile)
+    found = records.load(job_id) if isinstance(target, SageMakerEndpoint) else records.find(job_id)
+    return found, target
 
 
 def status_command(
@@ -540,8 +592,8 @@ def status_command(
     profile: ProfileOption = None,
 ) -> None:
     """Show a job's status: queued, running (stage, model, recycle), finished."""
-    record, endpoint = _job_endpoint(job_id, url, endpoint_id, profile)
-    with connect(endpoint) as client:
+    record, target = _job_target(job_id, url, endpoint_id, profile)
+    with connect(target) as client:
         state = client.status(job_id)
     if record is not None:
         records.update_status(record, state.status.value)
@@ -557,7 +609,8 @@ def status_command(
     elif state.status.finished:
         line = f"{state.status.value}: {state.error or 'no reason given'}"
     else:
-        line = f"{state.status.value} · {describe(state, time.time() - since)}"
+        waited = time.time() - since
+        line = f"{state.status.value} · {describe(state, waited, client.reports_progress)}"
     sys.stdout.write(f"job {job_id}: {line}\n")
 
 
@@ -598,9 +651,9 @@ def fetch_command(
     plots: PlotsOption = True,
 ) -> None:
     """Download a job's results (waiting for it to finish first)."""
-    record, endpoint = _job_endpoint(job_id, url, endpoint_id, profile)
+    record, target = _job_target(job_id, url, endpoint_id, profile)
     if record is None:
-        record = JobRecord.new(job_id, endpoint, msa=None, output=output, out_dir=out_dir)
+        record = JobRecord.new(job_id, target, msa=None, output=output, out_dir=out_dir)
     best = output or (Path(record.output) if record.output else None)
     directory = (
         out_dir
@@ -608,7 +661,7 @@ def fetch_command(
         or (Path(record.out_dir) if record.out_dir else None)
         or Path(f"{job_id}_prediction")
     )
-    with connect(endpoint) as client:
+    with connect(target) as client:
         result = _follow(client, record, offer_cancel=False)
         _save_results(client, result, directory, best, plots=plots)
 
@@ -619,15 +672,25 @@ def cancel_command(
     endpoint_id: EndpointIdOption = None,
     profile: ProfileOption = None,
 ) -> None:
-    """Cancel a queued or running job."""
-    record, endpoint = _job_endpoint(job_id, url, endpoint_id, profile)
-    with connect(endpoint) as client:
+    """Cancel a queued or running job (a SageMaker one: discard its result)."""
+    record, target = _job_target(job_id, url, endpoint_id, profile)
+    with connect(target) as client:
         status = client.cancel(job_id)
     if record is not None:
         records.update_status(record, status.value)
-    if status is JobStatus.CANCELLED:
-        err().print(f"job {job_id}: CANCELLED", highlight=False, soft_wrap=True)
+    _say_cancelled(client, job_id, status)
+
+
+def _say_cancelled(client: JobClient, job_id: str, status: JobStatus) -> None:
+    """What cancelling did; plainly, where the endpoint could not stop the job."""
+    if status is not JobStatus.CANCELLED:
+        line = f"job {job_id} had already finished: {status.value}"
+    elif client.cancels_remotely:
+        line = f"job {job_id}: CANCELLED"
     else:
-        err().print(
-            f"job {job_id} had already finished: {status.value}", highlight=False, soft_wrap=True
+        line = (
+            f"job {job_id}: marked CANCELLED here only. {client.destination} cannot stop an "
+            "asynchronous request: it may still run (and cost) there, and its result will be "
+            "discarded"
         )
+    err().print(line, highlight=False, soft_wrap=True)

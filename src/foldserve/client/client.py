@@ -8,6 +8,10 @@
 Transient failures are retried without ever submitting a job twice, and the API key goes only
 to the endpoint itself (:mod:`foldserve.client.transport`); errors are the one-line types of
 :mod:`foldserve.errors`, importable from here too.
+
+:class:`JobClient` is what submitting, following and fetching a job need of a client; a
+SageMaker endpoint has its own (:class:`foldserve.client.sagemaker.SageMakerClient`), so the
+command line drives every kind of endpoint through one code path.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import overload
+from typing import ClassVar, Protocol, Self, overload
 
 from pydantic import ValidationError
 
@@ -26,7 +30,7 @@ from foldserve.client.records import JobRecord
 from foldserve.client.request import ChainSpec, JobRequest, build_request
 from foldserve.client.transport import FIRST_CONNECT_S, OnRetry, Transport, write_checked
 from foldserve.config import Endpoint, resolve_endpoint
-from foldserve.errors import InputError, RemoteError, Unavailable, WaitTimedOut
+from foldserve.errors import RemoteError, Unavailable, WaitTimedOut
 from foldserve.fold.engine import DEFAULT_ENGINE
 from foldserve.fold.outputs import best_model_source, write_best_model
 from foldserve.fold.results import EngineName, PredictOptions
@@ -48,6 +52,7 @@ from foldserve.retry import DEFAULT_RETRY, RetryPolicy
 __all__ = [
     "ChainSpec",
     "Client",
+    "JobClient",
     "JobOutput",
     "JobProgress",
     "JobState",
@@ -67,46 +72,68 @@ def check_job_id(job_id: str) -> str:
     return checked_job_id(job_id, where="JOB")
 
 
-class Client:
+#: ``fetch(url, target, sha256)``: download a result file that is not inline into ``target``,
+#: checked as :func:`~foldserve.client.transport.write_checked` does.
+Fetch = Callable[[str, Path, str], None]
+
+
+class JobClient(Protocol):
     """Submit fold jobs to an endpoint, follow them, and fetch their results.
 
-    Give ``url`` (self-hosted), ``endpoint_id`` (RunPod), ``profile`` (from the configuration
-    file) or an ``endpoint`` already resolved; the key is ``api_key``, else the environment,
-    else the configuration (see :func:`foldserve.config.resolve_endpoint`). ``retry`` says how
-    requests are retried, and gives :meth:`wait` its sleep and clock; until the endpoint has
-    answered once, failures to connect are retried for ``first_connect_s`` at most (a wrong URL
-    or a server not started should not take the whole policy to report). ``on_retry`` hears of
-    each request that starts retrying, to tell the user (see
-    :class:`~foldserve.client.transport.RetryNotice`).
+    :class:`Client` (RunPod and self-hosted endpoints) and
+    :class:`~foldserve.client.sagemaker.SageMakerClient` provide it. A class that names it as
+    its base gets :meth:`submit`, :meth:`result` and the context manager, built on the rest.
     """
 
-    def __init__(
-        self,
-        url: str | None = None,
-        endpoint_id: str | None = None,
-        api_key: str | None = None,
-        *,
-        profile: str | None = None,
-        endpoint: Endpoint | None = None,
-        timeout: float = 30.0,
-        retry: RetryPolicy = DEFAULT_RETRY,
-        first_connect_s: float = FIRST_CONNECT_S,
-        on_retry: OnRetry | None = None,
-    ) -> None:
-        if endpoint is not None and (url or endpoint_id or profile or api_key):
-            raise TypeError("give either endpoint or url/endpoint_id/profile/api_key")
-        self.endpoint = endpoint or resolve_endpoint(url, endpoint_id, profile, api_key)
-        self._retry = retry
-        self._transport = Transport(
-            self.endpoint,
-            timeout=timeout,
-            retry=retry,
-            first_connect_s=first_connect_s,
-            on_retry=on_retry,
-        )
-        self._random = random.Random()
+    #: Whether :meth:`status` tells a running job's progress (SageMaker tells nothing before
+    #: the result is there).
+    reports_progress: ClassVar[bool]
+    #: Whether :meth:`cancel` stops the job on the endpoint, or only marks it cancelled here.
+    cancels_remotely: ClassVar[bool]
 
-    def __enter__(self) -> Client:
+    @property
+    def destination(self) -> str:
+        """Where jobs go, for people: a base URL, a SageMaker endpoint."""
+        ...
+
+    def submit_request(
+        self,
+        request: JobRequest,
+        *,
+        output: str | Path | None = None,
+        out_dir: str | Path | None = None,
+    ) -> str:
+        """Send a body from :func:`build_request` and return the job id, its local record
+        (:mod:`foldserve.client.records`) written; ``output`` and ``out_dir`` are kept there,
+        for ``foldserve fetch``."""
+        ...
+
+    def status(self, job_id: str) -> JobState: ...
+
+    def wait(
+        self,
+        job_id: str,
+        *,
+        on_update: Callable[[JobState], None] | None = None,
+        timeout: float | None = None,
+    ) -> JobState:
+        """Poll until the job finishes and return its final state, as :func:`follow` does;
+        ``on_update`` sees every answer."""
+        ...
+
+    def cancel(self, job_id: str) -> JobStatus:
+        """Cancel a queued or running job; returns its status (a finished job stays
+        finished)."""
+        ...
+
+    def download(self, output: JobOutput, out_dir: str | Path) -> dict[str, Path]:
+        """Write every file of a COMPLETED job's output into ``out_dir``, as
+        :func:`save_files` does; name -> path."""
+        ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -116,11 +143,6 @@ class Client:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
-
-    def close(self) -> None:
-        self._transport.close()
-
-    # --- jobs ------------------------------------------------------------------------------
 
     def submit(
         self,
@@ -175,6 +197,69 @@ class Client:
             warnings.warn(warning, UserWarning, stacklevel=2)
         return self.submit_request(request, output=output, out_dir=out_dir)
 
+    def result(
+        self,
+        job_id: str,
+        *,
+        on_update: Callable[[JobState], None] | None = None,
+        timeout: float | None = None,
+    ) -> JobOutput:
+        """Wait for the job (``on_update`` as for :meth:`wait`) and return its output;
+        :class:`~foldserve.errors.JobFailed` unless it COMPLETED."""
+        return self.wait(job_id, on_update=on_update, timeout=timeout).completed_output()
+
+
+class Client(JobClient):
+    """Submit fold jobs to an endpoint, follow them, and fetch their results.
+
+    Give ``url`` (self-hosted), ``endpoint_id`` (RunPod), ``profile`` (from the configuration
+    file) or an ``endpoint`` already resolved; the key is ``api_key``, else the environment,
+    else the configuration (see :func:`foldserve.config.resolve_endpoint`). ``retry`` says how
+    requests are retried, and gives :meth:`wait` its sleep and clock; until the endpoint has
+    answered once, failures to connect are retried for ``first_connect_s`` at most (a wrong URL
+    or a server not started should not take the whole policy to report). ``on_retry`` hears of
+    each request that starts retrying, to tell the user (see
+    :class:`~foldserve.client.transport.RetryNotice`).
+    """
+
+    reports_progress = True
+    cancels_remotely = True
+
+    def __init__(
+        self,
+        url: str | None = None,
+        endpoint_id: str | None = None,
+        api_key: str | None = None,
+        *,
+        profile: str | None = None,
+        endpoint: Endpoint | None = None,
+        timeout: float = 30.0,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        first_connect_s: float = FIRST_CONNECT_S,
+        on_retry: OnRetry | None = None,
+    ) -> None:
+        if endpoint is not None and (url or endpoint_id or profile or api_key):
+            raise TypeError("give either endpoint or url/endpoint_id/profile/api_key")
+        self.endpoint = endpoint or resolve_endpoint(url, endpoint_id, profile, api_key)
+        self._retry = retry
+        self._transport = Transport(
+            self.endpoint,
+            timeout=timeout,
+            retry=retry,
+            first_connect_s=first_connect_s,
+            on_retry=on_retry,
+        )
+        self._random = random.Random()
+
+    @property
+    def destination(self) -> str:
+        return self.endpoint.base_url
+
+    def close(self) -> None:
+        self._transport.close()
+
+    # --- jobs ------------------------------------------------------------------------------
+
     def submit_request(
         self,
         request: JobRequest,
@@ -196,16 +281,11 @@ class Client:
         record = JobRecord.new(
             job_id, self.endpoint, msa=request.source, output=output, out_dir=out_dir
         )
-        try:
-            records.save(record)
-        except OSError as exc:
-            raise InputError(
-                f"job {job_id} was submitted, but its record could not be written "
-                f"({exc.strerror or exc})",
-                where=str(records.record_path(job_id)),
-                fix="make the folder writable or set FOLDSERVE_STATE_DIR; follow the job by "
-                f"naming its endpoint: foldserve status {job_id} --url/--endpoint-id",
-            ) from None
+        records.save_submitted(
+            record,
+            follow=f"follow the job by naming its endpoint: foldserve status {job_id} "
+            "--url/--endpoint-id",
+        )
         return job_id
 
     def status(self, job_id: str) -> JobState:
@@ -248,7 +328,6 @@ class Client:
         return events, cursor if isinstance(cursor, int) else since + len(chunks)
 
     def cancel(self, job_id: str) -> JobStatus:
-        """Cancel a queued or running job; returns its status (a finished job stays finished)."""
         body = self._transport.call("POST", f"cancel/{check_job_id(job_id)}", job_id=job_id)
         return JobState.from_json(body, job_id).status
 
@@ -259,91 +338,103 @@ class Client:
         on_update: Callable[[JobState], None] | None = None,
         timeout: float | None = None,
     ) -> JobState:
-        """Poll until the job finishes and return its final state.
-
-        Polls start every half second and slow down to every 15 s (with jitter) while nothing
-        changes; new progress makes them fast again. ``on_update`` sees every answer. An
-        endpoint that stops answering (a restart, a network outage) is polled on for up to
-        :data:`WAIT_OUTAGE_S` before :class:`Unavailable` is raised; one that has never
-        answered is reported at once.
-        """
-        clock, sleep = self._retry.clock, self._retry.sleep
-        deadline = None if timeout is None else clock() + timeout
-        delay = POLL_FIRST_S
-        last_progress: JobProgress | None = None
-        outage_since: float | None = None
-        while True:
-            try:
-                state = self.status(job_id)
-            except Unavailable:
-                if not self._transport.answered:
-                    raise
-                now = clock()
-                outage_since = now if outage_since is None else outage_since
-                if now - outage_since > WAIT_OUTAGE_S or (deadline is not None and now > deadline):
-                    raise
-                sleep(POLL_MAX_S * self._random.uniform(0.75, 1.25))
-                continue
-            outage_since = None
-            if on_update is not None:
-                on_update(state)
-            if state.status.finished:
-                return state
-            if state.progress != last_progress:
-                last_progress, delay = state.progress, POLL_FIRST_S
-            pause = delay * self._random.uniform(0.75, 1.25)
-            if deadline is not None:
-                left = deadline - clock()
-                if left <= 0:
-                    raise WaitTimedOut(
-                        f"job {job_id} is still {state.status.value} after {timeout:g} s",
-                        fix="it keeps running on the endpoint; wait again or cancel it",
-                    )
-                pause = min(pause, left)
-            sleep(pause)
-            delay = min(delay * POLL_GROWTH, POLL_MAX_S)
-
-    def result(
-        self,
-        job_id: str,
-        *,
-        on_update: Callable[[JobState], None] | None = None,
-        timeout: float | None = None,
-    ) -> JobOutput:
-        """Wait for the job (``on_update`` as for :meth:`wait`) and return its output;
-        :class:`~foldserve.errors.JobFailed` unless it COMPLETED."""
-        return self.wait(job_id, on_update=on_update, timeout=timeout).completed_output()
+        return follow(
+            self.status,
+            job_id,
+            retry=self._retry,
+            answered=lambda: self._transport.answered,
+            jitter=self._random,
+            on_update=on_update,
+            timeout=timeout,
+        )
 
     # --- result files ------------------------------------------------------------------------
 
     def download(self, output: JobOutput, out_dir: str | Path) -> dict[str, Path]:
-        """Write every file of a COMPLETED job's output into ``out_dir``; name -> path.
+        return save_files(output, out_dir, self._transport.fetch)
 
-        Inline files are decoded, others fetched from their URL; each is checked against its
-        SHA-256 and appears under its name only once complete (:mod:`foldserve.files`). Files
-        an earlier prediction left in ``out_dir`` (a ``ranked_1.pdb`` this job did not make)
-        are removed once the download is whole, so the folder holds one job's results; files
-        that are not a prediction's are never touched.
-        """
-        directory = Path(out_dir)
-        directory.mkdir(parents=True, exist_ok=True)
-        written: dict[str, Path] = {}
-        for name, entry in output.files.items():
-            if not FILE_NAME.fullmatch(name):
-                raise RemoteError(
-                    f"the job's output names a file {name!r} that is not a plain name"
+
+def follow(
+    status: Callable[[str], JobState],
+    job_id: str,
+    *,
+    retry: RetryPolicy,
+    answered: Callable[[], bool],
+    jitter: random.Random,
+    on_update: Callable[[JobState], None] | None = None,
+    timeout: float | None = None,
+) -> JobState:
+    """Poll ``status`` until the job finishes and return its final state.
+
+    Polls start every half second and slow down to every 15 s (with jitter) while nothing
+    changes; new progress makes them fast again. ``on_update`` sees every answer. An endpoint
+    that stops answering (a restart, a network outage) is polled on for up to
+    :data:`WAIT_OUTAGE_S` before :class:`Unavailable` is raised; one that has not ``answered``
+    yet is reported at once. ``retry`` gives the sleep and the clock.
+    """
+    clock, sleep = retry.clock, retry.sleep
+    deadline = None if timeout is None else clock() + timeout
+    delay = POLL_FIRST_S
+    last_progress: JobProgress | None = None
+    outage_since: float | None = None
+    while True:
+        try:
+            state = status(job_id)
+        except Unavailable:
+            if not answered():
+                raise
+            now = clock()
+            outage_since = now if outage_since is None else outage_since
+            if now - outage_since > WAIT_OUTAGE_S or (deadline is not None and now > deadline):
+                raise
+            sleep(POLL_MAX_S * jitter.uniform(0.75, 1.25))
+            continue
+        outage_since = None
+        if on_update is not None:
+            on_update(state)
+        if state.status.finished:
+            return state
+        if state.progress != last_progress:
+            last_progress, delay = state.progress, POLL_FIRST_S
+        pause = delay * jitter.uniform(0.75, 1.25)
+        if deadline is not None:
+            left = deadline - clock()
+            if left <= 0:
+                raise WaitTimedOut(
+                    f"job {job_id} is still {state.status.value} after {timeout:g} s",
+                    fix="it keeps running on the endpoint; wait again or cancel it",
                 )
-            target = directory / name
-            match entry:
-                case InlineFile():
-                    write_checked(target, [entry.data.encode("utf-8")], entry.sha256)
-                case LinkedFile():
-                    self._transport.fetch(entry.url, target, entry.sha256)
-            written[name] = target
-        for stale in directory.iterdir():
-            if stale.name not in written and is_run_file(stale.name) and stale.is_file():
-                stale.unlink()
-        return written
+            pause = min(pause, left)
+        sleep(pause)
+        delay = min(delay * POLL_GROWTH, POLL_MAX_S)
+
+
+def save_files(output: JobOutput, out_dir: str | Path, fetch: Fetch) -> dict[str, Path]:
+    """Write every file of a COMPLETED job's output into ``out_dir``; name -> path.
+
+    Inline files are decoded, others downloaded with ``fetch``; each is checked against its
+    SHA-256 and appears under its name only once complete (:mod:`foldserve.files`). Files an
+    earlier prediction left in ``out_dir`` (a ``ranked_1.pdb`` this job did not make) are
+    removed once the download is whole, so the folder holds one job's results; files that are
+    not a prediction's are never touched.
+    """
+    directory = Path(out_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    for name, entry in output.files.items():
+        if not FILE_NAME.fullmatch(name):
+            raise RemoteError(f"the job's output names a file {name!r} that is not a plain name")
+        target = directory / name
+        match entry:
+            case InlineFile():
+                write_checked(target, [entry.data.encode("utf-8")], entry.sha256)
+            case LinkedFile():
+                fetch(entry.url, target, entry.sha256)
+        written[name] = target
+    for stale in directory.iterdir():
+        if stale.name not in written and is_run_file(stale.name) and stale.is_file():
+            stale.unlink()
+    return written
 
 
 def save_best_model(files: dict[str, Path], output: str | Path) -> Path:

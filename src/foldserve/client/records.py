@@ -4,6 +4,10 @@ later shell.
 One JSON file per job, ``{state_dir}/jobs/{id}.json``: where the job went, what was sent and
 where its results should go. Never the API key: that is resolved again from the environment or
 the configuration each time it is needed.
+
+A SageMaker job can be followed only through its record: SageMaker has no status route, only the
+S3 objects where its result or failure will appear, named when the job was submitted (and
+cancelling it is a mark in the record).
 """
 
 from __future__ import annotations
@@ -12,9 +16,16 @@ import json
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from foldserve.config import Endpoint, EndpointKind, endpoint_at, state_dir
+from foldserve.config import (
+    Endpoint,
+    EndpointKind,
+    SageMakerEndpoint,
+    Target,
+    endpoint_at,
+    state_dir,
+)
 from foldserve.errors import InputError
 from foldserve.files import sha256_file, write_text
 from foldserve.fold.engine import DEFAULT_ENGINE
@@ -79,10 +90,46 @@ def _setting(value: Any) -> str:
 
 
 @dataclass(frozen=True)
+class SageMakerJob:
+    """Where a job sent to a SageMaker asynchronous endpoint lives: the endpoint, and the S3
+    objects (``s3://bucket/key``) of its input and of its result or failure once it ends.
+    ``inference_id`` is the request's id as SageMaker answered it (the job id, sent as its
+    ``InferenceId``). ``failure_location`` is None when the endpoint has no failure path
+    (SageMaker then writes no failures to S3)."""
+
+    endpoint: str
+    region: str
+    inference_id: str
+    input_location: str
+    output_location: str
+    failure_location: str | None
+
+    def __post_init__(self) -> None:
+        """Refuse what :meth:`JobRecord.new` cannot have made (read from a damaged record)."""
+        locations = (self.input_location, self.output_location, self.failure_location or "s3:")
+        names = (self.endpoint, self.region, self.inference_id)
+        if not all(isinstance(v, str) for v in (*names, *locations)) or not all(
+            v.startswith("s3:") for v in locations
+        ):
+            raise TypeError("not a SageMaker job")
+
+    @property
+    def uri(self) -> str:
+        """Where the job went, as a record's ``base_url``: ``sagemaker://REGION/ENDPOINT``."""
+        return f"sagemaker://{self.region}/{self.endpoint}"
+
+
+RecordKind = EndpointKind | Literal["sagemaker"]
+
+
+@dataclass(frozen=True)
 class JobRecord:
+    """``base_url`` is the endpoint's (a SageMaker job's: :attr:`SageMakerJob.uri`), and
+    ``sagemaker`` is set exactly for a SageMaker job."""
+
     id: str
     base_url: str
-    kind: EndpointKind
+    kind: RecordKind
     profile: str | None
     msa: str | None
     output: str | None
@@ -92,33 +139,57 @@ class JobRecord:
     #: Set by ``submit --msa-dir`` (:mod:`foldserve.client.batch`), which re-runs an MSA whose
     #: record was made from another input or settings.
     key: InputKey | None = None
+    sagemaker: SageMakerJob | None = None
 
     @classmethod
     def new(
         cls,
         job_id: str,
-        endpoint: Endpoint,
+        endpoint: Target,
         *,
         msa: str | Path | None,
         output: str | Path | None,
         out_dir: str | Path | None,
+        sagemaker: SageMakerJob | None = None,
     ) -> JobRecord:
+        """The record of a job just submitted to ``endpoint``; ``sagemaker`` is where a job
+        sent to a SageMaker endpoint lives, and goes with such an endpoint only."""
+
         def absolute(path: str | Path | None) -> str | None:
             return None if path is None else str(Path(path).absolute())
 
+        base_url: str
+        kind: RecordKind
+        if isinstance(endpoint, Endpoint) and sagemaker is None:
+            base_url, kind = endpoint.base_url, endpoint.kind
+        elif isinstance(endpoint, SageMakerEndpoint) and sagemaker is not None:
+            base_url, kind = sagemaker.uri, "sagemaker"
+        else:
+            raise TypeError("a SageMakerJob goes with a SageMakerEndpoint, and only with one")
         return cls(
             id=checked_job_id(job_id, where="JOB"),
-            base_url=endpoint.base_url,
-            kind=endpoint.kind,
+            base_url=base_url,
+            kind=kind,
             profile=endpoint.profile,
             msa=absolute(msa),
             output=absolute(output),
             out_dir=absolute(out_dir),
             submitted_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            sagemaker=sagemaker,
         )
 
+    def target(self) -> Target:
+        """The job's endpoint of whatever kind (see :meth:`endpoint`)."""
+        if self.sagemaker is not None:
+            job = self.sagemaker
+            return SageMakerEndpoint(job.endpoint, region=job.region, profile=self.profile)
+        return self.endpoint()
+
     def endpoint(self) -> Endpoint:
-        """The job's endpoint, its key resolved afresh from the environment or configuration."""
+        """The job's RunPod or self-hosted endpoint, its key resolved afresh from the
+        environment or configuration."""
+        if self.kind == "sagemaker":
+            raise TypeError(f"job {self.id} went to SageMaker: its endpoint is target()")
         return endpoint_at(self.base_url, self.kind, profile=self.profile)
 
 
@@ -149,7 +220,9 @@ def read(path: Path) -> JobRecord:
             where=str(path),
             fix="delete it and name the job's endpoint with --url, --endpoint-id or --profile",
         ) from None
-    if record.kind not in ("runpod", "url"):
+    if record.kind not in ("runpod", "url", "sagemaker") or (record.kind == "sagemaker") != (
+        record.sagemaker is not None
+    ):
         raise InputError(
             f"the job record names an unknown kind of endpoint {record.kind!r}",
             where=str(path),
@@ -161,7 +234,14 @@ def read(path: Path) -> JobRecord:
 def _from_json(raw: Any) -> JobRecord:
     """The record in ``raw`` as :func:`save` wrote it; TypeError or ValueError if it is not."""
     key = raw.get("key") if isinstance(raw, dict) else None
-    return JobRecord(**{**raw, "key": None if key is None else InputKey(**key)})
+    sagemaker = raw.get("sagemaker") if isinstance(raw, dict) else None
+    return JobRecord(
+        **{
+            **raw,
+            "key": None if key is None else InputKey(**key),
+            "sagemaker": None if sagemaker is None else SageMakerJob(**sagemaker),
+        }
+    )
 
 
 def load(job_id: str) -> JobRecord:
@@ -181,6 +261,20 @@ def load(job_id: str) -> JobRecord:
             fix="delete it and name the job's endpoint with --url, --endpoint-id or --profile",
         )
     return record
+
+
+def save_submitted(record: JobRecord, *, follow: str) -> None:
+    """Save the record of a job just submitted; one that cannot be written is an
+    :class:`InputError` naming the job, and ``follow`` says how to follow it without."""
+    try:
+        save(record)
+    except OSError as exc:
+        raise InputError(
+            f"job {record.id} was submitted, but its record could not be written "
+            f"({exc.strerror or exc})",
+            where=str(record_path(record.id)),
+            fix=f"make the folder writable or set FOLDSERVE_STATE_DIR; {follow}",
+        ) from None
 
 
 def find(job_id: str) -> JobRecord | None:

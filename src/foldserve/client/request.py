@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -78,6 +79,16 @@ class JobRequest:
     msa: Msa
     warnings: tuple[str, ...]
     source: str | None = None
+
+    def job_input(self) -> bytes:
+        """The ``input`` object of :attr:`content` alone: the body SageMaker's
+        ``/invocations`` takes."""
+        return json.dumps(json.loads(self.content)["input"], separators=(",", ":")).encode()
+
+    def policy(self) -> Policy:
+        """The execution policy of :attr:`content`; its ``model_fields_set`` are the fields
+        sent (the rest are the endpoint's defaults)."""
+        return Policy.model_validate(json.loads(self.content).get("policy", {}))
 
 
 def policy_milliseconds(seconds: float, *, where: str) -> int:

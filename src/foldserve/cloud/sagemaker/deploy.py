@@ -30,9 +30,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from foldserve.aws import REGION_FIX, AwsError, failure, refusal
 from foldserve.cloud.sagemaker.settings import MODEL_DIR, SagemakerSettings
-from foldserve.errors import FoldserveError, InputError, Refused, RemoteError, Unavailable
-from foldserve.remote import first_line
+from foldserve.errors import FoldserveError, InputError, RemoteError
 
 Service = Literal["sagemaker", "application-autoscaling", "cloudwatch"]
 #: Called with what is being done now, e.g. to update a status line.
@@ -75,6 +75,11 @@ class Request:
     operation: str
     parameters: dict[str, Any]
     target: str
+
+    @property
+    def call(self) -> str:
+        """The call, for messages: ``sagemaker CreateModel``."""
+        return f"{self.service} {self.operation}"
 
     def as_dict(self) -> dict[str, Any]:
         return {"service": self.service, "operation": self.operation, "parameters": self.parameters}
@@ -329,7 +334,7 @@ class Aws:
                 raise InputError(
                     "no AWS region given or configured",
                     where="--region",
-                    fix="give --region, or set AWS_REGION",
+                    fix=REGION_FIX,
                 )
             self._clients[service] = self._session.client(service)
         return self._clients[service]
@@ -347,9 +352,9 @@ class Aws:
         except ClientError as exc:
             if absent_ok and _is_absent(exc):
                 return None
-            raise _client_error(request, exc) from None
+            raise refusal(request.call, exc) from None
         except BotoCoreError as exc:
-            raise _botocore_error(request, exc) from None
+            raise failure(request.call, exc) from None
         return answer
 
     def wait_in_service(self, name: str) -> None:
@@ -372,8 +377,7 @@ class Aws:
                 fix=f"read the container's log in CloudWatch, /aws/sagemaker/Endpoints/{name}",
             ) from None
         except BotoCoreError as exc:
-            request = Request("sagemaker", "DescribeEndpoint", {"EndpointName": name}, name)
-            raise _botocore_error(request, exc) from None
+            raise failure("sagemaker DescribeEndpoint", exc) from None
 
 
 def deploy(settings: SagemakerSettings, aws: Aws, progress: Progress) -> Deployment:
@@ -439,42 +443,7 @@ def _halfway(
 def _is_absent(exc: Any) -> bool:
     """A removal's error that means the thing is not there: SageMaker says so only in words,
     with a ValidationException (as moto does for Application Auto Scaling too)."""
-    error = exc.response.get("Error", {})
-    code, message = error.get("Code", ""), str(error.get("Message", ""))
-    return code in _ABSENT_CODES or (
-        code == "ValidationException" and _ABSENT_MESSAGE.match(message) is not None
-    )
-
-
-def _client_error(request: Request, exc: Any) -> FoldserveError:
-    """AWS's refusal, in one line: 4xx is the caller's to fix (exit 2), 5xx AWS's."""
-    error = exc.response.get("Error", {})
-    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 400)
-    message = " ".join(str(error.get("Message", "")).split())
-    problem = f"{request.service} {request.operation}: {error.get('Code', 'error')}: {message}"
-    if status >= 500:
-        return Unavailable(problem, fix="try again later")
-    return Refused(problem, status_code=status)
-
-
-def _botocore_error(request: Request, exc: Exception) -> FoldserveError:
-    from botocore.exceptions import (
-        NoCredentialsError,
-        ParamValidationError,
-        PartialCredentialsError,
-    )
-
-    if isinstance(exc, NoCredentialsError | PartialCredentialsError):
-        return InputError(
-            "no usable AWS credentials found",
-            where="AWS credentials",
-            fix="run `aws configure` or `aws sso login`, or set AWS_PROFILE",
-        )
-    if isinstance(exc, ParamValidationError):  # boto3's own check of the request's shape
-        return InputError(
-            " ".join(str(exc).split()), where=f"{request.service} {request.operation}"
-        )
-    return Unavailable(
-        f"{request.service} {request.operation} failed ({first_line(exc)})",
-        fix="check the network and the region",
+    error = AwsError.of(exc)
+    return error.code in _ABSENT_CODES or (
+        error.code == "ValidationException" and _ABSENT_MESSAGE.match(error.message) is not None
     )

@@ -7,54 +7,16 @@ what to set when no credentials or region are found.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from foldserve.errors import InputError, Refused, Unavailable
-from foldserve.remote import first_line
+from foldserve.aws import aws_errors
 
 
 @dataclass(frozen=True)
 class Upserted:
     action: Literal["created", "updated"]
     arn: str
-
-
-@contextmanager
-def _aws(action: str) -> Iterator[None]:
-    """Turn boto3's failures while doing ``action`` into foldserve's one-line errors."""
-    from botocore.exceptions import (
-        BotoCoreError,
-        ClientError,
-        NoCredentialsError,
-        NoRegionError,
-    )
-
-    try:
-        yield
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 400)
-        raise Refused(
-            f"{error.get('Code', 'error')}: {error.get('Message', '')}".rstrip(": "),
-            status_code=status,
-            where=action,
-        ) from None
-    except NoCredentialsError:
-        raise InputError(
-            "no AWS credentials found",
-            where=action,
-            fix="run `aws configure` (or set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
-            "AWS_SECRET_ACCESS_KEY)",
-        ) from None
-    except NoRegionError:
-        raise InputError(
-            "no AWS region given", where=action, fix="add --region, or set AWS_REGION"
-        ) from None
-    except BotoCoreError as exc:
-        raise Unavailable(first_line(exc), where=action) from None
 
 
 def _client(region: str | None) -> Any:
@@ -68,7 +30,7 @@ def _client(region: str | None) -> Any:
 def upsert(name: str, definition: str, role: str, region: str | None = None) -> Upserted:
     """Create pipeline ``name`` with ``definition`` (JSON) run by ``role``, or update it if the
     account has it already."""
-    with _aws(f"pipeline {name}"):
+    with aws_errors(f"pipeline {name}"):
         client = _client(region)
         pages = client.get_paginator("list_pipelines").paginate(PipelineNamePrefix=name)
         exists = any(p["PipelineName"] == name for page in pages for p in page["PipelineSummaries"])
@@ -80,7 +42,7 @@ def upsert(name: str, definition: str, role: str, region: str | None = None) -> 
 
 def start(name: str, parameters: dict[str, str], region: str | None = None) -> str:
     """Start an execution of pipeline ``name`` with ``parameters``; its ARN."""
-    with _aws(f"pipeline {name}"):
+    with aws_errors(f"pipeline {name}"):
         answer = _client(region).start_pipeline_execution(
             PipelineName=name,
             PipelineParameters=[{"Name": k, "Value": v} for k, v in parameters.items()],
