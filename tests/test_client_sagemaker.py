@@ -192,6 +192,31 @@ def test_a_failed_job_is_one_line_and_exit_code_1(aws: str, tmp_path: Path, fail
     assert not (tmp_path / "x.pdb").exists()
 
 
+def test_a_folder_of_msas_runs_as_a_batch_and_a_second_run_skips_what_is_done(
+    aws: str, job_output: str, tmp_path: Path
+) -> None:
+    msas = tmp_path / "msas"
+    msas.mkdir()
+    for name in ("first", "second"):
+        (msas / f"{name}.a3m").write_bytes(data(SMALL_MSA).read_bytes())
+        queue(aws, job_output)
+    out = tmp_path / "out"
+    ran = submit("--msa-dir", str(msas), "--out-dir", str(out))
+    assert ran.exit_code == 0, ran.stderr
+    assert "2 done" in ran.stderr
+    ranked = JobOutput.model_validate_json(job_output).files["ranked_0.pdb"]
+    for name in ("first", "second"):
+        assert hashlib.sha256((out / f"{name}.pdb").read_bytes()).hexdigest() == ranked.sha256
+        record = records.read(out / name / "foldserve_job.json")
+        assert record.kind == "sagemaker" and record.status == "COMPLETED"
+    assert len(invoked()) == 2
+
+    again = submit("--msa-dir", str(msas), "--out-dir", str(out))
+    assert again.exit_code == 0, again.stderr
+    assert "2 already done" in again.stderr
+    assert len(invoked()) == 2  # nothing sent twice
+
+
 def test_a_bad_msa_is_refused_before_anything_is_uploaded(aws: str, tmp_path: Path) -> None:
     bad = data("edge_cases/easel_fasta.bad.1_bad_char.fa")
     ran = submit("--msa", str(bad), "--output", str(tmp_path / "x.pdb"))
@@ -315,15 +340,13 @@ def test_a_profile_names_the_endpoint_region_and_input_place(aws: str, tmp_path:
         (("--sagemaker-endpoint", ENDPOINT, "--s3-input", "https://bucket/x"), "--s3-input"),
         (("--sagemaker-endpoint", ENDPOINT, "--region", "Europe"), "--region"),
         (("--sagemaker-endpoint", ENDPOINT, "--timeout", "7200"), "--timeout"),
-        (("--sagemaker-endpoint", ENDPOINT, "--msa-dir", ".", "--out-dir", "out"), "--msa-dir"),
     ],
 )
 def test_flags_that_cannot_go_together_are_refused_first(
     args: tuple[str, ...], where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FOLDSERVE_CONFIG", str(tmp_path / "none.toml"))
-    msa = () if "--msa-dir" in args else ("--msa", str(tmp_path / "never-read.a3m"))
-    ran = foldserve("submit", *msa, *args)
+    ran = foldserve("submit", "--msa", str(tmp_path / "never-read.a3m"), *args)
     assert ran.exit_code == 2, ran.stderr
     assert f"error: {where}:" in ran.stderr
 

@@ -3,7 +3,8 @@
 ``foldserve.load_engine("alphafold2" | "openfold3")`` gives a warm engine whose ``predict``
 takes an MSA and ``foldserve.PredictOptions``; ``foldserve.Engines`` holds several, as a worker
 does. ``foldserve.Predictor`` is the AlphaFold2 engine itself, ``foldserve.Client`` the Python
-API of remote endpoints (RunPod or ``foldserve serve``). Each is imported on first use, so
+API of remote endpoints (RunPod or ``foldserve serve``), ``foldserve.SageMakerClient`` that of
+SageMaker asynchronous endpoints. Each is imported on first use, so
 ``import foldserve`` stays fast.
 """
 
@@ -16,6 +17,7 @@ from foldserve._version import __version__
 
 if TYPE_CHECKING:
     from foldserve.client.client import Client
+    from foldserve.client.sagemaker import SageMakerClient
     from foldserve.fold.alphafold2.predictor import Predictor
     from foldserve.fold.engine import Engine, Engines, load_engine
     from foldserve.fold.results import PredictOptions
@@ -26,6 +28,7 @@ __all__ = [
     "Engines",
     "PredictOptions",
     "Predictor",
+    "SageMakerClient",
     "__version__",
     "load_engine",
 ]
@@ -38,6 +41,7 @@ _HOMES = {
     "load_engine": "foldserve.fold.engine",
     "Predictor": "foldserve.fold.alphafold2.predictor",
     "PredictOptions": "foldserve.fold.results",
+    "SageMakerClient": "foldserve.client.sagemaker",
 }
 
 

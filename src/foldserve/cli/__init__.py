@@ -44,7 +44,7 @@ COMMANDS: dict[str, LazyCommand] = {
     ),
     "submit": LazyCommand(
         "client",
-        "Predict on a RunPod or self-hosted endpoint; the MSA is checked here first.",
+        "Predict on a RunPod, self-hosted or SageMaker endpoint; the MSA is checked here first.",
         "submit_command",
     ),
     "status": LazyCommand(

@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from foldserve.cli.console import err, say_retrying
+from foldserve.cli.console import err
 from foldserve.client.batch import (
     BatchEvent,
     BatchItem,
@@ -19,8 +19,7 @@ from foldserve.client.batch import (
     check_concurrency,
     run_batch,
 )
-from foldserve.client.client import Client
-from foldserve.config import Endpoint
+from foldserve.client.client import JobClient
 from foldserve.errors import InputError
 from foldserve.fold.engine import DEFAULT_ENGINE
 from foldserve.fold.results import EngineName, PredictOptions
@@ -54,7 +53,7 @@ def check_batch_flags(
 
 
 def submit_batch(
-    endpoint: Endpoint,
+    client: JobClient,
     msa_dir: Path,
     out_dir: Path,
     options: PredictOptions,
@@ -67,16 +66,13 @@ def submit_batch(
     items = batch_items(msa_dir, out_dir)
     states: dict[str, JobStatus] = {}
     warned_test_weights = False
-    with (
-        Client(endpoint=endpoint, on_retry=say_retrying) as client,
-        Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err(),
-        ) as bar,
-    ):
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err(),
+    ) as bar:
         task = bar.add_task("starting", total=len(items))
 
         def report(event: BatchEvent) -> None:

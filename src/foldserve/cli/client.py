@@ -65,7 +65,7 @@ from foldserve.client import records
 from foldserve.client.client import Client, JobClient, check_job_id, save_best_model
 from foldserve.client.records import JobRecord
 from foldserve.client.request import ChainSpec, JobRequest, build_request, policy_milliseconds
-from foldserve.config import Endpoint, SageMakerEndpoint, Target, resolve_target
+from foldserve.config import SageMakerEndpoint, Target, resolve_target
 from foldserve.errors import InputError
 from foldserve.fold.outputs import best_model_source
 from foldserve.fold.run_config import check_relax
@@ -253,16 +253,11 @@ def submit_command(
         )
     if msa_dir is not None:
         check_batch_flags(output, out_dir, no_wait, concurrency, msa_format, query)
-        if not isinstance(target, Endpoint):
-            raise InputError(
-                "not available with a SageMaker endpoint yet",
-                where="--msa-dir",
-                fix="submit each MSA with --msa",
-            )
         assert out_dir is not None
-        submit_batch(
-            target, msa_dir, out_dir, options, timeout, concurrency, plots=plots, engine=chosen
-        )
+        with connect(target) as client:
+            submit_batch(
+                client, msa_dir, out_dir, options, timeout, concurrency, plots=plots, engine=chosen
+            )
         return
     if output is not None:
         best_model_source(output)  # a name that says no format is refused before any upload

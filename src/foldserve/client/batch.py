@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Literal
 
 from foldserve.client import records
-from foldserve.client.client import Client, save_best_model
+from foldserve.client.client import JobClient, save_best_model
 from foldserve.client.records import InputKey, JobRecord
 from foldserve.client.request import build_request
 from foldserve.errors import FoldserveError, InputError, JobNotFound
@@ -107,7 +107,7 @@ def batch_items(msa_dir: Path, out_dir: Path) -> list[BatchItem]:
 
 
 def run_batch(
-    client: Client,
+    client: JobClient,
     items: list[BatchItem],
     *,
     options: PredictOptions,
@@ -168,7 +168,7 @@ def run_batch(
 
 
 def _run_one(
-    client: Client,
+    client: JobClient,
     item: BatchItem,
     options: PredictOptions,
     engine: EngineName,
@@ -219,10 +219,10 @@ def check_concurrency(concurrency: int, *, where: str) -> None:
         )
 
 
-def _resumable(client: Client, previous: JobRecord | None) -> JobRecord | None:
+def _resumable(client: JobClient, previous: JobRecord | None) -> JobRecord | None:
     """The previous run's job when it is on this endpoint and still queued, running or
     complete (so it is followed, not submitted again)."""
-    if previous is None or previous.base_url != client.endpoint.base_url:
+    if previous is None or previous.base_url != client.records_url:
         return None
     try:
         state = client.status(previous.id)

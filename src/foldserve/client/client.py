@@ -96,6 +96,12 @@ class JobClient(Protocol):
         """Where jobs go, for people: a base URL, a SageMaker endpoint."""
         ...
 
+    @property
+    def records_url(self) -> str:
+        """Where jobs go, as their records' ``base_url`` says it: a job whose record names
+        another is not this client's to follow."""
+        ...
+
     def submit_request(
         self,
         request: JobRequest,
@@ -253,6 +259,10 @@ class Client(JobClient):
 
     @property
     def destination(self) -> str:
+        return self.endpoint.base_url
+
+    @property
+    def records_url(self) -> str:
         return self.endpoint.base_url
 
     def close(self) -> None:

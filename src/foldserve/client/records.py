@@ -116,7 +116,11 @@ class SageMakerJob:
     @property
     def uri(self) -> str:
         """Where the job went, as a record's ``base_url``: ``sagemaker://REGION/ENDPOINT``."""
-        return f"sagemaker://{self.region}/{self.endpoint}"
+        return self.uri_of(self.region, self.endpoint)
+
+    @staticmethod
+    def uri_of(region: str, endpoint: str) -> str:
+        return f"sagemaker://{region}/{endpoint}"
 
 
 RecordKind = EndpointKind | Literal["sagemaker"]

@@ -128,6 +128,10 @@ class SageMakerClient(JobClient):
     def destination(self) -> str:
         return f"{self.target.label} ({self._aws.region})"
 
+    @property
+    def records_url(self) -> str:
+        return SageMakerJob.uri_of(self._aws.region, self.target.name)
+
     def close(self) -> None:
         self._aws.close()
 
