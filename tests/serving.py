@@ -242,3 +242,58 @@ def params_archive(test_params: Path, path: Path) -> Path:
         info.size = len(licence)
         tar.addfile(info, io.BytesIO(licence))
     return path
+
+
+class ArchiveServer(ThreadingHTTPServer):
+    """Serves a params archive on 127.0.0.1, counting the GETs; each answer waits until
+    ``released`` is set (``requested`` is set at the first GET), so a download can be held at a
+    known point."""
+
+    daemon_threads = True
+
+    def __init__(self, archive: Path) -> None:
+        super().__init__(("127.0.0.1", 0), _ArchiveHandler)
+        self.archive = archive
+        self.gets = 0
+        self.lock = threading.Lock()
+        self.requested = threading.Event()
+        self.released = threading.Event()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_port}/alphafold_params_2022-12-06.tar"
+
+
+class _ArchiveHandler(BaseHTTPRequestHandler):
+    server: ArchiveServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        with self.server.lock:
+            self.server.gets += 1
+        self.server.requested.set()
+        self.server.released.wait(WAIT_S)
+        try:
+            self.send_response(200)
+            self.send_header("Content-Length", str(self.server.archive.stat().st_size))
+            self.end_headers()
+            with self.server.archive.open("rb") as archive:
+                while block := archive.read(1 << 20):
+                    self.wfile.write(block)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the downloader was stopped meanwhile
+
+
+@contextmanager
+def archive_server(archive: Path) -> Iterator[ArchiveServer]:
+    """An :class:`ArchiveServer` running until the block ends (released on the way out)."""
+    server = ArchiveServer(archive)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server
+    finally:
+        server.released.set()
+        server.shutdown()
+        server.server_close()

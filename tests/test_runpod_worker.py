@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +33,7 @@ from tests.runpod_standin import (
     stop_workers,
     wait_ready,
 )
-from tests.serving import SMALL_MSA, params_archive, small_job
+from tests.serving import SMALL_MSA, WAIT_S, archive_server, params_archive, small_job
 
 BUCKET = "results"
 #: Room for the best model (43 kB on the 62-residue test protein) and the score files, not for
@@ -246,60 +244,26 @@ def test_a_bad_setting_stops_the_worker_at_start_with_one_line(tmp_path: Path) -
 # Several workers, one empty network volume: one download.
 
 
-class _ArchiveServer(ThreadingHTTPServer):
-    """Serves the params archive after a pause (so that every worker asks while the first
-    downloads), counting the GETs."""
-
-    daemon_threads = True
-
-    def __init__(self, archive: Path) -> None:
-        super().__init__(("127.0.0.1", 0), _ArchiveHandler)
-        self.archive = archive
-        self.gets = 0
-        self.lock = threading.Lock()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_port}/alphafold_params_2022-12-06.tar"
-
-
-class _ArchiveHandler(BaseHTTPRequestHandler):
-    server: _ArchiveServer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        with self.server.lock:
-            self.server.gets += 1
-        time.sleep(2.0)
-        self.send_response(200)
-        self.send_header("Content-Length", str(self.server.archive.stat().st_size))
-        self.end_headers()
-        with self.server.archive.open("rb") as archive:
-            while block := archive.read(1 << 20):
-                self.wfile.write(block)
-
-
 def test_workers_starting_together_on_an_empty_volume_download_once(
     tmp_path: Path, test_params: Path
 ) -> None:
     archive = params_archive(test_params, tmp_path / "alphafold_params_2022-12-06.tar")
     volume = tmp_path / "runpod-volume"
-    server = _ArchiveServer(archive)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    env = {
-        "PARAM_DIR": str(volume),
-        "FOLDSERVE_PARAMS_URL": server.url,
-        "FOLDSERVE_PARAMS_SHA256": sha256(archive.read_bytes()),
-        **_isolated_env(tmp_path),
-    }
-    try:
+    with archive_server(archive) as server:
+        env = {
+            "PARAM_DIR": str(volume),
+            "FOLDSERVE_PARAMS_URL": server.url,
+            "FOLDSERVE_PARAMS_SHA256": sha256(archive.read_bytes()),
+            **_isolated_env(tmp_path),
+        }
         with RunpodStandin() as standin, running_workers(standin, tmp_path, env, 3) as workers:
+            assert server.requested.wait(WAIT_S), "no worker fetched the weights"
+            # The first download is held a while, so that the other workers ask meanwhile (they
+            # cannot be seen waiting on the volume's lock).
+            time.sleep(2.0)
+            server.released.set()
             for worker in workers:
                 wait_ready(standin, worker)
-    finally:
-        server.shutdown()
     assert server.gets == 1
     logs = [worker.output() for worker in workers]
     assert sum("installed meanwhile by another worker" in log for log in logs) == 2

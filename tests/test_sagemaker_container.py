@@ -15,12 +15,10 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +32,9 @@ from tests.conftest import data
 from tests.serving import (
     SMALL_MSA,
     WAIT_S,
+    ArchiveServer,
     MsaHolder,
+    archive_server,
     free_port,
     held_msas,
     params_archive,
@@ -215,42 +215,6 @@ def test_a_second_invocation_while_one_runs_is_refused_with_429(
 # Warming up and stopping, each in a container of its own.
 
 
-class _HeldArchive(ThreadingHTTPServer):
-    """Serves the params archive once the test releases it; ``requested`` is set at the GET."""
-
-    daemon_threads = True
-
-    def __init__(self, archive: Path) -> None:
-        super().__init__(("127.0.0.1", 0), _HeldArchiveHandler)
-        self.archive = archive
-        self.requested = threading.Event()
-        self.released = threading.Event()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_port}/alphafold_params_2022-12-06.tar"
-
-
-class _HeldArchiveHandler(BaseHTTPRequestHandler):
-    server: _HeldArchive
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        self.server.requested.set()
-        self.server.released.wait(WAIT_S)
-        try:
-            self.send_response(200)
-            self.send_header("Content-Length", str(self.server.archive.stat().st_size))
-            self.end_headers()
-            with self.server.archive.open("rb") as archive:
-                while block := archive.read(1 << 20):
-                    self.wfile.write(block)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the container was stopped meanwhile
-
-
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory: pytest.TempPathFactory, test_params: Path) -> Path:
     folder = tmp_path_factory.mktemp("archive")
@@ -258,21 +222,9 @@ def archive(tmp_path_factory: pytest.TempPathFactory, test_params: Path) -> Path
 
 
 @contextmanager
-def held_archive(archive: Path) -> Iterator[_HeldArchive]:
-    server = _HeldArchive(archive)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield server
-    finally:
-        server.released.set()
-        server.shutdown()
-        server.server_close()
-
-
-@contextmanager
-def fetching_container(tmp: Path, archive: Path) -> Iterator[tuple[Container, _HeldArchive]]:
+def fetching_container(tmp: Path, archive: Path) -> Iterator[tuple[Container, ArchiveServer]]:
     """A container whose model data has no weights: it fetches them from a held archive."""
-    with held_archive(archive) as server:
+    with archive_server(archive) as server:
         env = {
             "FOLDSERVE_PARAMS_URL": server.url,
             "FOLDSERVE_PARAMS_SHA256": hashlib.sha256(archive.read_bytes()).hexdigest(),

@@ -47,10 +47,8 @@ from foldserve.cloud.sagemaker.settings import (
     FAILURE_FOLDER,
     MODEL_DIR,
     SagemakerSettings,
-    check_name,
-    check_region,
 )
-from foldserve.config import missing_key_fix
+from foldserve.config import aws_region, missing_key_fix, sagemaker_name
 from foldserve.errors import InputError
 from foldserve.files import write_text
 from foldserve.fold.engine import parse_engine_names
@@ -532,9 +530,9 @@ def sagemaker_command(
 
 def _sagemaker_delete(name: str, region: str | None, dry: bool) -> None:
     """``deploy sagemaker --delete NAME``: remove it all, or with ``dry`` show how."""
-    check_name(name, where="--delete")
+    sagemaker_name(name, where="--delete")
     if region is not None:
-        check_region(region, where="--region")
+        aws_region(region, where="--region")
     aws = Aws(region)
     stdout = out(highlight=False, soft_wrap=True)
     if dry:

@@ -125,6 +125,24 @@ class JobClient(Protocol):
     ) -> JobState:
         """Poll until the job finishes and return its final state, as :func:`follow` does;
         ``on_update`` sees every answer."""
+        return follow(
+            self.status,
+            job_id,
+            retry=self._retry,
+            answered=self._answered,
+            jitter=self._random,
+            on_update=on_update,
+            timeout=timeout,
+        )
+
+    #: The retry policy of every call, and the pace of :meth:`wait`'s polls.
+    _retry: RetryPolicy
+    #: The jitter of :meth:`wait`'s polls.
+    _random: random.Random
+
+    def _answered(self) -> bool:
+        """Whether the endpoint has answered a call yet (until then, failing to connect is
+        given up on sooner)."""
         ...
 
     def cancel(self, job_id: str) -> JobStatus:
@@ -341,22 +359,8 @@ class Client(JobClient):
         body = self._transport.call("POST", f"cancel/{check_job_id(job_id)}", job_id=job_id)
         return JobState.from_json(body, job_id).status
 
-    def wait(
-        self,
-        job_id: str,
-        *,
-        on_update: Callable[[JobState], None] | None = None,
-        timeout: float | None = None,
-    ) -> JobState:
-        return follow(
-            self.status,
-            job_id,
-            retry=self._retry,
-            answered=lambda: self._transport.answered,
-            jitter=self._random,
-            on_update=on_update,
-            timeout=timeout,
-        )
+    def _answered(self) -> bool:
+        return self._transport.answered
 
     # --- result files ------------------------------------------------------------------------
 

@@ -26,13 +26,12 @@ import json
 import math
 import random
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from foldserve.client import records
-from foldserve.client.client import JobClient, check_job_id, follow, save_files
+from foldserve.client.client import JobClient, check_job_id, save_files
 from foldserve.client.records import JobRecord, SageMakerJob
 from foldserve.client.request import JobRequest
 from foldserve.client.sagemaker_aws import Aws
@@ -209,22 +208,8 @@ class SageMakerClient(JobClient):
             return JobState(job_id, JobStatus.FAILED, error=error)
         return JobState(job_id, JobStatus.IN_QUEUE)
 
-    def wait(
-        self,
-        job_id: str,
-        *,
-        on_update: Callable[[JobState], None] | None = None,
-        timeout: float | None = None,
-    ) -> JobState:
-        return follow(
-            self.status,
-            job_id,
-            retry=self._retry,
-            answered=lambda: self._aws.answered,
-            jitter=self._random,
-            on_update=on_update,
-            timeout=timeout,
-        )
+    def _answered(self) -> bool:
+        return self._aws.answered
 
     def cancel(self, job_id: str) -> JobStatus:
         """Mark the job cancelled in its record (a finished job stays finished): SageMaker

@@ -44,6 +44,7 @@ from foldserve.cloud.sagemaker.pipeline_schema import (
     join,
     referenced_parameters,
 )
+from foldserve.cloud.sagemaker.settings import role_arn
 from foldserve.errors import InputError
 from foldserve.fold.engine import ENGINE_TITLES
 from foldserve.fold.results import ENGINE_NAMES, EngineName
@@ -113,7 +114,6 @@ MAX_RUNTIME_S = 24 * 3600
 #: The image's entrypoint starts a worker or a server; a step replaces it to run the CLI.
 FOLDSERVE = ("foldserve",)
 SHELL = ("sh", "-c")
-ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+")
 PIPELINE_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}")
 
 
@@ -136,12 +136,8 @@ class Workflow:
                 where="input_kind",
                 fix="give fasta (search the MSA) or msa (check the MSA given)",
             )
-        if self.role is not None and not ROLE_ARN.fullmatch(self.role):
-            raise InputError(
-                f"{self.role!r} is not an IAM role ARN",
-                where="role",
-                fix="give arn:aws:iam::ACCOUNT:role/NAME",
-            )
+        if self.role is not None:
+            role_arn(self.role)
 
 
 def check_name(name: str) -> None:

@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from foldserve.config import aws_region, s3_prefix, sagemaker_name
 from foldserve.errors import InputError
 
 DEFAULT_NAME = "foldserve"
@@ -47,39 +48,19 @@ _ROLE_ARN = re.compile(rf"arn:{_PARTITION}:iam::[0-9]{{12}}:role/[A-Za-z0-9+=,.@
 _SNS_ARN = re.compile(
     rf"arn:{_PARTITION}:sns:(?P<region>{_REGION}):[0-9]{{12}}:[A-Za-z0-9_-]{{1,256}}"
 )
-# A bucket name (3 to 63 lowercase letters, digits, '.' and '-'), then an optional key prefix.
-_S3_URI = re.compile(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^\s]*)?")
-# SageMaker's pattern for the names of endpoints, their configurations and models.
-_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 _INSTANCE_TYPE = re.compile(r"ml\.[a-z0-9-]+\.[a-z0-9]+")
 
 
-def check_name(name: str, *, where: str = "name") -> str:
-    """``name`` when SageMaker takes it for an endpoint, its configuration and its model."""
-    if not _NAME.fullmatch(name):
+def role_arn(role: str, *, where: str = "role") -> str:
+    """``role`` when it has the shape of an IAM role's ARN (SageMaker would refuse it halfway)."""
+    if not _ROLE_ARN.fullmatch(role):
         raise InputError(
-            f"{name!r} is not a SageMaker endpoint name",
+            f"{role!r} is not an IAM role ARN",
             where=where,
-            fix="use 1 to 63 letters, digits and '-', starting and ending with a letter or digit",
+            fix="give the ARN of a role SageMaker may assume, e.g. "
+            "arn:aws:iam::123456789012:role/foldserve-sagemaker",
         )
-    return name
-
-
-def check_region(region: str, *, where: str = "region") -> str:
-    """``region`` when it has the shape of an AWS region's name."""
-    if not re.fullmatch(_REGION, region):
-        raise InputError(f"{region!r} is not an AWS region", where=where, fix="e.g. us-east-1")
-    return region
-
-
-def _check_s3(uri: str, where: str) -> str:
-    if not _S3_URI.fullmatch(uri):
-        raise InputError(
-            f"{uri!r} is not an s3:// URI",
-            where=where,
-            fix="give s3://BUCKET/PREFIX, e.g. s3://my-bucket/foldserve/output",
-        )
-    return uri.rstrip("/")
+    return role
 
 
 def _sns_region(arn: str, where: str) -> str:
@@ -143,19 +124,12 @@ class SagemakerSettings(BaseModel):
     @field_validator("role")
     @classmethod
     def _role_arn(cls, role: str) -> str:
-        if not _ROLE_ARN.fullmatch(role):
-            raise InputError(
-                f"{role!r} is not an IAM role ARN",
-                where="role",
-                fix="give the ARN of a role SageMaker may assume, e.g. "
-                "arn:aws:iam::123456789012:role/foldserve-sagemaker",
-            )
-        return role
+        return role_arn(role)
 
     @field_validator("name")
     @classmethod
     def _name(cls, name: str) -> str:
-        return check_name(name)
+        return sagemaker_name(name, where="name")
 
     @field_validator("instance_type")
     @classmethod
@@ -182,7 +156,7 @@ class SagemakerSettings(BaseModel):
     @field_validator("s3_output", "s3_failure")
     @classmethod
     def _s3_path(cls, uri: str | None, info: ValidationInfo) -> str | None:
-        return None if uri is None else _check_s3(uri, str(info.field_name))
+        return None if uri is None else s3_prefix(uri, where=str(info.field_name))
 
     @field_validator("model_data")
     @classmethod
@@ -196,12 +170,12 @@ class SagemakerSettings(BaseModel):
                 fix="give the S3 URI of a tar.gz holding params/ (the weights' layout), e.g. "
                 "s3://my-bucket/foldserve/model.tar.gz",
             )
-        return _check_s3(uri, "model_data")
+        return s3_prefix(uri, where="model_data")
 
     @field_validator("region")
     @classmethod
     def _region(cls, region: str | None) -> str | None:
-        return None if region is None else check_region(region)
+        return None if region is None else aws_region(region, where="region")
 
     @field_validator("env")
     @classmethod
