@@ -34,6 +34,7 @@ RANKS = {
     "outbound": 5,
     "retry": 5,
     "aws": 5,
+    "graceful": 5,
     "_version": 5,
 }
 #: Same-rank imports that are part of the design: a pipeline may predict on an endpoint, and

@@ -7,6 +7,8 @@ the response back: while it waits it has reported "parse" and not yet "features"
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from foldserve.jobs.schema import FoldJobInput, Policy
+from foldserve.jobs.schema import FoldJobInput, JobStatus, Policy
 from foldserve.server import layout
 from foldserve.server.store import JobStore
 from tests.conftest import data
@@ -106,3 +108,25 @@ def test_a_worker_that_stopped_its_job_between_two_looks_is_no_straggler(tmp_pat
     assert store.stopped_while_running("worker-0", job_id) is not None
     store.stopped(claimed)
     assert store.stopped_while_running("worker-0", job_id) is None
+
+
+def test_sigterm_stops_the_server_and_hands_its_running_job_back(
+    tmp_path: Path, test_params: Path
+) -> None:
+    """systemd, Docker and Kubernetes stop a server with SIGTERM: it stops its workers, hands
+    the running job back to the queue (the attempt not counted) and exits 0."""
+    with (
+        held_msa(data(SMALL_MSA).read_text()) as msa,
+        server_fetching_from(msa, tmp_path / "data", test_params) as server,
+    ):
+        worker = server.worker_pid()
+        job_id = server.submit({"msa_url": msa.url, "models": [1], "num_recycles": 1})
+        msa.wait_requested()
+        server.process.send_signal(signal.SIGTERM)
+        msa.release()
+        assert server.process.wait(timeout=WAIT_S) == 0, server.log.read_text()
+    job = server.store.get(job_id)
+    assert job is not None and job.status is JobStatus.IN_QUEUE and job.attempts == 0
+    with pytest.raises(ProcessLookupError):
+        os.kill(worker, 0)  # stopped and reaped by the server, not left behind
+    assert "Traceback" not in server.log.read_text()

@@ -35,6 +35,8 @@ def serve(
     """
     import uvicorn
 
+    from foldserve.graceful import GracefulServer  # uvicorn: only here
+
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     lock = FileLock(layout.server_lock(settings.data_dir))
     try:
@@ -54,7 +56,7 @@ def serve(
         store.forget_workers()
         supervisor = Supervisor(store, settings, _backend(store, settings))
         app = create_app(store, settings, api_keys)
-        server = uvicorn.Server(
+        server = GracefulServer(
             uvicorn.Config(
                 app,
                 host=settings.host,

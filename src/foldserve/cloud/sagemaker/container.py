@@ -14,13 +14,10 @@ and is answered 503, and the process exits with status 0.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import signal
 import sys
 import threading
-from collections.abc import Iterator
-from types import FrameType
 
 import uvicorn
 
@@ -29,6 +26,7 @@ from foldserve.cloud.sagemaker.container_jobs import Invocations
 from foldserve.cloud.sagemaker.container_settings import ContainerSettings
 from foldserve.cloud.sagemaker.container_weights import engine_param_dir
 from foldserve.cloud.startup import load_engines, prepare_weights
+from foldserve.graceful import GracefulServer
 
 log = logging.getLogger("foldserve.sagemaker")
 
@@ -41,7 +39,13 @@ def serve_container(settings: ContainerSettings) -> None:
         format="%(asctime)s foldserve %(levelname)s %(message)s",
     )
     invocations = Invocations(settings)
-    server = _Server(
+
+    def stop_the_job(sig: signal.Signals) -> None:
+        if not invocations.stopping.is_set():
+            log.info("%s: stopping", sig.name)
+        invocations.stopping.set()
+
+    server = GracefulServer(
         uvicorn.Config(
             create_app(invocations),
             host=settings.host,
@@ -49,7 +53,7 @@ def serve_container(settings: ContainerSettings) -> None:
             log_level="warning",
             http="h11",
         ),
-        invocations.stopping,
+        on_signal=stop_the_job,
     )
     warm_up = _WarmUp(settings, invocations, server)
     log.info(
@@ -89,30 +93,3 @@ class _WarmUp(threading.Thread):
         except BaseException as exc:  # raised again by serve_container once the server stopped
             self.failure = exc
             self.server.should_exit = True
-
-
-class _Server(uvicorn.Server):
-    """uvicorn's server, which also stops the running job at SIGTERM or SIGINT, and after
-    which the process ends normally: uvicorn's own raises the signal again once it has shut
-    down, and the process would end killed by it (status 143), although SIGTERM is how
-    SageMaker stops every container."""
-
-    def __init__(self, config: uvicorn.Config, stopping: threading.Event) -> None:
-        super().__init__(config)
-        self._stopping = stopping
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        if not self.should_exit:
-            log.info("%s: stopping", signal.Signals(sig).name)
-        self._stopping.set()
-        super().handle_exit(sig, frame)
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        signals = (signal.SIGINT, signal.SIGTERM)
-        previous = {sig: signal.signal(sig, self.handle_exit) for sig in signals}
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
