@@ -6,12 +6,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import chain, islice
 
-from foldserve.msa.builder import ColumnRule, MsaBuilder, MsaLimits
+from foldserve.msa.builder import ColumnRule, MsaLimits
 from foldserve.msa.colabfold import find_header
 from foldserve.msa.easel import EASEL_FORMATS, read_with_easel
 from foldserve.msa.model import Msa
 from foldserve.msa.names import UniqueNames, safe_name
 from foldserve.msa.records import scan_records
+from foldserve.msa.scan_build import BlockBuilder
 from foldserve.msa.sniff import normalise_format, rule_for, sniff
 from foldserve.msa.source import SNIFF_SIZE, SourceLike, file_stem, open_source
 from foldserve.msa.stockholm import (
@@ -52,7 +53,7 @@ def read(
     with open_source(source) as text:
         head = text.head()
         fmt, rule = _format_of(head, text.name, format)
-        builder = MsaBuilder(
+        builder = BlockBuilder(
             source=text.name,
             format=fmt,
             rule=rule,
@@ -120,8 +121,8 @@ class _Alignments:
 
     def builder(
         self, fmt: str, rule: ColumnRule, *, line: int | None, size: int | None
-    ) -> MsaBuilder:
-        return MsaBuilder(
+    ) -> BlockBuilder:
+        return BlockBuilder(
             source=self.source,
             format=fmt,
             rule=rule,
@@ -191,7 +192,7 @@ def _format_of(
     return fmt, rule_for(fmt)
 
 
-def _feed(builder: MsaBuilder, head: bytes, blocks: Iterable[bytes], *, first_line: int) -> None:
+def _feed(builder: BlockBuilder, head: bytes, blocks: Iterable[bytes], *, first_line: int) -> None:
     """Read the text in ``blocks`` (which starts with ``head``) into ``builder``."""
     if builder.format in EASEL_FORMATS:
         read_with_easel(blocks, builder, builder.format)
@@ -199,5 +200,5 @@ def _feed(builder: MsaBuilder, head: bytes, blocks: Iterable[bytes], *, first_li
         read_stockholm(blocks, builder)
     else:
         builder.header = find_header(head, builder.source, first_line=first_line)
-        for row in scan_records(blocks, builder.source, first_line=first_line):
-            builder.add(row)
+        for block in scan_records(blocks, builder.source, first_line=first_line):
+            builder.add_block(block)
