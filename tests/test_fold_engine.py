@@ -12,6 +12,7 @@ import pytest
 from foldserve.errors import Cancelled, InputError, TooLarge
 from foldserve.fold.alphafold2.features import raw_features
 from foldserve.fold.alphafold2.predictor import Predictor
+from foldserve.fold.alphafold2.shape_policy import COARSE_LADDER
 from foldserve.fold.outputs import write_best_model, write_prediction
 from foldserve.fold.results import PredictOptions, ProgressEvent
 from foldserve.msa.reading import read
@@ -45,20 +46,27 @@ def exact_predictor(test_params: Path) -> Iterator[Predictor]:
     yield Predictor(test_params, bucketing=False)
 
 
+@pytest.fixture(scope="module")
+def ladder_predictor(test_params: Path) -> Iterator[Predictor]:
+    """Always padded to the coarse ladder, whatever this device's costs (and without the
+    compilation cache, whose exact shapes it would load)."""
+    yield Predictor(test_params, shape_costs=COARSE_LADDER, compile_cache=False)
+
+
 @pytest.mark.timeout(900)  # two full ColabFold runs: 80 s on 2 idle cores, far more when busy
 @pytest.mark.parametrize(("relative", "model"), [(SMALL, 1), (DEEP, 4)])
 def test_coordinates_match_colabfold_run(
     relative: str,
     model: int,
     test_params: Path,
-    predictor: Predictor,
+    ladder_predictor: Predictor,
     exact_predictor: Predictor,
     tmp_path: Path,
 ) -> None:
     reference = colabfold_ca(test_params, data(relative), tmp_path, model, recycles=1)
     msa = read(data(relative))
     options = PredictOptions(models=(model,), num_recycles=1)
-    padded = predictor.predict(msa, options)
+    padded = ladder_predictor.predict(msa, options)
     exact = exact_predictor.predict(msa, options)
     assert padded.shape.length > msa.query_length  # really padded
     assert exact.shape.length == msa.query_length
@@ -71,12 +79,14 @@ def test_coordinates_match_colabfold_run(
 
 
 @pytest.mark.timeout(600)
-def test_padding_changes_no_coordinate(predictor: Predictor, exact_predictor: Predictor) -> None:
+def test_padding_changes_no_coordinate(
+    ladder_predictor: Predictor, exact_predictor: Predictor
+) -> None:
     msa = read(data("msa/fasta_aligned/prody_msa_Cys_knot_PF00007.fasta"))
     options = PredictOptions(models=(2,), num_recycles=2, seed=3)
-    padded = predictor.predict(msa, options).best
+    padded = ladder_predictor.predict(msa, options).best
     exact = exact_predictor.predict(msa, options).best
-    assert predictor.shape_for(msa) != exact_predictor.shape_for(msa)
+    assert ladder_predictor.shape_for(msa) != exact_predictor.shape_for(msa)
     deviation = np.linalg.norm(padded.positions[:, CA] - exact.positions[:, CA], axis=1)
     assert deviation.max() < TOLERANCE
     assert abs(padded.mean_plddt - exact.mean_plddt) < 0.1
@@ -85,7 +95,7 @@ def test_padding_changes_no_coordinate(predictor: Predictor, exact_predictor: Pr
 
 @pytest.mark.timeout(600)
 def test_a_stream_of_lengths_compiles_once_per_bucket(test_params: Path) -> None:
-    predictor = Predictor(test_params)
+    predictor = Predictor(test_params, shape_costs=COARSE_LADDER, compile_cache=False)
     options = PredictOptions(models=(1, 2, 3, 4, 5), num_recycles=0)
     small = read(data(SMALL))  # 62 residues → bucket 64
     tiny = read(data("msa/a3m/openfold_2q2k_A_bfd_uniclust_hits.a3m"))  # 70 → bucket 96

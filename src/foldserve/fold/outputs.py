@@ -141,9 +141,11 @@ def write_prediction(
         put(f"confidence_{run.name}.json", _dumps(_confidence_record(run, test, engine)))
     put("ranking_debug.json", _dumps(ranking_debug(prediction), indent=2))
     timings = {**prediction.timings, **(relaxation.timings() if relaxation else {})}
+    choice = prediction.shape_choice
+    shape = {"shape": choice.as_json()} if choice is not None else {}
     put(
         "timings.json",
-        _dumps({**_rounded(timings), "engine": engine, "test_weights": test}, indent=2),
+        _dumps({**_rounded(timings), **shape, "engine": engine, "test_weights": test}, indent=2),
     )
     put("scores.json", scores_json(prediction))
     msa_path = out_dir / "msa.a3m"

@@ -12,6 +12,7 @@ import numpy.typing as npt
 
 from foldserve.errors import InputError
 from foldserve.fold.alphafold2.features import MAX_EXTRA_MSA, MAX_MSA_CLUSTERS, InputShape
+from foldserve.fold.alphafold2.shape_policy import ShapeChoice
 from foldserve.fold.weights import MODEL_NUMBERS
 from foldserve.msa.model import Msa
 
@@ -358,6 +359,9 @@ class Prediction:
     template_source: TemplateSource | None = None
     #: What the user should know about the inputs, e.g. templates that were not used.
     warnings: tuple[str, ...] = ()
+    #: The shape the network ran at and why (``timings.json`` records it); None for an engine
+    #: that chooses no shapes.
+    shape_choice: ShapeChoice | None = None
 
     @property
     def chain_list(self) -> tuple[ChainInfo, ...]:

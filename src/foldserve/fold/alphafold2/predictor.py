@@ -3,8 +3,10 @@
 Loading parameters and compiling the network cost far more than a small prediction. A Predictor
 pays for them once: each model's parameters are loaded on first use and kept on the device, all
 five are swapped into one compiled function (ColabFold's trick), and compiled functions are kept
-per padded input shape, so a stream of jobs compiles only when it meets a new bucket. A
-persistent compilation cache beside the weights lets a fresh worker process skip even that.
+per input shape. Each job runs at the shape the shape policy (:mod:`.shape_policy`) finds
+cheapest on this device: a compiled padded shape, or a new compile of its exact or a finer
+padded shape. A persistent compilation cache beside the weights lets a fresh worker process
+skip compiles an earlier one made.
 
 The recycle loop is ColabFold's ``RunModel.predict`` (same key splitting, same float16 hand-over
 between recycles), written out here so that progress is reported and cancellation honoured at
@@ -17,12 +19,13 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from foldserve.errors import Cancelled, InputError, TooLarge
 from foldserve.fold.alphafold2 import network
+from foldserve.fold.alphafold2.compiled_shapes import CompileTarget, ShapeRecord, ShapeRecords
 from foldserve.fold.alphafold2.features import (
     FeatureDict,
     InputShape,
@@ -32,14 +35,26 @@ from foldserve.fold.alphafold2.job_inputs import (
     chain_templates,
     complex_length,
     input_shape,
+    multimer_key,
     network_name,
     prepare_job,
     template_names,
 )
 from foldserve.fold.alphafold2.network import MONOMER, MULTIMER, NetworkKey
+from foldserve.fold.alphafold2.shape_policy import (
+    Action,
+    CostLog,
+    DeviceCosts,
+    ShapeChoice,
+    ShapeRequest,
+    choose_shape,
+    device_costs,
+    exact_choice,
+)
 from foldserve.fold.alphafold2.shapes import (
     GIB,
     estimate_bytes,
+    forward_work,
     reduced_depth_hint,
 )
 from foldserve.fold.engine import PRECISIONS, Precision, check_engine_options
@@ -65,9 +80,6 @@ from foldserve.fold.weights import (
     resolve_param_dir,
 )
 from foldserve.msa.model import Msa
-
-if TYPE_CHECKING:
-    pass
 
 COMPILE_CACHE_DIRNAME = "jax-cache"
 #: Where hhsearch databases of users' template files are kept between jobs.
@@ -106,7 +118,11 @@ class Predictor:
     """AlphaFold2 from an MSA, warm across calls to :meth:`predict`: the monomer pTM models
     for one chain, the multimer v3 models for a complex.
 
-    The ``alphafold2`` :class:`~foldserve.fold.engine.Engine`.
+    The ``alphafold2`` :class:`~foldserve.fold.engine.Engine`. With ``bucketing`` (the
+    default) each monomer job runs at the shape the shape policy chooses from this device's
+    costs, measured as jobs run; ``shape_costs`` pins those costs instead (the same choices on
+    every worker of a fleet, or :data:`~.shape_policy.COARSE_LADDER`); without, every job runs
+    at its exact shape, as ColabFold runs it. A complex runs at the multimer's ladder shape.
     """
 
     name: EngineName = "alphafold2"
@@ -117,6 +133,7 @@ class Predictor:
         *,
         precision: Precision = "auto",
         bucketing: bool = True,
+        shape_costs: DeviceCosts | None = None,
         compile_cache: bool = True,
         memory_limit_bytes: int | None = None,
     ) -> None:
@@ -142,18 +159,25 @@ class Predictor:
             n for n in MODEL_NUMBERS if multimer_param_file(self.param_dir, n).is_file()
         )
         self.test_weights = is_test_weights(self.param_dir)
+        cache_dir = self.param_dir / COMPILE_CACHE_DIRNAME
         if compile_cache:
-            enable_compile_cache(self.param_dir / COMPILE_CACHE_DIRNAME)
+            enable_compile_cache(cache_dir)
+        self._records = ShapeRecords(cache_dir) if compile_cache else None
         on_cpu = jax.devices()[0].platform == "cpu"
         # bfloat16 halves memory on GPUs; CPUs have no fast bfloat16 matrix units.
         self.bfloat16 = precision == "bfloat16" or (precision == "auto" and not on_cpu)
         self.bucketing = bucketing
+        self.shape_costs = shape_costs
+        #: The shape policy's measurements, per network (``alphafold2_ptm``, …).
+        self._measured: dict[str, CostLog] = {}
         self.device, device_bytes = device_description()
         self.memory_limit_bytes = memory_limit_bytes or device_bytes
         self._full_params: dict[tuple[str, int], network.Params] = {}
         self._networks: dict[NetworkKey, network.Network] = {}
         self._params: dict[tuple[NetworkKey, int], network.Params] = {}
         self._compiled: dict[tuple[NetworkKey, InputShape], Any] = {}
+        #: Compiles not yet recorded beside the cache: their seconds, until a pass is measured.
+        self._unrecorded: dict[tuple[NetworkKey, InputShape], float] = {}
         self.compile_count = 0
         monomer = self._network(NetworkKey(MONOMER))
         self.engine = EngineInfo(
@@ -181,8 +205,19 @@ class Predictor:
             self._loaded(MULTIMER, number)
 
     def shape_for(self, msa: Msa, options: PredictOptions | None = None) -> InputShape:
-        """The padded (or, without bucketing, exact) input shape ``msa`` runs at."""
-        return input_shape(msa, options or PredictOptions(), bucketing=self.bucketing)
+        """The input shape ``msa`` runs at next (:meth:`shape_choice`)."""
+        return self.shape_choice(msa, options).shape
+
+    def shape_choice(self, msa: Msa, options: PredictOptions | None = None) -> ShapeChoice:
+        """The shape ``msa`` would run at if predicted now, and why: :meth:`predict` makes
+        the same choice for the models without templates."""
+        options = options or PredictOptions()
+        exact = input_shape(msa, options, bucketing=False)
+        if network_name(msa, options) == MULTIMER:
+            padded = input_shape(msa, options, bucketing=self.bucketing)
+            return self._multimer_choice(multimer_key(options), exact, padded)
+        passes = len(options.models) * options.num_seeds * (options.num_recycles + 1)
+        return self._choose(NetworkKey(MONOMER), exact, passes)
 
     def check_input(self, msa: Msa, options: PredictOptions, *, where: str = "models") -> None:
         """Everything that can be refused before any work: a network without parameters,
@@ -271,10 +306,13 @@ class Predictor:
             msa,
             options,
             template_set,
-            bucketing=self.bucketing,
+            # A monomer's features are padded per seed, to the shape chosen below.
+            bucketing=self.bucketing and network_name(msa, options) == MULTIMER,
             config_of=lambda key: self._network(key).config,
         )
         timings["features"] = _since(tick)
+        choices = self._choose_shapes(job, options)
+        job = replace(job, shapes={key: choice.shape for key, choice in choices.items()})
 
         runs: list[ModelRun] = []
         num_runs = len(options.models) * options.num_seeds
@@ -297,7 +335,9 @@ class Predictor:
                 params = self._model_params(key, number)
                 timings["load_params"] = timings.get("load_params", 0.0) + _since(tick)
                 tick = time.perf_counter()
-                apply = self._compiled_apply(job, key, params, batches[key], report, model_name)
+                apply = self._compiled_apply(
+                    job, key, params, batches[key], report, model_name, choices[key]
+                )
                 timings["compile"] = timings.get("compile", 0.0) + _since(tick)
                 run = self._run_model(
                     apply,
@@ -313,6 +353,7 @@ class Predictor:
                     keep_raw=keep_raw,
                 )
                 timings[f"predict_{run.name}"] = run.seconds
+                self._measure_passes(key, job.shapes[key], run)
                 runs.append(run)
 
         ranked = tuple(sorted(runs, key=lambda r: r.score(rank_by), reverse=True))
@@ -339,10 +380,89 @@ class Predictor:
             templates=template_names(job.chains, template_set),
             template_source=templates if template_set is not None else None,
             warnings=template_set.warnings if template_set is not None else (),
+            shape_choice=choices[main_key],
         )
 
     def _param_bytes(self) -> int:
         return model_param_file(self.param_dir, 3).stat().st_size
+
+    def _target(self, key: NetworkKey) -> CompileTarget:
+        import jax
+
+        return CompileTarget(
+            network=key,
+            evoformer_blocks=self._network(key).evoformer_blocks,
+            precision=self.engine.precision,
+            device=self.device,
+            jax_version=jax.__version__,
+        )
+
+    def _choose_shapes(
+        self, job: PreparedJob, options: PredictOptions
+    ) -> dict[NetworkKey, ShapeChoice]:
+        """Each network's shape for ``job``, whose monomer shapes are still exact."""
+        if job.multimer_batch is not None:
+            return {
+                key: self._multimer_choice(key, replace(shape, length=len(job.aatype)), shape)
+                for key, shape in job.shapes.items()
+            }
+        per_model = options.num_seeds * (options.num_recycles + 1)
+        return {
+            key: self._choose(
+                key, exact, per_model * sum(job.key_for(n) == key for n in options.models)
+            )
+            for key, exact in job.shapes.items()
+        }
+
+    def _choose(self, key: NetworkKey, exact: InputShape, passes: int) -> ShapeChoice:
+        """The shape policy's choice for ``passes`` forward passes of network ``key``."""
+        target = self._target(key)
+        records = self._records.read(target) if self._records is not None else ()
+        request = ShapeRequest(
+            exact=exact,
+            passes=passes,
+            evoformer_blocks=target.evoformer_blocks,
+            compiled=frozenset(shape for k, shape in self._compiled if k == key),
+            cached=frozenset(r.shape for r in records),
+            memory_limit_bytes=self.memory_limit_bytes,
+            param_bytes=self._param_bytes(),
+        )
+        if not self.bucketing:
+            return exact_choice(request, "exact shapes: bucketing is off")
+        recorded = CostLog(
+            compiles=[r.compile_seconds for r in records],
+            passes=[
+                (forward_work(r.shape, target.evoformer_blocks), r.pass_seconds) for r in records
+            ],
+        )
+        return choose_shape(request, self.shape_costs or device_costs(self._log(key), recorded))
+
+    def _multimer_choice(
+        self, key: NetworkKey, exact: InputShape, shape: InputShape
+    ) -> ShapeChoice:
+        """A complex's shape: the multimer's ladder with bucketing, else its exact shape."""
+        action: Action = "reuse" if (key, shape) in self._compiled else "compile"
+        if self.bucketing:
+            return ShapeChoice(
+                exact, shape, action, "a complex runs at the multimer ladder's shape"
+            )
+        return ShapeChoice(exact, shape, action, "exact shapes: bucketing is off")
+
+    def _log(self, key: NetworkKey) -> CostLog:
+        """The shape policy's measurements on ``key``'s network."""
+        return self._measured.setdefault(key.network, CostLog())
+
+    def _measure_passes(self, key: NetworkKey, shape: InputShape, run: ModelRun) -> None:
+        """Keep ``run``'s forward time for the shape policy, and record a shape compiled
+        for it beside the compilation cache now that its pass time is known."""
+        passes = run.recycles + 1
+        blocks = self._networks[key].evoformer_blocks
+        self._log(key).passes.append((passes * forward_work(shape, blocks), run.seconds))
+        compile_seconds = self._unrecorded.pop((key, shape), None)
+        if compile_seconds is not None and self._records is not None:
+            self._records.add(
+                ShapeRecord(self._target(key), shape, compile_seconds, run.seconds / passes)
+            )
 
     def _loaded(self, network_name: str, number: int) -> network.Params:
         """One model's full parameter set, read once."""
@@ -377,17 +497,27 @@ class Predictor:
         batch: FeatureDict,
         report: _Reporter,
         model_name: str,
+        choice: ShapeChoice,
     ) -> Any:
+        """The function compiled for ``key`` at the job's shape: kept, loaded from the
+        persistent cache or compiled, the time each takes measured for the shape policy."""
         shape = job.shapes[key]
         slot = (key, shape)
         if slot not in self._compiled:
             import jax
 
             report(ProgressEvent(stage="compile", elapsed=report.elapsed(), model=model_name))
+            tick = time.perf_counter()
             example = {**job.recycle_input(batch, 0), "prev": _zero_prev(shape.length)}
             lowered = self._network(key).apply.lower(params, jax.random.PRNGKey(0), example)
             self._compiled[slot] = lowered.compile()
             self.compile_count += 1
+            seconds = _since(tick)
+            if choice.action == "load":
+                self._log(key).loads.append(seconds)
+            else:
+                self._log(key).compiles.append(seconds)
+                self._unrecorded[slot] = seconds
         return self._compiled[slot]
 
     def _run_model(
