@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench lock clean viewer-js chromium
+.PHONY: demo test lint typecheck unit bench lock clean viewer-js chromium gpu-wheels
 
 # torch is locked as PyTorch's CPU build (2.13.0+cpu: no CUDA, no nvidia-* wheels), which PyPI
 # does not carry: pip and uv find it in TORCH_WHEELS, a folder or page of wheels (CI's machines
@@ -81,6 +81,20 @@ chromium:
 bench: $(STAMP)
 	$(BIN)/python bench/msa_parse.py
 	$(BIN)/python bench/fold_engine.py
+
+# The wheels bench/gpu.sh installs on the lent GPU machine, which reaches no registry: the cp312
+# manylinux wheels pinned (with hashes) in bench/gpu-wheels.txt, into bench/gpu-wheels/
+# (git-ignored, carried with the run), refused above 60 MiB (a call carries 64 MiB in all).
+gpu-wheels: $(STAMP)
+	rm -rf bench/gpu-wheels
+	$(BIN)/python -m pip download --quiet --no-deps --only-binary=:all: --require-hashes \
+		--python-version 3.12 --implementation cp --abi cp312 --abi abi3 --abi none \
+		--platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
+		--platform manylinux_2_24_x86_64 --platform manylinux_2_17_x86_64 \
+		--platform manylinux2014_x86_64 -d bench/gpu-wheels -r bench/gpu-wheels.txt
+	@du -sh bench/gpu-wheels
+	@test $$(du -sm bench/gpu-wheels | cut -f1) -le 60 || \
+		{ echo "bench/gpu-wheels is over 60 MiB: it would not travel with the run" >&2; exit 1; }
 
 # Re-lock after editing pyproject.toml (needs uv: `pip install uv`): the development tools (which
 # take in the mmseqs and relax extras) and the openfold3 and ray extras, torch held at its CPU build
