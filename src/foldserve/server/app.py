@@ -11,7 +11,6 @@ OpenAPI document (``/openapi.json``) needs the key like every route; there are n
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -41,6 +40,7 @@ from foldserve.jobs.schema import (
     RunRequest,
     parse_run_request,
 )
+from foldserve.jobs.wire import json_body
 from foldserve.outbound import OutboundPolicy
 from foldserve.server import layout
 from foldserve.server.auth import key_check
@@ -243,23 +243,12 @@ async def _json_body(request: Request, limit: int) -> Any:
 
 def _decoded_json(data: bytes, limit: int, gzipped: bool) -> Any:
     """The JSON in ``data``; whatever cannot be read (nesting deeper than Python's recursion
-    limit, text that is not UTF-8, a number of over 4,300 digits) is a user error."""
+    limit, text that is not UTF-8, a number of over 4,300 digits) is a user error
+    (:func:`foldserve.jobs.wire.json_body`)."""
     if gzipped:
         data = inflate(data, limit=limit, where="body")
-    try:
-        return json.loads(data)
-    except RecursionError:
-        reason = "nested too deeply"
-    except json.JSONDecodeError as exc:
-        reason = f"{exc.msg} at line {exc.lineno}, column {exc.colno}"
-    except UnicodeDecodeError as exc:
-        reason = f"not UTF-8 at byte {exc.start}"
-    except ValueError as exc:
-        reason = str(exc).split(":")[0][:100]
-    raise InputError(
-        f"not valid JSON ({reason})",
-        where="body",
-        fix='send {"input": {...}}; `foldserve jobs schema` prints the JSON Schema',
+    return json_body(
+        data, fix='send {"input": {...}}; `foldserve jobs schema` prints the JSON Schema'
     )
 
 

@@ -5,11 +5,9 @@ endpoint. Errors name the field as everywhere: ``input.models``, or the MSA's li
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from foldserve.errors import InputError
 from foldserve.jobs.input import FoldJobInput, parse_job_input
+from foldserve.jobs.wire import json_body
 
 _FIX = (
     'send the job input as JSON, alone or as {"input": {...}}; '
@@ -19,7 +17,7 @@ _FIX = (
 
 def job_input_of(body: bytes) -> FoldJobInput:
     """The validated job input in ``body``; one :class:`InputError` naming the field if not."""
-    payload = _json(body)
+    payload = json_body(body, fix=_FIX)
     if isinstance(payload, dict) and "input" in payload:
         beside = sorted(set(payload) - {"input"})
         if beside:
@@ -30,15 +28,3 @@ def job_input_of(body: bytes) -> FoldJobInput:
             )
         payload = payload["input"]
     return parse_job_input(payload)
-
-
-def _json(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except UnicodeDecodeError as exc:
-        reason = f"not UTF-8 at byte {exc.start}"
-    except json.JSONDecodeError as exc:
-        reason = f"{exc.msg} at line {exc.lineno}, column {exc.colno}"
-    except (ValueError, RecursionError) as exc:  # nesting too deep, a number too long
-        reason = str(exc).split(":")[0][:100]
-    raise InputError(f"not valid JSON ({reason})", where="body", fix=_FIX)
