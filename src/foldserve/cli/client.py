@@ -69,7 +69,8 @@ from foldserve.config import SageMakerEndpoint, Target, resolve_target
 from foldserve.errors import InputError
 from foldserve.fold.outputs import best_model_source
 from foldserve.fold.run_config import check_relax
-from foldserve.jobs.schema import JobOutput, JobProgress, JobState, JobStatus
+from foldserve.jobs.progress import describe_progress
+from foldserve.jobs.schema import JobOutput, JobState, JobStatus
 from foldserve.msa.model import Msa
 from foldserve.msa.search.settings import DEFAULT_MAX_HITS, DEFAULT_TIMEOUT_S, SearchSettings
 
@@ -472,24 +473,6 @@ def describe(state: JobState, waited_s: float, reports_progress: bool = True) ->
     if state.execution_time_s is not None:
         parts.append(f"running {_duration(state.execution_time_s)}")
     return " · ".join(parts)
-
-
-def describe_progress(progress: JobProgress) -> list[str]:
-    """A prediction's progress as short parts: model and seed, run i/n, recycle r/N, scores."""
-    parts = []
-    if progress.model is not None:
-        seed = "" if progress.seed is None else f" seed {progress.seed}"
-        parts.append(f"{progress.model}{seed}")
-    if progress.run is not None and progress.runs is not None:
-        parts.append(f"run {progress.run}/{progress.runs}")
-    if progress.recycle is not None:
-        total = "?" if progress.num_recycles is None else progress.num_recycles
-        parts.append(f"recycle {progress.recycle}/{total}")
-    if progress.mean_plddt is not None:
-        parts.append(f"pLDDT {progress.mean_plddt:.1f}")
-    if progress.ptm is not None:
-        parts.append(f"pTM {progress.ptm:.2f}")
-    return parts
 
 
 def _duration(seconds: float) -> str:

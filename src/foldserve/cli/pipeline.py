@@ -10,7 +10,6 @@ from typing import Annotated, Any, cast
 import typer
 from rich.table import Table
 
-from foldserve.cli.client import describe_progress
 from foldserve.cli.complex_input import complex_chains
 from foldserve.cli.console import err, out, say_retrying
 from foldserve.cli.options import CopiesOption, PairedMsaOption, as_flag_error, parse_models
@@ -36,7 +35,7 @@ from foldserve.cloud.sagemaker.pipeline import (
 from foldserve.errors import InputError
 from foldserve.files import write_text
 from foldserve.fold.engine import parse_engine_names
-from foldserve.jobs.progress import JobProgress
+from foldserve.jobs.progress import JobProgress, describe_progress
 from foldserve.msa.search.settings import DEFAULT_MAX_HITS
 from foldserve.pipeline import tracking
 from foldserve.pipeline.comparison import EnginesComparison

@@ -48,3 +48,21 @@ class JobProgress(WireModel):
             ptm=None if event.ptm is None else round(event.ptm, 4),
             iptm=None if event.iptm is None else round(event.iptm, 4),
         )
+
+
+def describe_progress(progress: JobProgress) -> list[str]:
+    """A prediction's progress as short parts: model and seed, run i/n, recycle r/N, scores."""
+    parts = []
+    if progress.model is not None:
+        seed = "" if progress.seed is None else f" seed {progress.seed}"
+        parts.append(f"{progress.model}{seed}")
+    if progress.run is not None and progress.runs is not None:
+        parts.append(f"run {progress.run}/{progress.runs}")
+    if progress.recycle is not None:
+        total = "?" if progress.num_recycles is None else progress.num_recycles
+        parts.append(f"recycle {progress.recycle}/{total}")
+    if progress.mean_plddt is not None:
+        parts.append(f"pLDDT {progress.mean_plddt:.1f}")
+    if progress.ptm is not None:
+        parts.append(f"pTM {progress.ptm:.2f}")
+    return parts

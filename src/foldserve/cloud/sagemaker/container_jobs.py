@@ -23,7 +23,7 @@ from foldserve.errors import FoldserveError
 from foldserve.fold.engine import Engines
 from foldserve.jobs.failures import crash_message
 from foldserve.jobs.output import JobOutput
-from foldserve.jobs.progress import JobProgress
+from foldserve.jobs.progress import JobProgress, describe_progress
 from foldserve.jobs.run import run_fold_job
 
 log = logging.getLogger("foldserve.sagemaker")
@@ -102,13 +102,5 @@ class _ProgressLog:
         self._label = label
 
     def __call__(self, progress: JobProgress) -> None:
-        parts = [f"{self._label}: {progress.stage}"]
-        if progress.model is not None:
-            parts.append(progress.model)
-        if progress.run is not None:
-            parts.append(f"run {progress.run}/{progress.runs}")
-        if progress.recycle is not None:
-            parts.append(f"recycle {progress.recycle}/{progress.num_recycles}")
-        if progress.mean_plddt is not None:
-            parts.append(f"pLDDT {progress.mean_plddt:.1f}")
+        parts = [f"{self._label}: {progress.stage}", *describe_progress(progress)]
         log.info("%s", " ".join(parts))
