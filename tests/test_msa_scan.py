@@ -10,6 +10,7 @@ the same rows, the same ``Msa`` and the same error, however the text is cut into
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,10 +21,12 @@ from hypothesis import strategies as st
 
 from foldserve.errors import InputError, MsaError
 from foldserve.msa import read, records, source
+from foldserve.msa.alphabet import UPPER_AND_GAP
 from foldserve.msa.builder import ColumnRule, MsaBuilder, MsaLimits, RawRow
 from foldserve.msa.model import Msa
 from foldserve.msa.records import _prelude_lines, scan_records
 from foldserve.msa.scan_build import BlockBuilder
+from foldserve.msa.sniff import sniff
 
 SOURCE = "t.fa"
 
@@ -309,3 +312,49 @@ def test_bad_character_after_many_good_blocks_names_its_line() -> None:
         read_bytes(b">q\nACDEFGHIK\n" + rows + b">bad\nAC1EFGHIK\n")
     with pytest.raises(MsaError, match=r"^t.fa:60003: record 'short' has 8 aligned columns but"):
         read_bytes(b">q\nACDEFGHIK\n" + rows + b">short\nACDEFGHI\n")
+
+
+# -- fixed costs outside the scanner ---------------------------------------------------------
+@pytest.mark.parametrize("code", range(256))
+def test_msa_refuses_every_byte_but_upper_case_and_gap(code: int) -> None:
+    """The comparisons that replaced the table lookup accept exactly 'A'-'Z' and '-', and the
+    message names the first bad cell, here in a later chunk of the check."""
+    rows = 20_000
+    residues = np.full((rows, 7), ord("A"), dtype=np.uint8)
+    residues[15_000, 3] = code
+
+    def build() -> Msa:
+        return Msa(
+            names=("q",) * rows,
+            descriptions=("",) * rows,
+            residues=residues,
+            deletions=np.zeros(residues.shape, dtype=np.uint16),
+            insertions=(b"",) * rows,
+        )
+
+    if bytes([code]) in UPPER_AND_GAP:
+        assert len(build()) == rows
+        return
+    message = (
+        f"row 15000 column 3 holds {chr(code)!r}; only upper-case residues and '-' are allowed"
+    )
+    with pytest.raises(ValueError, match=re.escape(message)):
+        build()
+
+
+@pytest.mark.parametrize(
+    ("head", "expected"),
+    [
+        (b">q\nAC\nDE\n>a\nAc\nDE\n>cut\nA", ("fasta", "aligned")),  # same width, lower case
+        (b">q\nACDE\n>a\nAcDEF\n>b\nACDE\n", ("a3m", "a3m")),  # widths differ
+        (b">q\nAC.DE\n>a\nAcDE\n>b\n", ("a2m", "aligned")),  # widths differ, '.' and lower case
+        (b";c\n;x\n\n>q\n  AC  \n;AAAAAA\n\n#ACGT\n>e\n>a\nAC\n>b\nac", ("fasta", "a3m")),
+        (b">q\n>a\nacgt", ("fasta", "aligned")),  # the only sequence is the last record's
+        (b"#2\t1\n>q\nAC\n>a\nA.\n", ("a3m", "a3m")),  # ColabFold's first line
+        (b"  >q\nAC\n >a\nA.\n>b\n", ("fasta", "aligned")),  # headers stripped first
+    ],
+)
+def test_sniff_reads_the_complete_records_of_the_sample(
+    head: bytes, expected: tuple[str, str]
+) -> None:
+    assert sniff(head, SOURCE) == expected

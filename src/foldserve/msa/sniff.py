@@ -55,7 +55,7 @@ def sniff(head: bytes, source: str, *, first_line: int = 1) -> tuple[str, Column
         return "clustal", "aligned"
     records = [line for line in meaningful if not line.startswith((b";", b"#"))]
     if records and records[0].startswith(b">"):
-        return _sniff_fasta_family(meaningful, has_colabfold_header=first.startswith(b"#"))
+        return _sniff_fasta_family(records, has_colabfold_header=first.startswith(b"#"))
     shown = (records or meaningful)[0][:40].decode("utf-8", errors="replace")
     line = lines.index((records or meaningful)[0]) + first_line
     raise MsaError(
@@ -68,25 +68,22 @@ def sniff(head: bytes, source: str, *, first_line: int = 1) -> tuple[str, Column
 def _sniff_fasta_family(
     lines: list[bytes], *, has_colabfold_header: bool
 ) -> tuple[str, ColumnRule]:
-    """A3M, A2M or aligned FASTA, from the complete records in the sample."""
-    rows: list[bytes] = []
-    current: list[bytes] = []
-    for line in lines:
-        if line.startswith(b">"):
-            if current:
-                rows.append(b"".join(current))
-            current = []
-        elif not line.startswith((b";", b"#")):
-            current.append(line)
-    # The last record may be cut by the sample's end: leave it out when others exist.
-    if current and not rows:
-        rows.append(b"".join(current))
+    """A3M, A2M or aligned FASTA, from the complete records in the sample.
+
+    ``lines`` are the sample's lines, stripped, without blank and comment lines; the first is a
+    header. Records are cut apart with one ``split``, not a Python step per line.
+    """
+    if has_colabfold_header:
+        return "a3m", "a3m"
+    records = b"\n".join(lines).split(b"\n>")
+    rows = [body.replace(b"\n", b"") for _, _, body in (r.partition(b"\n") for r in records)]
+    # The last record may be cut by the sample's end: leave it out when others exist. Records
+    # without a sequence line say nothing.
+    rows = [row for row in rows[:-1] if row] or [row for row in rows[-1:] if row]
     sample = b"".join(rows)
     has_lower = sample != sample.upper()
     has_dot = b"." in sample
     same_width = len({len(r) for r in rows}) == 1
-    if has_colabfold_header:
-        return "a3m", "a3m"
     if (has_lower or has_dot) and same_width:
         return "fasta", "aligned"
     if has_lower and has_dot:

@@ -61,7 +61,8 @@ class TextBlocks:
         if head:
             yield head
         while chunk := self._read(BLOCK_SIZE):
-            yield self._clean(chunk)
+            chunk = self._clean(chunk)  # the raw text is freed now, not after the block's use
+            yield chunk
 
     def _read(self, size: int) -> bytes:
         try:
