@@ -9,9 +9,11 @@ import os
 from pathlib import Path
 
 import hypothesis
+import numpy as np
 import pytest
 
 from foldserve.fold.alphafold2.predictor import Predictor
+from foldserve.msa.model import Msa
 
 # Tests run two at a time (pytest -n 2) on two cores: one thread each for PyTorch (OpenFold3)
 # and the BLAS, set before either is imported, or the two oversubscribe the cores.
@@ -32,6 +34,19 @@ def data(relative: str) -> Path:
             "or point FOLDSERVE_TESTDATA at it"
         )
     return path
+
+
+def same_msa(a: Msa, b: Msa, *, warnings: bool = True) -> bool:
+    """Whether two alignments hold the same rows, names and insertions, and (``warnings``) the
+    same warnings, which name the file they were read from."""
+    return (
+        a.names == b.names
+        and a.descriptions == b.descriptions
+        and np.array_equal(a.residues, b.residues)
+        and np.array_equal(a.deletions, b.deletions)
+        and a.insertions == b.insertions
+        and (not warnings or a.warnings == b.warnings)
+    )
 
 
 @pytest.fixture(autouse=True)

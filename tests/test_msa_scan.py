@@ -27,6 +27,7 @@ from foldserve.msa.model import Msa
 from foldserve.msa.records import _prelude_lines, scan_records
 from foldserve.msa.scan_build import BlockBuilder
 from foldserve.msa.sniff import sniff
+from tests.conftest import same_msa
 
 SOURCE = "t.fa"
 
@@ -98,17 +99,6 @@ def outcome(function: Any, *args: Any, **kwargs: Any) -> Any:
         return function(*args, **kwargs)
     except InputError as exc:
         return ("error", type(exc).__name__, str(exc))
-
-
-def same_msa(a: Msa, b: Msa) -> bool:
-    return (
-        a.names == b.names
-        and a.descriptions == b.descriptions
-        and np.array_equal(a.residues, b.residues)
-        and np.array_equal(a.deletions, b.deletions)
-        and a.insertions == b.insertions
-        and a.warnings == b.warnings
-    )
 
 
 @pytest.fixture
