@@ -31,14 +31,11 @@ from foldserve.fold.alphafold2.shape_policy import (
     device_costs,
 )
 from foldserve.fold.alphafold2.shapes import (
-    ALPHAFOLD_CHUNK,
     bucket_shape,
-    chunk_for,
     estimate_bytes,
     forward_work,
     ladder_shapes,
     length_bucket,
-    unchunked_bytes,
 )
 from foldserve.fold.outputs import write_prediction
 from foldserve.fold.results import PredictOptions
@@ -139,21 +136,6 @@ def test_a_padded_shape_that_would_not_fit_in_memory_is_passed_over() -> None:
     assert choose_shape(with_compiled, GPU).shape == shape(72)
 
 
-def test_layers_run_whole_where_memory_allows_and_chunked_where_not() -> None:
-    small = shape(62)
-    params = 400 << 20
-    assert chunk_for(small, params, 24 << 30) is None  # this machine's case
-    whole = estimate_bytes(small, params) + unchunked_bytes(small)
-    assert chunk_for(small, params, whole) is None
-    assert chunk_for(small, params, whole - 1) == ALPHAFOLD_CHUNK
-    assert chunk_for(small, params, 0) == ALPHAFOLD_CHUNK  # memory unknown
-    # 1,000 residues with 5,120 extra rows: 8 heads x 5,120 x 1,000**2 logits whole (328 GB)
-    deep = InputShape(length=1000, clusters=512, extra=5120)
-    assert unchunked_bytes(deep) > 300e9
-    assert chunk_for(deep, params, 141 << 30) == ALPHAFOLD_CHUNK
-    assert chunk_for(InputShape(length=300, clusters=512, extra=1024), params, 141 << 30) is None
-
-
 def test_the_choice_is_deterministic_and_says_why() -> None:
     first = choose_shape(request(141, compiled=(62, 72, 104)), CPU)
     assert first == choose_shape(request(141, compiled=(104, 72, 62)), CPU)
@@ -247,4 +229,3 @@ def test_timings_json_records_the_shape_and_why(predictor: Predictor, tmp_path: 
     recorded = json.loads((tmp_path / "run" / "timings.json").read_text())["shape"]
     assert recorded["length"] == 62 and recorded["padded_to"] == prediction.shape.length
     assert recorded["action"] in ("reuse", "load", "compile") and recorded["reason"]
-    assert recorded["chunk"] is None  # ample memory: AlphaFold's chunked layers run whole

@@ -130,45 +130,6 @@ def estimate_bytes(shape: InputShape, param_bytes: int) -> int:
     return param_bytes + GIB + pair + clusters + extra
 
 
-#: AlphaFold's inference chunk (``global_config.subbatch_size``): its attention, transition and
-#: outer-product layers run over this many rows at a time, to bound memory.
-ALPHAFOLD_CHUNK = 4
-
-
-def unchunked_bytes(shape: InputShape) -> int:
-    """What running AlphaFold's chunked layers whole adds to :func:`estimate_bytes`: their
-    largest intermediate in float32, twice (the softmax's input and output live together).
-
-    The candidates are the attention logits (8 heads along MSA rows and columns, 4 along a
-    triangle's edges), a transition's fourfold expansion (256 MSA, 64 extra-MSA, 128 pair
-    channels) and the outer product's 32 x 32 channels per residue pair.
-    """
-    length = shape.length
-    largest = max(
-        8 * max(shape.clusters, shape.extra) * length**2,
-        8 * shape.clusters**2 * length,
-        4 * length**3,
-        4 * _MSA * shape.clusters * length,
-        4 * _EXTRA * shape.extra * length,
-        4 * _PAIR * length**2,
-        _OUTER**2 * length**2,
-    )
-    return 2 * 4 * largest
-
-
-def chunk_for(shape: InputShape, param_bytes: int, memory_limit_bytes: int) -> int | None:
-    """AlphaFold's chunk for a pass at ``shape``: ``None`` (whole) where the whole layers fit
-    the device's memory, else :data:`ALPHAFOLD_CHUNK`, as in AlphaFold and ColabFold.
-
-    Chunking only bounds memory; where memory is ample it costs time, most on a CPU, whose
-    cores a 4-row slice cannot keep busy: on two cores a 62-residue job compiled in half the
-    time and ran its passes about 1.4x faster whole, coordinates within 0.001 Å. A device whose
-    memory is unknown (``0``) stays chunked.
-    """
-    needed = estimate_bytes(shape, param_bytes) + unchunked_bytes(shape)
-    return None if needed <= memory_limit_bytes else ALPHAFOLD_CHUNK
-
-
 def reduced_depth_hint(shape: InputShape) -> str:
     """What to change when a shape does not fit."""
     if shape.extra > 1:
