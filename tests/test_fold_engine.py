@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from foldserve.errors import Cancelled, InputError, TooLarge
+from foldserve.fold.alphafold2 import shapes
 from foldserve.fold.alphafold2.features import raw_features
 from foldserve.fold.alphafold2.predictor import Predictor
 from foldserve.fold.alphafold2.shape_policy import COARSE_LADDER
@@ -79,13 +80,19 @@ def test_coordinates_match_colabfold_run(
 
 
 @pytest.mark.timeout(600)
-def test_padding_changes_no_coordinate(
-    ladder_predictor: Predictor, exact_predictor: Predictor
+def test_padding_and_chunking_change_no_coordinate(
+    test_params: Path, exact_predictor: Predictor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    msa = read(data("msa/fasta_aligned/prody_msa_Cys_knot_PF00007.fasta"))
+    """The exact shape with AlphaFold's chunked layers run whole (a short job on a CPU) against
+    the coarse ladder's padded shape (70 residues at 96) run chunked: the same structure."""
+    msa = read(data("msa/a3m/openfold_2q2k_A_bfd_uniclust_hits.a3m"))
     options = PredictOptions(models=(2,), num_recycles=2, seed=3)
-    padded = ladder_predictor.predict(msa, options).best
+    assert exact_predictor.shape_choice(msa, options).chunk is None
     exact = exact_predictor.predict(msa, options).best
+    monkeypatch.setattr(shapes, "WHOLE_LAYERS_BYTES", 0)  # as for a long job
+    ladder_predictor = Predictor(test_params, shape_costs=COARSE_LADDER, compile_cache=False)
+    assert ladder_predictor.shape_choice(msa, options).chunk == shapes.ALPHAFOLD_CHUNK
+    padded = ladder_predictor.predict(msa, options).best
     assert ladder_predictor.shape_for(msa) != exact_predictor.shape_for(msa)
     deviation = np.linalg.norm(padded.positions[:, CA] - exact.positions[:, CA], axis=1)
     assert deviation.max() < TOLERANCE

@@ -31,7 +31,11 @@ from foldserve.fold.alphafold2.shape_policy import (
     device_costs,
 )
 from foldserve.fold.alphafold2.shapes import (
+    ALPHAFOLD_CHUNK,
+    WHOLE_LAYERS_BYTES,
     bucket_shape,
+    chunk_for,
+    chunked_intermediate_bytes,
     estimate_bytes,
     forward_work,
     ladder_shapes,
@@ -136,6 +140,18 @@ def test_a_padded_shape_that_would_not_fit_in_memory_is_passed_over() -> None:
     assert choose_shape(with_compiled, GPU).shape == shape(72)
 
 
+def test_short_jobs_run_whole_on_a_cpu_and_chunked_elsewhere() -> None:
+    # The bench's jobs: 62 to 73 residues ran faster whole on two cores, 104 and up chunked.
+    for length in (62, 73):
+        assert chunked_intermediate_bytes(shape(length)) <= WHOLE_LAYERS_BYTES
+        assert chunk_for(shape(length), on_cpu=True) is None
+    for length in (104, 141, 1000):
+        assert chunk_for(shape(length), on_cpu=True) == ALPHAFOLD_CHUNK
+    # Deep MSAs make the row attention the largest: chunked even at 62 residues.
+    assert chunk_for(shape(62, clusters=512, extra=1024), on_cpu=True) == ALPHAFOLD_CHUNK
+    assert chunk_for(shape(62), on_cpu=False) == ALPHAFOLD_CHUNK  # GPUs: AlphaFold's chunking
+
+
 def test_the_choice_is_deterministic_and_says_why() -> None:
     first = choose_shape(request(141, compiled=(62, 72, 104)), CPU)
     assert first == choose_shape(request(141, compiled=(104, 72, 62)), CPU)
@@ -229,3 +245,4 @@ def test_timings_json_records_the_shape_and_why(predictor: Predictor, tmp_path: 
     recorded = json.loads((tmp_path / "run" / "timings.json").read_text())["shape"]
     assert recorded["length"] == 62 and recorded["padded_to"] == prediction.shape.length
     assert recorded["action"] in ("reuse", "load", "compile") and recorded["reason"]
+    assert recorded["chunk"] is None  # a short job on a CPU: AlphaFold's chunked layers whole

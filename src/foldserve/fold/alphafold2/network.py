@@ -12,6 +12,7 @@ models 1 and 2 with templates share model 1's, and the five multimer models shar
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from foldserve.errors import WeightsError
+from foldserve.fold.alphafold2.shapes import ALPHAFOLD_CHUNK
 from foldserve.fold.weights import model_param_file, multimer_param_file
 
 MONOMER = "alphafold2_ptm"
@@ -76,11 +78,17 @@ def evoformer_blocks(param_file: Path) -> int:
 
 @dataclass
 class Network:
-    """A jitted AlphaFold2 forward pass plus the config its data pipeline needs."""
+    """AlphaFold2's jitted forward pass, chunked and whole, plus the config its data pipeline
+    needs.
+
+    ``applies`` maps AlphaFold's inference chunk (``global_config.subbatch_size``: its attention
+    and transition layers run over that many rows at a time) to the forward pass built with it;
+    ``None`` runs those layers whole (:func:`~.shapes.chunk_for` chooses).
+    """
 
     key: NetworkKey
     config: Any
-    apply: Any
+    applies: dict[int | None, Any]
     param_keys: frozenset[str]
     evoformer_blocks: int
 
@@ -122,11 +130,16 @@ def build_network(
         cfg.model.num_ensemble_eval = 1
     else:
         cfg.data.eval.num_ensemble = 1
-    runner = model.RunModel(cfg, reference_params, jit_kwargs=_compile_jit_kwargs("tuned"))
+    applies = {}
+    for chunk in (ALPHAFOLD_CHUNK, None):
+        cfg = copy.deepcopy(cfg)
+        cfg.model.global_config.subbatch_size = chunk
+        runner = model.RunModel(cfg, reference_params, jit_kwargs=_compile_jit_kwargs("tuned"))
+        applies[chunk] = runner.apply
     return Network(
         key=key,
         config=runner.config,
-        apply=runner.apply,
+        applies=applies,
         param_keys=frozenset(runner.params),
         evoformer_blocks=blocks,
     )

@@ -53,6 +53,7 @@ from foldserve.fold.alphafold2.shape_policy import (
 )
 from foldserve.fold.alphafold2.shapes import (
     GIB,
+    chunk_for,
     estimate_bytes,
     forward_work,
     reduced_depth_hint,
@@ -428,14 +429,15 @@ class Predictor:
             param_bytes=self._param_bytes(),
         )
         if not self.bucketing:
-            return exact_choice(request, "exact shapes: bucketing is off")
+            return self._chunked(exact_choice(request, "exact shapes: bucketing is off"))
         recorded = CostLog(
             compiles=[r.compile_seconds for r in records],
             passes=[
                 (forward_work(r.shape, target.evoformer_blocks), r.pass_seconds) for r in records
             ],
         )
-        return choose_shape(request, self.shape_costs or device_costs(self._log(key), recorded))
+        costs = self.shape_costs or device_costs(self._log(key), recorded)
+        return self._chunked(choose_shape(request, costs))
 
     def _multimer_choice(
         self, key: NetworkKey, exact: InputShape, shape: InputShape
@@ -443,10 +445,14 @@ class Predictor:
         """A complex's shape: the multimer's ladder with bucketing, else its exact shape."""
         action: Action = "reuse" if (key, shape) in self._compiled else "compile"
         if self.bucketing:
-            return ShapeChoice(
-                exact, shape, action, "a complex runs at the multimer ladder's shape"
-            )
-        return ShapeChoice(exact, shape, action, "exact shapes: bucketing is off")
+            reason = "a complex runs at the multimer ladder's shape"
+        else:
+            reason = "exact shapes: bucketing is off"
+        return self._chunked(ShapeChoice(exact, shape, action, reason))
+
+    def _chunked(self, choice: ShapeChoice) -> ShapeChoice:
+        """``choice`` with AlphaFold's chunking for its shape on this device."""
+        return replace(choice, chunk=chunk_for(choice.shape, on_cpu=self.device == "CPU"))
 
     def _log(self, key: NetworkKey) -> CostLog:
         """The shape policy's measurements on ``key``'s network."""
@@ -509,7 +515,8 @@ class Predictor:
             report(ProgressEvent(stage="compile", elapsed=report.elapsed(), model=model_name))
             tick = time.perf_counter()
             example = {**job.recycle_input(batch, 0), "prev": _zero_prev(shape.length)}
-            lowered = self._network(key).apply.lower(params, jax.random.PRNGKey(0), example)
+            apply = self._network(key).applies[choice.chunk]
+            lowered = apply.lower(params, jax.random.PRNGKey(0), example)
             self._compiled[slot] = lowered.compile()
             self.compile_count += 1
             seconds = _since(tick)

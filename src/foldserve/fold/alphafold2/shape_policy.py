@@ -33,7 +33,13 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from foldserve.fold.alphafold2.features import InputShape
-from foldserve.fold.alphafold2.shapes import covers, estimate_bytes, forward_work, ladder_shapes
+from foldserve.fold.alphafold2.shapes import (
+    ALPHAFOLD_CHUNK,
+    covers,
+    estimate_bytes,
+    forward_work,
+    ladder_shapes,
+)
 
 #: The fraction of a compile a new shape's padding may cost, betting that later jobs reuse it.
 PADDING_ALLOWANCE = 0.5
@@ -105,8 +111,11 @@ class ShapeChoice:
     shape: InputShape
     action: Action
     reason: str
+    #: AlphaFold's inference chunk at ``shape``; ``None``: its layers run whole
+    #: (:func:`~foldserve.fold.alphafold2.shapes.chunk_for`, which the predictor applies).
+    chunk: int | None = ALPHAFOLD_CHUNK
 
-    def as_json(self) -> dict[str, int | str]:
+    def as_json(self) -> dict[str, int | str | None]:
         """What ``timings.json`` records under ``shape``."""
         return {
             "length": self.exact.length,
@@ -117,6 +126,7 @@ class ShapeChoice:
             "extra_padded_to": self.shape.extra,
             "action": self.action,
             "reason": self.reason,
+            "chunk": self.chunk,
         }
 
 

@@ -130,6 +130,42 @@ def estimate_bytes(shape: InputShape, param_bytes: int) -> int:
     return param_bytes + GIB + pair + clusters + extra
 
 
+#: AlphaFold's inference chunk (``global_config.subbatch_size``): its attention and transition
+#: layers run over this many rows at a time, to bound memory.
+ALPHAFOLD_CHUNK = 4
+#: On a CPU, the largest chunked intermediate below which those layers run faster whole.
+#: Measured on two EPYC cores (bench/fold_engine.py, 48 blocks, float32, one run each way): whole
+#: was faster at 62 to 73 residues (18.9 s against 30.3 s, 24.7 against 32.6, 34.7 against 40.3
+#: per job; largest intermediates 8 to 11 MB) and slower from 104 (81.0 against 61.3 s; 22 MB
+#: and up), where the whole layers no longer stay in the caches.
+WHOLE_LAYERS_BYTES = 16 << 20
+
+
+def chunked_intermediate_bytes(shape: InputShape) -> int:
+    """The largest intermediate of AlphaFold's chunked layers run whole, in float32: attention
+    logits (8 heads along MSA rows and columns, 4 along a triangle's edges) or a transition's
+    fourfold expansion (256 MSA, 64 extra-MSA, 128 pair channels)."""
+    length = shape.length
+    largest = max(
+        8 * max(shape.clusters, shape.extra) * length**2,
+        8 * shape.clusters**2 * length,
+        4 * length**3,
+        4 * _MSA * shape.clusters * length,
+        4 * _EXTRA * shape.extra * length,
+        4 * _PAIR * length**2,
+    )
+    return 4 * largest
+
+
+def chunk_for(shape: InputShape, *, on_cpu: bool) -> int | None:
+    """AlphaFold's chunk for a pass at ``shape``: ``None`` (the layers run whole) on a CPU where
+    :func:`chunked_intermediate_bytes` is within :data:`WHOLE_LAYERS_BYTES`, else
+    :data:`ALPHAFOLD_CHUNK`, as AlphaFold and ColabFold run them (on a GPU, unmeasured yet:
+    ``bench/gpu.sh`` records the chunk with every job)."""
+    small = chunked_intermediate_bytes(shape) <= WHOLE_LAYERS_BYTES
+    return None if on_cpu and small else ALPHAFOLD_CHUNK
+
+
 def reduced_depth_hint(shape: InputShape) -> str:
     """What to change when a shape does not fit."""
     if shape.extra > 1:
