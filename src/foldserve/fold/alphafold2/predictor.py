@@ -164,9 +164,9 @@ class Predictor:
         if compile_cache:
             enable_compile_cache(cache_dir)
         self._records = ShapeRecords(cache_dir) if compile_cache else None
-        on_cpu = jax.devices()[0].platform == "cpu"
+        self.on_cpu = jax.devices()[0].platform == "cpu"
         # bfloat16 halves memory on GPUs; CPUs have no fast bfloat16 matrix units.
-        self.bfloat16 = precision == "bfloat16" or (precision == "auto" and not on_cpu)
+        self.bfloat16 = precision == "bfloat16" or (precision == "auto" and not self.on_cpu)
         self.bucketing = bucketing
         self.shape_costs = shape_costs
         #: The shape policy's measurements, per network (``alphafold2_ptm``, …).
@@ -452,7 +452,7 @@ class Predictor:
 
     def _chunked(self, choice: ShapeChoice) -> ShapeChoice:
         """``choice`` with AlphaFold's chunking for its shape on this device."""
-        return replace(choice, chunk=chunk_for(choice.shape, on_cpu=self.device == "CPU"))
+        return replace(choice, chunk=chunk_for(choice.shape, on_cpu=self.on_cpu))
 
     def _log(self, key: NetworkKey) -> CostLog:
         """The shape policy's measurements on ``key``'s network."""
