@@ -6,6 +6,7 @@ A checkout that does not sit beside ``shared/`` names the folder with ``FOLDSERV
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import hypothesis
@@ -19,6 +20,13 @@ from foldserve.msa.model import Msa
 # and the BLAS, set before either is imported, or the two oversubscribe the cores.
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+# Some tests press Ctrl-C on a CLI process they start. A shell that starts the suite in the
+# background (`make test &`, a CI runner's job) starts it with SIGINT ignored, and an ignored
+# signal is inherited by every process started from here: those CLI processes would never see
+# their Ctrl-C. Python's own default is restored, in this process and so in its children.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 TESTDATA = Path(
     os.environ.get("FOLDSERVE_TESTDATA")
