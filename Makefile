@@ -12,15 +12,17 @@ STAMP  := $(VENV)/.installed
 TORCH_LOCK   ?= torch==2.13.0+cpu
 TORCH_WHEELS ?= $(if $(wildcard /opt/wheels/torch-*+cpu-*.whl),/opt/wheels,https://download.pytorch.org/whl/cpu/torch/)
 
-# The build backend first, from the lock, so the locked sdists (func-timeout, pdbfixer) build
-# with it and nothing unpinned is downloaded to build them.
+# pip installs the build backend and uv first, from the lock, so the locked sdists (func-timeout,
+# pdbfixer) build with it and nothing unpinned is downloaded; uv installs the rest (22 s on 2
+# cores against pip's 4 min). Modules are compiled to bytecode when first imported, not all
+# ahead (which costs uv 1.5 min more, mostly for modules the suite never imports).
+UV := $(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --no-build-isolation
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	awk '/^[^ #]/ { keep = /^(setuptools|wheel)==/ } keep' requirements.lock > $(VENV)/build-backend.lock
-	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r $(VENV)/build-backend.lock
-	$(BIN)/python -m pip install --quiet --require-hashes --no-deps --no-build-isolation \
-		--find-links $(TORCH_WHEELS) -r requirements.lock
-	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	awk '/^[^ #]/ { keep = /^(setuptools|wheel|uv)==/ } keep' requirements.lock > $(VENV)/bootstrap.lock
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r $(VENV)/bootstrap.lock
+	$(UV) --require-hashes --find-links $(TORCH_WHEELS) -r requirements.lock
+	$(UV) -e .
 	touch $@
 
 DEMO_MSA := examples/PF02518_HATPase_c_seed.fasta
