@@ -102,7 +102,7 @@ gpu-wheels: $(STAMP)
 # take in the mmseqs and relax extras) and the openfold3 and ray extras, torch held at its CPU build
 # (TORCH_LOCK) from TORCH_WHEELS, whose address stays out of the lock.
 lock:
-	echo '$(TORCH_LOCK)' | uv pip compile pyproject.toml --extra dev --extra openfold3 --extra ray \
+	echo '$(TORCH_LOCK)' | $(or $(wildcard $(BIN)/uv),uv) pip compile pyproject.toml --extra dev --extra openfold3 --extra ray \
 		--constraint - --find-links $(TORCH_WHEELS) --no-emit-find-links \
 		--generate-hashes --no-emit-index-url --custom-compile-command 'make lock' \
 		--python-version 3.11 -o requirements.lock
