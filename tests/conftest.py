@@ -94,8 +94,13 @@ def test_params() -> Path:
 
 @pytest.fixture(scope="session")
 def predictor(test_params: Path) -> Predictor:
-    """One warm Predictor shared by the engine tests, as a worker would keep it."""
-    return Predictor(test_params)
+    """One warm Predictor shared by the engine tests, as a worker would keep it: the one
+    ``load_engine`` keeps for the process, which the CLI run in process also gets."""
+    from foldserve.fold.engine import load_engine
+
+    engine = load_engine("alphafold2", test_params)
+    assert isinstance(engine, Predictor)
+    return engine
 
 
 @pytest.fixture(scope="session")

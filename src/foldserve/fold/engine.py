@@ -14,6 +14,8 @@ directory, compare, report and the job output do not know which engine ran.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,10 +91,33 @@ def parse_engine_names(
     return tuple(names)
 
 
+#: How many loaded engines a process keeps warm for :func:`load_engine` (AlphaFold2 and
+#: OpenFold3 on one weights folder, say), the least recently asked for going first.
+WARM_ENGINES = 2
+
+
+@dataclass(frozen=True)
+class _WarmKey:
+    name: EngineName
+    param_dir: Path
+    precision: Precision
+    #: Other weights put in the same folder are other weights: they are loaded afresh.
+    fingerprint: str
+
+
+_warm: OrderedDict[_WarmKey, Engine] = OrderedDict()
+_warm_lock = threading.Lock()
+
+
 def load_engine(
     name: EngineName, param_dir: Path | str | None = None, *, precision: Precision = "auto"
 ) -> Engine:
     """The named engine with its weights from ``param_dir`` (``PARAM_DIR`` by default).
+
+    The same weights asked for again in this process (a notebook's next ``predict``, a
+    pipeline run after another, the CLI run in process) give the engine already loaded, with
+    its weights on the device and its compiled shapes: no second copy of the weights, no
+    compile again. An engine runs one prediction at a time.
 
     A missing extra or missing weights are an :class:`InputError` saying what to install or
     fetch.
@@ -103,6 +128,22 @@ def load_engine(
             where="precision",
             fix=f"use {', '.join(PRECISIONS)}",
         )
+    from foldserve.fold.weights import resolve_param_dir
+
+    directory = resolve_param_dir(Path(param_dir) if param_dir is not None else None)
+    key = _WarmKey(name, directory, precision, weights_identity(name, directory).fingerprint)
+    with _warm_lock:
+        engine = _warm.get(key)
+        if engine is None:
+            engine = _new_engine(name, directory, precision)
+            _warm[key] = engine
+            while len(_warm) > WARM_ENGINES:
+                _warm.popitem(last=False)
+        _warm.move_to_end(key)
+        return engine
+
+
+def _new_engine(name: EngineName, param_dir: Path, precision: Precision) -> Engine:
     if name == "openfold3":
         from foldserve.fold.openfold3.engine import OpenFold3Engine
 
