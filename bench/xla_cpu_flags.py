@@ -1,0 +1,97 @@
+"""Does an XLA CPU option make AlphaFold2's forward pass faster on this machine?
+
+Each option set runs in a process of its own (``XLA_FLAGS`` is read when JAX starts): a
+Predictor on full-depth (48-block) test weights, at the exact shape, no compile cache, model 1
+without recycles, on an MSA reduced to 32 rows (bench/fold_engine.py's job 3 by default); the
+best of two warm passes after the first is printed.
+
+    .venv/bin/python bench/xla_cpu_flags.py [--job msa/a3m/X.a3m] [--flags '' '--xla_cpu_…']
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TESTDATA = Path(os.environ.get("FOLDSERVE_TESTDATA") or ROOT.parent / "shared" / "testdata")
+#: bench/fold_engine.py's job 3 (104 residues), reduced to as many rows as there.
+DEFAULT_JOB = "msa/fasta_aligned/pfam_PF02518_HATPase_c_seed_hmmalign_no_inserts.fasta"
+ROWS = 32
+
+DEFAULT_FLAGS = (
+    "",
+    "--xla_cpu_use_onednn=true",
+    "--xla_cpu_prefer_vector_width=512",
+    "--xla_cpu_use_xnnpack=true",
+)
+
+
+def child(weights: Path, job: str) -> None:
+    from foldserve.fold.alphafold2.predictor import Predictor
+    from foldserve.fold.results import PredictOptions
+    from foldserve.msa import FilterSettings, filter_msa, read
+
+    predictor = Predictor(weights, precision="float32", compile_cache=False, bucketing=False)
+    msa, _ = filter_msa(read(TESTDATA / job), FilterSettings(max_seqs=ROWS))
+    options = PredictOptions(models=(1,), num_recycles=0)
+    started = time.perf_counter()
+    predictor.predict(msa, options)
+    first = time.perf_counter() - started
+    passes = []
+    for _ in range(2):
+        started = time.perf_counter()
+        prediction = predictor.predict(msa, options)
+        passes.append(time.perf_counter() - started)
+    result = {
+        "length": msa.query_length,
+        "first_s": first,
+        "pass_s": min(passes),
+        "plddt": prediction.best.mean_plddt,
+    }
+    print(json.dumps(result), flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--job", default=DEFAULT_JOB, help="an MSA under shared/testdata")
+    parser.add_argument("--flags", nargs="*", default=list(DEFAULT_FLAGS))
+    parser.add_argument("--weights", type=Path, help="48-block test weights (made if absent)")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    weights = args.weights or Path(tempfile.gettempdir()) / "foldserve-bench-weights48"
+    if args.child:
+        child(weights, args.job)
+        return
+    if not (weights / "params" / "TEST_WEIGHTS.json").exists():
+        from foldserve.fold.alphafold2.test_weights import make_test_weights
+
+        make_test_weights(weights, evoformer_blocks=48, seed=0)
+    print("| residues | XLA_FLAGS | first (compile + pass) | warm pass | pLDDT |")
+    print("|---|---|---|---|---|")
+    for flags in args.flags:
+        command = [sys.executable, __file__, "--child", "--job", args.job]
+        command += ["--weights", str(weights)]
+        ran = subprocess.run(
+            command,
+            env=dict(os.environ, XLA_FLAGS=flags),
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        result = json.loads(ran.stdout.strip().splitlines()[-1])
+        print(
+            f"| {result['length']} | `{flags or '(none)'}` | {result['first_s']:.1f} s | "
+            f"{result['pass_s']:.2f} s | {result['plddt']:.3f} |",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
