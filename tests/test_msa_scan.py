@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,7 @@ from foldserve.msa.model import Msa
 from foldserve.msa.records import _prelude_lines, scan_records
 from foldserve.msa.scan_build import BlockBuilder
 from foldserve.msa.sniff import sniff
-from tests.conftest import same_msa
+from tests.conftest import TESTDATA, same_msa
 
 SOURCE = "t.fa"
 
@@ -348,3 +349,19 @@ def test_sniff_reads_the_complete_records_of_the_sample(
     head: bytes, expected: tuple[str, str]
 ) -> None:
     assert sniff(head, SOURCE) == expected
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted((TESTDATA / "msa" / "a3m").glob("*.a3m"))
+    + sorted((TESTDATA / "msa" / "fasta_aligned").glob("*.fasta")),
+    ids=lambda path: path.name,
+)
+def test_sniff_finds_the_same_format_whether_or_not_lines_need_cleaning(path: Path) -> None:
+    """A clean sample is sniffed without the per-line clean-up; one with a comment, a blank
+    line and indented lines goes through it, and must be named the same."""
+    head = path.read_bytes()[: source.SNIFF_SIZE].replace(b"\r", b"")
+    if head.startswith(b"#"):
+        pytest.skip("ColabFold's '#' first line names A3M either way")
+    untidy = b";exported\n\n" + head.replace(b"\n>", b"\n  \n >", 3)
+    assert sniff(untidy, SOURCE) == sniff(head, SOURCE)

@@ -23,7 +23,10 @@ from typing import BinaryIO, cast
 
 from foldserve.errors import MsaError
 
-BLOCK_SIZE = 1 << 20
+#: Bytes read at a time. Small enough that a block and its cleaned copy stay in the caches and
+#: the allocator reuses their memory block after block (1 MiB blocks read PF13354's 1 MiB file
+#: in 5.5 ms, 256 KiB blocks in 4.6 ms; the 67 MiB bench file in 0.25 s and 0.22 s).
+BLOCK_SIZE = 256 << 10
 SNIFF_SIZE = 64 << 10
 
 SourceLike = str | os.PathLike[str] | BinaryIO
