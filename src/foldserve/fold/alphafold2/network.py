@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 
 from foldserve.errors import WeightsError
-from foldserve.fold.alphafold2.shapes import ALPHAFOLD_CHUNK
 from foldserve.fold.weights import model_param_file, multimer_param_file
 
 MONOMER = "alphafold2_ptm"
@@ -76,21 +75,36 @@ def evoformer_blocks(param_file: Path) -> int:
         return int(archive[_EVOFORMER_PROBE].shape[0])
 
 
-@dataclass
 class Network:
-    """AlphaFold2's jitted forward pass, chunked and whole, plus the config its data pipeline
+    """AlphaFold2's jitted forward pass for one configuration, plus the config its data pipeline
     needs.
 
-    ``applies`` maps AlphaFold's inference chunk (``global_config.subbatch_size``: its attention
-    and transition layers run over that many rows at a time) to the forward pass built with it;
-    ``None`` runs those layers whole (:func:`~.shapes.chunk_for` chooses).
+    :meth:`apply` gives the forward pass for an inference chunk (``global_config.subbatch_size``:
+    the attention and transition layers run over that many rows at a time; ``None`` runs them
+    whole; :func:`~.shapes.chunk_for` chooses), each built the first time it is asked for.
     """
 
-    key: NetworkKey
-    config: Any
-    applies: dict[int | None, Any]
-    param_keys: frozenset[str]
-    evoformer_blocks: int
+    def __init__(self, key: NetworkKey, config: Any, reference_params: Params, blocks: int):
+        self.key = key
+        self.config = config
+        self.evoformer_blocks = blocks
+        self.param_keys = frozenset(reference_params)
+        self._reference_params = reference_params
+        self._applies: dict[int | None, Any] = {}
+
+    def apply(self, chunk: int | None) -> Any:
+        """The jitted forward pass with AlphaFold's layers chunked by ``chunk``."""
+        if chunk not in self._applies:
+            from alphafold.model import model
+            from colabfold.alphafold.models import _compile_jit_kwargs
+
+            cfg = copy.deepcopy(self.config)
+            cfg.model.global_config.subbatch_size = chunk
+            runner = model.RunModel(
+                cfg, self._reference_params, jit_kwargs=_compile_jit_kwargs("tuned")
+            )
+            self._applies[chunk] = runner.apply
+        return self._applies[chunk]
 
 
 def build_network(
@@ -101,8 +115,7 @@ def build_network(
     ``reference_params`` (from :func:`load_params`, of ``key.reference_model()``) give the
     parameter names the network uses; the caller keeps them, so they are loaded once.
     """
-    from alphafold.model import config, model
-    from colabfold.alphafold.models import _compile_jit_kwargs
+    from alphafold.model import config
 
     blocks = evoformer_blocks(key.param_file(param_dir, key.reference_model()))
     cfg = config.model_config(key.config_name())
@@ -130,19 +143,7 @@ def build_network(
         cfg.model.num_ensemble_eval = 1
     else:
         cfg.data.eval.num_ensemble = 1
-    applies = {}
-    for chunk in (ALPHAFOLD_CHUNK, None):
-        cfg = copy.deepcopy(cfg)
-        cfg.model.global_config.subbatch_size = chunk
-        runner = model.RunModel(cfg, reference_params, jit_kwargs=_compile_jit_kwargs("tuned"))
-        applies[chunk] = runner.apply
-    return Network(
-        key=key,
-        config=runner.config,
-        applies=applies,
-        param_keys=frozenset(runner.params),
-        evoformer_blocks=blocks,
-    )
+    return Network(key, cfg, reference_params, blocks)
 
 
 def load_params(param_dir: Path, network: str, model_number: int) -> Params:

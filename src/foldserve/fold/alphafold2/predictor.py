@@ -515,7 +515,7 @@ class Predictor:
             report(ProgressEvent(stage="compile", elapsed=report.elapsed(), model=model_name))
             tick = time.perf_counter()
             example = {**job.recycle_input(batch, 0), "prev": _zero_prev(shape.length)}
-            apply = self._network(key).applies[choice.chunk]
+            apply = self._network(key).apply(choice.chunk)
             lowered = apply.lower(params, jax.random.PRNGKey(0), example)
             self._compiled[slot] = lowered.compile()
             self.compile_count += 1

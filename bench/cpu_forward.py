@@ -1,16 +1,21 @@
-"""Does an XLA CPU option make AlphaFold2's forward pass faster on this machine?
+"""What makes AlphaFold2's forward pass faster on this machine's CPU: XLA options, and the
+chunk AlphaFold's attention and transition layers run in (``global_config.subbatch_size``).
 
-Each option set runs in a process of its own (``XLA_FLAGS`` is read when JAX starts): a
-Predictor on full-depth (48-block) test weights, at the exact shape, no compile cache, model 1
-without recycles, on an MSA reduced to 32 rows (bench/fold_engine.py's job 3 by default); the
-best of two warm passes after the first is printed.
+Each (job, XLA_FLAGS, chunk) runs in a process of its own (``XLA_FLAGS`` is read when JAX
+starts): a Predictor on full-depth (48-block) test weights, at the exact shape, no compile cache,
+model 1 without recycles, on an MSA reduced to 32 rows (bench/fold_engine.py's job 3 by
+default); the best of two warm passes after the first is printed. ``--chunks`` forces chunks
+(``none``: the layers whole); without it the chunk is foldserve's own choice
+(``shapes.chunk_for``).
 
-    .venv/bin/python bench/xla_cpu_flags.py [--job msa/a3m/X.a3m] [--flags '' '--xla_cpu_…']
+    .venv/bin/python bench/cpu_forward.py [--jobs msa/a3m/X.a3m …] [--flags '' '--xla_cpu_…']
+        [--chunks 4 16 none]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import subprocess
@@ -24,6 +29,8 @@ TESTDATA = Path(os.environ.get("FOLDSERVE_TESTDATA") or ROOT.parent / "shared" /
 #: bench/fold_engine.py's job 3 (104 residues), reduced to as many rows as there.
 DEFAULT_JOB = "msa/fasta_aligned/pfam_PF02518_HATPase_c_seed_hmmalign_no_inserts.fasta"
 ROWS = 32
+#: ``--chunks`` value for foldserve's own choice of chunk.
+CHOSEN = "chosen"
 
 DEFAULT_FLAGS = (
     "",
@@ -33,11 +40,20 @@ DEFAULT_FLAGS = (
 )
 
 
-def child(weights: Path, job: str) -> None:
+def child(weights: Path, job: str, chunk: str) -> None:
+    from foldserve.fold.alphafold2 import predictor as predictor_module
+    from foldserve.fold.alphafold2.features import InputShape
     from foldserve.fold.alphafold2.predictor import Predictor
     from foldserve.fold.results import PredictOptions
     from foldserve.msa import FilterSettings, filter_msa, read
 
+    if chunk != CHOSEN:
+        forced = None if chunk == "none" else int(chunk)
+
+        def chunk_for(shape: InputShape, *, on_cpu: bool) -> int | None:
+            return forced
+
+        setattr(predictor_module, "chunk_for", chunk_for)  # noqa: B010 (the predictor's own name)
     predictor = Predictor(weights, precision="float32", compile_cache=False, bucketing=False)
     msa, _ = filter_msa(read(TESTDATA / job), FilterSettings(max_seqs=ROWS))
     options = PredictOptions(models=(1,), num_recycles=0)
@@ -54,29 +70,38 @@ def child(weights: Path, job: str) -> None:
         "first_s": first,
         "pass_s": min(passes),
         "plddt": prediction.best.mean_plddt,
+        "chunk": predictor.shape_choice(msa, options).chunk,
     }
     print(json.dumps(result), flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--job", default=DEFAULT_JOB, help="an MSA under shared/testdata")
-    parser.add_argument("--flags", nargs="*", default=list(DEFAULT_FLAGS))
+    parser.add_argument("--jobs", nargs="+", default=[DEFAULT_JOB], help="MSAs under testdata")
+    parser.add_argument(
+        "--flags",
+        nargs="*",
+        default=[""],
+        help="XLA_FLAGS sets, e.g. " + " ".join(f"'{f}'" for f in DEFAULT_FLAGS),
+    )
+    parser.add_argument("--chunks", nargs="*", default=[CHOSEN], help="e.g. 4 16 none")
+    parser.add_argument("--job", help=argparse.SUPPRESS)
+    parser.add_argument("--chunk", help=argparse.SUPPRESS)
     parser.add_argument("--weights", type=Path, help="48-block test weights (made if absent)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     weights = args.weights or Path(tempfile.gettempdir()) / "foldserve-bench-weights48"
     if args.child:
-        child(weights, args.job)
+        child(weights, args.job, args.chunk)
         return
     if not (weights / "params" / "TEST_WEIGHTS.json").exists():
         from foldserve.fold.alphafold2.test_weights import make_test_weights
 
         make_test_weights(weights, evoformer_blocks=48, seed=0)
-    print("| residues | XLA_FLAGS | first (compile + pass) | warm pass | pLDDT |")
-    print("|---|---|---|---|---|")
-    for flags in args.flags:
-        command = [sys.executable, __file__, "--child", "--job", args.job]
+    print("| residues | XLA_FLAGS | chunk | first (compile + pass) | warm pass | pLDDT |")
+    print("|---|---|---|---|---|---|")
+    for job, flags, chunk in itertools.product(args.jobs, args.flags, args.chunks):
+        command = [sys.executable, __file__, "--child", "--job", job, "--chunk", chunk]
         command += ["--weights", str(weights)]
         ran = subprocess.run(
             command,
@@ -87,8 +112,8 @@ def main() -> None:
         )
         result = json.loads(ran.stdout.strip().splitlines()[-1])
         print(
-            f"| {result['length']} | `{flags or '(none)'}` | {result['first_s']:.1f} s | "
-            f"{result['pass_s']:.2f} s | {result['plddt']:.3f} |",
+            f"| {result['length']} | `{flags or '(none)'}` | {result['chunk'] or 'whole'} | "
+            f"{result['first_s']:.1f} s | {result['pass_s']:.2f} s | {result['plddt']:.3f} |",
             flush=True,
         )
 
