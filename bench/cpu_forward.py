@@ -8,8 +8,8 @@ default); the best of two warm passes after the first is printed. ``--chunks`` f
 (``none``: the layers whole); without it the chunk is foldserve's own choice
 (``shapes.chunk_for``).
 
-    .venv/bin/python bench/cpu_forward.py [--jobs msa/a3m/X.a3m …] [--flags '' '--xla_cpu_…']
-        [--chunks 4 16 none]
+    .venv/bin/python bench/cpu_forward.py [--jobs msa/a3m/X.a3m …]
+        [--xla-flags= --xla-flags='--xla_cpu_…' …] [--chunks 4 16 none]
 """
 
 from __future__ import annotations
@@ -79,10 +79,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", nargs="+", default=[DEFAULT_JOB], help="MSAs under testdata")
     parser.add_argument(
-        "--flags",
-        nargs="*",
-        default=[""],
-        help="XLA_FLAGS sets, e.g. " + " ".join(f"'{f}'" for f in DEFAULT_FLAGS),
+        "--xla-flags",
+        action="append",
+        metavar="=FLAGS",
+        help="an XLA_FLAGS set, once per set, written with '=' (its value starts with '--'): "
+        + " ".join(f"--xla-flags='{f}'" for f in DEFAULT_FLAGS),
     )
     parser.add_argument("--chunks", nargs="*", default=[CHOSEN], help="e.g. 4 16 none")
     parser.add_argument("--job", help=argparse.SUPPRESS)
@@ -100,7 +101,7 @@ def main() -> None:
         make_test_weights(weights, evoformer_blocks=48, seed=0)
     print("| residues | XLA_FLAGS | chunk | first (compile + pass) | warm pass | pLDDT |")
     print("|---|---|---|---|---|---|")
-    for job, flags, chunk in itertools.product(args.jobs, args.flags, args.chunks):
+    for job, flags, chunk in itertools.product(args.jobs, args.xla_flags or [""], args.chunks):
         command = [sys.executable, __file__, "--child", "--job", job, "--chunk", chunk]
         command += ["--weights", str(weights)]
         ran = subprocess.run(
