@@ -85,7 +85,7 @@ def main() -> None:
         help="an XLA_FLAGS set, once per set, written with '=' (its value starts with '--'): "
         + " ".join(f"--xla-flags='{f}'" for f in DEFAULT_FLAGS),
     )
-    parser.add_argument("--chunks", nargs="*", default=[CHOSEN], help="e.g. 4 16 none")
+    parser.add_argument("--chunks", nargs="+", default=[CHOSEN], help="e.g. 4 16 none")
     parser.add_argument("--job", help=argparse.SUPPRESS)
     parser.add_argument("--chunk", help=argparse.SUPPRESS)
     parser.add_argument("--weights", type=Path, help="48-block test weights (made if absent)")

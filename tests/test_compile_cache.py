@@ -8,6 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from foldserve.fold.alphafold2.predictor import CPU_COMPILER_OPTIONS, compiler_options
 from tests.conftest import data
 
 WORKER = """
@@ -47,3 +50,15 @@ def test_second_worker_process_reuses_compiled_network(test_params: Path, tmp_pa
     assert any((param_dir / "jax-cache").iterdir())
     second = worker(param_dir, msa)
     assert second["misses"] == 0 and second["hits"] == first["misses"]
+
+
+@pytest.mark.timeout(10)
+def test_cpu_compiles_take_the_cheaper_pipeline_unless_xla_flags_say_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("XLA_FLAGS", raising=False)
+    assert compiler_options(on_cpu=True) == CPU_COMPILER_OPTIONS
+    assert compiler_options(on_cpu=False) is None  # GPUs: XLA's defaults
+    # A user's (or the GPU benchmark's dry run's) own level is kept, not overridden.
+    monkeypatch.setenv("XLA_FLAGS", "--xla_backend_optimization_level=0")
+    assert compiler_options(on_cpu=True) == {"xla_llvm_disable_expensive_passes": True}

@@ -15,6 +15,7 @@ every recycle boundary.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -83,16 +84,25 @@ from foldserve.fold.weights import (
 from foldserve.msa.model import Msa
 
 COMPILE_CACHE_DIRNAME = "jax-cache"
+#: Where hhsearch databases of users' template files are kept between jobs.
+TEMPLATE_CACHE_DIRNAME = "template-cache"
 #: XLA's options for compiling the network on a CPU, where every job of a new length compiles:
 #: LLVM's cheaper pipeline. Measured with bench/cpu_forward.py (48 blocks, float32, one run):
 #: compiles 2 to 3 s shorter at 73 and 141 residues (14.1 to 12.5 s, 15.3 to 12.4 s), passes no
 #: slower (8.78 to 8.04 s, 28.80 to 24.78 s) and the same pLDDT. GPU compiles keep XLA's defaults.
-CPU_COMPILER_OPTIONS = {
+CPU_COMPILER_OPTIONS: dict[str, int | bool] = {
     "xla_backend_optimization_level": 1,
     "xla_llvm_disable_expensive_passes": True,
 }
-#: Where hhsearch databases of users' template files are kept between jobs.
-TEMPLATE_CACHE_DIRNAME = "template-cache"
+
+
+def compiler_options(*, on_cpu: bool) -> dict[str, int | bool] | None:
+    """XLA's options for foldserve's compiles: :data:`CPU_COMPILER_OPTIONS` on a CPU, less any
+    that ``XLA_FLAGS`` sets (a compile option would silently override the user's flag)."""
+    if not on_cpu:
+        return None
+    flags = os.environ.get("XLA_FLAGS", "")
+    return {name: value for name, value in CPU_COMPILER_OPTIONS.items() if name not in flags}
 
 
 def enable_compile_cache(directory: Path) -> None:
@@ -525,8 +535,7 @@ class Predictor:
             example = {**job.recycle_input(batch, 0), "prev": _zero_prev(shape.length)}
             apply = self._network(key).apply(choice.chunk)
             lowered = apply.lower(params, jax.random.PRNGKey(0), example)
-            options = CPU_COMPILER_OPTIONS if self.on_cpu else None
-            self._compiled[slot] = lowered.compile(options)
+            self._compiled[slot] = lowered.compile(compiler_options(on_cpu=self.on_cpu))
             self.compile_count += 1
             seconds = _since(tick)
             if choice.action == "load":
