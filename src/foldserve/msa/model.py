@@ -13,8 +13,10 @@ from foldserve.msa.alphabet import GAP, IS_GAP
 #: Deletion counts are stored in 16 bits; AlphaFold squashes them with arctan(d / 3), so
 #: anything past this cap is indistinguishable to the model.
 MAX_DELETION = np.iinfo(np.uint16).max
-#: Residues checked at a time: the check's temporaries stay small and in the cache.
-VALIDATE_CELLS = 1 << 16
+#: Residues checked at a time: the check's temporaries stay in the cache (PF13354's 4,642 rows
+#: by 198 are checked in 82 us in blocks of 1 << 18 cells, 107 us in blocks of 1 << 16 and
+#: 680 us in one piece).
+VALIDATE_CELLS = 1 << 18
 
 _OLIGOMERS = {2: "dimer", 3: "trimer", 4: "tetramer", 5: "pentamer", 6: "hexamer"}
 

@@ -49,8 +49,11 @@ Charset = Literal["upper", "letters", "other"]
 @dataclass(frozen=True)
 class RecordBlock:
     """Consecutive records: ``sequences`` holds their sequences one after another (as ASCII
-    codes), ``lengths[i]`` for record ``i``, whose header is on line ``lines[i]`` of the file."""
+    codes), ``lengths[i]`` for record ``i``, whose header is on line ``lines[i]`` of the file.
+    ``headers`` is the text of their header lines, each without its '>' and ended by a newline
+    (after ``tail``, it still holds the headers of the records left out)."""
 
+    headers: bytes
     names: list[str]
     descriptions: list[str]
     lines: Index
@@ -65,6 +68,7 @@ class RecordBlock:
         """The records from ``start`` on (``charset`` still describes them all)."""
         skipped = int(self.lengths[:start].sum())
         return RecordBlock(
+            headers=self.headers,
             names=self.names[start:],
             descriptions=self.descriptions[start:],
             lines=self.lines[start:],
@@ -99,16 +103,25 @@ def parse_block(data: Bytes, *, first_line: int, source: str, at_end: bool) -> P
     # Line k + 1 starts after newline k: its first byte says what the line is.
     starting = data[np.minimum(newlines + 1, len(data) - 1)]
     after = np.flatnonzero(starting == HEADER)
-    header_lines = np.concatenate(([0], after + 1))
-    header_at = np.concatenate(([0], newlines[after] + 1))
-    if at_end and header_lines[-1] == len(newlines):
-        _raise_truncated(data[header_at[-1] + 1 :].tobytes(), source, first_line + header_lines[-1])
-    header_ends = newlines[header_lines]
+    records = len(after) + 1
+    # Each record's header line and where it starts, and after the last record the line and
+    # byte where the next would (so that a record's extent is a difference of neighbours).
+    header_lines = np.empty(records + 1, dtype=np.int64)
+    header_lines[0], header_lines[records] = 0, len(newlines)
+    np.add(after, 1, out=header_lines[1:records])
+    header_at = np.empty(records + 1, dtype=np.int64)
+    header_at[0], header_at[records] = 0, len(data)
+    np.add(newlines[after], 1, out=header_at[1:records])
+    if at_end and header_lines[records - 1] == len(newlines):
+        line = first_line + int(header_lines[records - 1])
+        _raise_truncated(data[header_at[records - 1] + 1 :].tobytes(), source, line)
+    header_ends = newlines[header_lines[:records]]
     # A record's sequence: the bytes after its header line, less the newlines among them.
-    after_header = np.append(header_at[1:], len(data)) - header_ends - 1
-    per_record = after_header - (np.diff(header_lines, append=len(newlines)) - 1)
+    per_record = (header_at[1:] - header_lines[1:]) - (header_ends - header_lines[:records])
+    header_at, header_lines = header_at[:records], header_lines[:records]
     in_headers = _ranges(header_at + 1, header_ends - header_at)  # the texts, newlines ending
-    names, descriptions = split_headers(data[in_headers].tobytes())
+    headers = data[in_headers].tobytes()
+    names, descriptions = split_headers(headers)
 
     blanked = bytearray(data)
     blanked_view = np.frombuffer(blanked, dtype=np.uint8)
@@ -127,6 +140,7 @@ def parse_block(data: Bytes, *, first_line: int, source: str, at_end: bool) -> P
         charset = "upper" if plain else "letters"
 
     block = RecordBlock(
+        headers=headers,
         names=names,
         descriptions=descriptions,
         lines=header_lines + first_line,

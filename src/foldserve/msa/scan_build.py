@@ -19,11 +19,15 @@ from __future__ import annotations
 
 from foldserve.msa.builder import ANNOTATION_ROWS, MsaBuilder, Projected
 from foldserve.msa.scan_block import RecordBlock
-from foldserve.msa.scan_project import project_block
+from foldserve.msa.scan_project import QueryColumns, project_block
+
+_ANNOTATION_NAMES = tuple(name.encode() for name in ANNOTATION_ROWS)
 
 
 class BlockBuilder(MsaBuilder):
     """``MsaBuilder`` with ``add_block``; ``add`` and ``finish`` are the builder's own."""
+
+    _columns: QueryColumns | None = None  # the query's, once it is known
 
     def add_block(self, block: RecordBlock) -> None:
         """Add the records of ``block``, in order, as ``add`` would one by one."""
@@ -58,13 +62,22 @@ class BlockBuilder(MsaBuilder):
         """The block projected in one step, or None when a row needs the builder's checks."""
         if self.limits is not None and self._rows + len(block) > self.limits.max_rows:
             return None
-        if not block.lengths.all() or not ANNOTATION_ROWS.isdisjoint(block.names):
+        if not block.lengths.all() or _holds_annotation_rows(block):
             return None
+        if self._columns is None:
+            self._columns = QueryColumns.of(self._width, self._keep)
         return project_block(
             block.sequences,
             block.lengths,
             charset=block.charset,
             rule=self.rule,
-            width=self._width,
-            keep=self._keep,
+            query=self._columns,
         )
+
+
+def _holds_annotation_rows(block: RecordBlock) -> bool:
+    """Whether a record of ``block`` is an HH-suite annotation row; the names are only
+    looked up when their header text holds an annotation row's name at all."""
+    if not any(name in block.headers for name in _ANNOTATION_NAMES):
+        return False
+    return not ANNOTATION_ROWS.isdisjoint(block.names)

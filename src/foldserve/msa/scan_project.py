@@ -14,6 +14,7 @@ the separators fall among those residues (aligned) or from the distances between
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
@@ -42,46 +43,65 @@ Bytes2D = npt.NDArray[np.uint8]  # rows by columns
 Cell = TypeVar("Cell", bound=np.generic)
 
 
+@dataclass(frozen=True)
+class QueryColumns:
+    """The query's columns, as every block is projected onto them: worked out once a file.
+
+    ``width`` is the row width (aligned) or the number of columns (A3M); ``kept`` the columns
+    the query has a residue in; ``runs`` every run of dropped columns before a kept one,
+    ``(target, start, stop)`` when columns ``start`` to ``stop - 1`` are dropped and ``stop``
+    is kept column number ``target``.
+    """
+
+    width: int
+    kept: Index
+    runs: tuple[tuple[int, int, int], ...]
+
+    @classmethod
+    def of(cls, width: int, keep: npt.NDArray[np.bool_]) -> QueryColumns:
+        kept = np.flatnonzero(keep)
+        start = np.concatenate(([0], kept[:-1] + 1))
+        targets = np.flatnonzero(kept > start)
+        runs = zip(targets.tolist(), start[targets].tolist(), kept[targets].tolist(), strict=True)
+        return cls(width=width, kept=kept, runs=tuple(runs))
+
+
 def project_block(
     sequences: Bytes,
     lengths: Index,
     *,
     charset: Charset,
     rule: ColumnRule,
-    width: int,
-    keep: npt.NDArray[np.bool_],
+    query: QueryColumns,
 ) -> Projected | None:
     """Residues, deletion counts and insertions of the rows in ``sequences`` (``lengths[i]``
     ASCII codes for row ``i``), or None when a row is malformed.
 
-    ``charset`` says what the rows hold. ``width`` and ``keep`` are the query's, as the
-    builder has them: the row width (aligned) or the number of columns (A3M), and which of
-    those columns the query has a residue in.
+    ``charset`` says what the rows hold; ``query`` is the columns the builder found.
     """
     if charset == "other":
         return None  # invalid characters
     if charset == "upper" or rule == "aligned":
         # Rows of upper case and '-' only read the same under both rules: one column a byte.
-        if not (lengths == width).all():
+        if not (lengths == query.width).all():
             return None
-        columns = sequences.reshape(len(lengths), width)
-        return project_columns(columns, keep, canonical=charset != "upper")
-    return project_a3m(sequences, lengths, width=width, keep=keep)
+        columns = sequences.reshape(len(lengths), query.width)
+        return project_columns(columns, query, canonical=charset != "upper")
+    return project_a3m(sequences, lengths, query)
 
 
-def project_columns(columns: Bytes2D, keep: npt.NDArray[np.bool_], *, canonical: bool) -> Projected:
-    """Project aligned rows (letters, '-' and '.') onto the columns in ``keep``.
+def project_columns(columns: Bytes2D, query: QueryColumns, *, canonical: bool) -> Projected:
+    """Project aligned rows (letters, '-' and '.') onto the query's kept columns.
 
     Residues in dropped columns are inserted before the next kept column; residues after the
     last kept column are dropped. ``canonical``: the rows may hold lower case or '.', which
     kept columns show as upper case and '-'.
     """
-    kept = np.flatnonzero(keep)
-    residues = _select(columns, kept)
+    runs = query.runs
+    residues = _select(columns, query.kept)
     if canonical:
         converted = residues.tobytes().translate(TO_CANONICAL_BYTES)
         residues = np.frombuffer(converted, dtype=np.uint8).reshape(residues.shape)
-    runs = _dropped_runs(kept)
     if not runs:
         return residues, None, [b""] * len(columns)
     # The dropped columns side by side, a tab after each run and a newline after the last:
@@ -105,11 +125,9 @@ def project_columns(columns: Bytes2D, keep: npt.NDArray[np.bool_], *, canonical:
     return residues, deletions, inserted.split(b"\n")[:-1]
 
 
-def project_a3m(
-    data: Bytes, lengths: Index, *, width: int, keep: npt.NDArray[np.bool_]
-) -> Projected | None:
-    """Project A3M rows (letters, '-' and '.'; lower case is inserted) onto the columns in
-    ``keep``; None when a row does not have ``width`` columns.
+def project_a3m(data: Bytes, lengths: Index, query: QueryColumns) -> Projected | None:
+    """Project A3M rows (letters, '-' and '.'; lower case is inserted) onto the query's kept
+    columns; None when a row does not have the query's number of columns.
 
     Columns the query has a gap in are inserted as well: their residues count, and are kept
     (in lower case), with the inserted residues before the next kept column.
@@ -117,11 +135,10 @@ def project_a3m(
     starts = np.cumsum(lengths) - lengths
     column_at = np.flatnonzero((data <= LAST_UPPER) & (data != DOT))  # upper case and '-'
     per_row = np.diff(np.searchsorted(column_at, starts), append=len(column_at))
-    if (per_row != width).any():
+    if (per_row != query.width).any():
         return None
-    positions = column_at.reshape(len(lengths), width)
-    kept = np.flatnonzero(keep)
-    at = _select(positions, kept)
+    positions = column_at.reshape(len(lengths), query.width)
+    at = _select(positions, query.kept)
     last = at[:, -1]
 
     # Bytes between a kept column and the one before it (the row start, for the first):
@@ -134,7 +151,7 @@ def project_a3m(
     if len(dots):
         dots_before = np.searchsorted(dots, at)
         counts -= np.diff(dots_before, axis=1, prepend=np.searchsorted(dots, starts)[:, None])
-    runs = _dropped_runs(kept)
+    runs = query.runs
     for target, start, stop in runs:
         counts[:, target] -= np.count_nonzero(data[positions[:, start:stop]] == GAP, axis=1)
     residues = data[at]
@@ -156,14 +173,6 @@ def project_a3m(
     if lengths.max() > MAX_DELETION:
         np.minimum(counts, MAX_DELETION, out=counts)
     return residues, counts.astype(np.uint16), insertions[: len(lengths)]
-
-
-def _dropped_runs(kept: Index) -> list[tuple[int, int, int]]:
-    """Every run of dropped columns before a kept one: ``(target, start, stop)`` when columns
-    ``start`` to ``stop - 1`` are dropped and ``stop`` is kept column number ``target``."""
-    start = np.concatenate(([0], kept[:-1] + 1))
-    targets = np.flatnonzero(kept > start)
-    return list(zip(targets.tolist(), start[targets].tolist(), kept[targets].tolist(), strict=True))
 
 
 def _select(columns: npt.NDArray[Cell], index: Index) -> npt.NDArray[Cell]:

@@ -6,7 +6,7 @@ import numpy as np
 import numpy.typing as npt
 
 from foldserve.errors import MsaError
-from foldserve.msa.builder import ColumnRule
+from foldserve.msa.builder import CUMSUM_DTYPE, ColumnRule
 
 FORMATS = ("a3m", "fasta", "a2m", "stockholm", "clustal")
 ALIASES = {
@@ -142,7 +142,7 @@ def _sequences(records: bytes) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.in
     in_header = np.zeros(len(data) + 2, dtype=np.int8)
     in_header[headers] = 1
     in_header[header_ends + 1] -= 1
-    is_sequence = (np.cumsum(in_header[:end]) == 0) & (data[:end] != NEWLINE)
+    is_sequence = (np.cumsum(in_header[:end], dtype=CUMSUM_DTYPE) == 0) & (data[:end] != NEWLINE)
     return data[:end][is_sequence], lengths[lengths > 0]
 
 

@@ -121,13 +121,12 @@ def open_source(source: SourceLike, *, keep_nul: bool = False) -> Iterator[TextB
             if str(source) == "-":
                 raw = sys.stdin.buffer
             else:
-                path = Path(source)
-                if path.is_dir():
+                try:
+                    raw = stack.enter_context(open(source, "rb"))
+                except IsADirectoryError:
                     raise MsaError(
                         "is a directory", source=name, fix="give the path of an MSA file"
-                    )
-                try:
-                    raw = stack.enter_context(path.open("rb"))
+                    ) from None
                 except FileNotFoundError:
                     raise MsaError(
                         "no such file", source=name, fix="check the path and the spelling"
@@ -152,7 +151,7 @@ def open_source(source: SourceLike, *, keep_nul: bool = False) -> Iterator[TextB
                 break
         size = None
         if compression is None and isinstance(source, str | os.PathLike) and str(source) != "-":
-            size = Path(source).stat().st_size
+            size = os.fstat(raw.fileno()).st_size
         yield TextBlocks(
             name=name, stream=stream, compression=compression, size=size, keep_nul=keep_nul
         )
