@@ -15,6 +15,7 @@ deletion count (see :class:`foldserve.msa.model.Msa`).
 
 from __future__ import annotations
 
+import mmap
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
@@ -80,12 +81,13 @@ class RowStore:
 
     Sized from the file's size when it is known, so a plain file never re-grows (no second
     copy at the end). Rows past the end and deletion pages of chunks without insertions are
-    never written, so they cost address space, not memory.
+    never written, so they cost address space, not memory (the deletion counts are
+    :func:`untouched_zeros`).
     """
 
     def __init__(self, length: int, capacity: int) -> None:
         self.residues = np.empty((max(capacity, 1), length), dtype=np.uint8)
-        self.deletions = np.zeros((max(capacity, 1), length), dtype=np.uint16)
+        self.deletions: npt.NDArray[np.uint16] | None = None
         self.count = 0
 
     def append(
@@ -96,18 +98,35 @@ class RowStore:
             self._grow(max(2 * len(self.residues), end))
         self.residues[self.count : end] = residues
         if deletions is not None:
+            if self.deletions is None:
+                self.deletions = untouched_zeros(self.residues.shape)
             self.deletions[self.count : end] = deletions
         self.count = end
 
     def arrays(self) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint16]]:
-        return self.residues[: self.count], self.deletions[: self.count]
+        residues = self.residues[: self.count]
+        if self.deletions is None:
+            return residues, untouched_zeros(residues.shape)
+        return residues, self.deletions[: self.count]
 
     def _grow(self, capacity: int) -> None:
         residues = np.empty((capacity, self.residues.shape[1]), dtype=np.uint8)
-        deletions = np.zeros((capacity, self.residues.shape[1]), dtype=np.uint16)
         residues[: self.count] = self.residues[: self.count]
-        deletions[: self.count] = self.deletions[: self.count]
-        self.residues, self.deletions = residues, deletions
+        self.residues = residues
+        if self.deletions is not None:
+            deletions = untouched_zeros(residues.shape)
+            deletions[: self.count] = self.deletions[: self.count]
+            self.deletions = deletions
+
+
+def untouched_zeros(shape: tuple[int, int]) -> npt.NDArray[np.uint16]:
+    """Zero deletion counts in fresh anonymous memory, which the kernel zeroes a page at a time
+    when it is first used. ``np.zeros`` gets its memory from the C allocator, which after a
+    large free hands out heap memory and zeroes all of it at once: 1.8 MiB of writes (415
+    page faults) for PF13354's 1 MiB file, whose deletion counts are all zero."""
+    size = max(1, shape[0] * shape[1]) * np.dtype(np.uint16).itemsize
+    memory = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    return np.frombuffer(memory, dtype=np.uint16, count=shape[0] * shape[1]).reshape(shape)
 
 
 def split_rows(values: npt.NDArray[np.uint8], counts: npt.NDArray[np.int64]) -> list[bytes]:

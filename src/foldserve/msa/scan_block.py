@@ -49,11 +49,8 @@ Charset = Literal["upper", "letters", "other"]
 @dataclass(frozen=True)
 class RecordBlock:
     """Consecutive records: ``sequences`` holds their sequences one after another (as ASCII
-    codes), ``lengths[i]`` for record ``i``, whose header is on line ``lines[i]`` of the file.
-    ``headers`` is the text of their header lines, each without its '>' and ended by a newline
-    (after ``tail``, it still holds the headers of the records left out)."""
+    codes), ``lengths[i]`` for record ``i``, whose header is on line ``lines[i]`` of the file."""
 
-    headers: bytes
     names: list[str]
     descriptions: list[str]
     lines: Index
@@ -68,7 +65,6 @@ class RecordBlock:
         """The records from ``start`` on (``charset`` still describes them all)."""
         skipped = int(self.lengths[:start].sum())
         return RecordBlock(
-            headers=self.headers,
             names=self.names[start:],
             descriptions=self.descriptions[start:],
             lines=self.lines[start:],
@@ -120,8 +116,7 @@ def parse_block(data: Bytes, *, first_line: int, source: str, at_end: bool) -> P
     per_record = (header_at[1:] - header_lines[1:]) - (header_ends - header_lines[:records])
     header_at, header_lines = header_at[:records], header_lines[:records]
     in_headers = _ranges(header_at + 1, header_ends - header_at)  # the texts, newlines ending
-    headers = data[in_headers].tobytes()
-    names, descriptions = split_headers(headers)
+    names, descriptions = split_headers(data[in_headers].tobytes())
 
     blanked = bytearray(data)
     blanked_view = np.frombuffer(blanked, dtype=np.uint8)
@@ -140,7 +135,6 @@ def parse_block(data: Bytes, *, first_line: int, source: str, at_end: bool) -> P
         charset = "upper" if plain else "letters"
 
     block = RecordBlock(
-        headers=headers,
         names=names,
         descriptions=descriptions,
         lines=header_lines + first_line,

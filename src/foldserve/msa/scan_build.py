@@ -21,8 +21,6 @@ from foldserve.msa.builder import ANNOTATION_ROWS, MsaBuilder, Projected
 from foldserve.msa.scan_block import RecordBlock
 from foldserve.msa.scan_project import QueryColumns, project_block
 
-_ANNOTATION_NAMES = tuple(name.encode() for name in ANNOTATION_ROWS)
-
 
 class BlockBuilder(MsaBuilder):
     """``MsaBuilder`` with ``add_block``; ``add`` and ``finish`` are the builder's own."""
@@ -62,7 +60,7 @@ class BlockBuilder(MsaBuilder):
         """The block projected in one step, or None when a row needs the builder's checks."""
         if self.limits is not None and self._rows + len(block) > self.limits.max_rows:
             return None
-        if not block.lengths.all() or _holds_annotation_rows(block):
+        if not block.lengths.all() or not ANNOTATION_ROWS.isdisjoint(block.names):
             return None
         if self._columns is None:
             self._columns = QueryColumns.of(self._width, self._keep)
@@ -73,11 +71,3 @@ class BlockBuilder(MsaBuilder):
             rule=self.rule,
             query=self._columns,
         )
-
-
-def _holds_annotation_rows(block: RecordBlock) -> bool:
-    """Whether a record of ``block`` is an HH-suite annotation row; the names are only
-    looked up when their header text holds an annotation row's name at all."""
-    if not any(name in block.headers for name in _ANNOTATION_NAMES):
-        return False
-    return not ANNOTATION_ROWS.isdisjoint(block.names)
