@@ -292,7 +292,7 @@ def measure(parser: str, path: Path, repeats: int) -> Measurement:
     measurement = Measurement(parser, result, baseline.get("maxrss_kib", 0))
     if measurement.ok:
         print(
-            f"{measurement.best:8.3f} s  {result['rows']:,} rows x {result['columns']} columns",
+            f"{measurement.best:8.4f} s  {result['rows']:,} rows x {result['columns']} columns",
             flush=True,
         )
     else:
@@ -395,7 +395,7 @@ def print_table(inputs: list[tuple[str, int, list[Measurement]]]) -> None:
             speedup = None if ours is None or m is ours else m.best / ours.best
             cell = "(reference)" if m is ours else fmt_ratio(speedup)
             print(
-                f"| {label:<28} | {m.parser:<10} | {m.result['rows']:>9,} | {m.best:>8.3f} | "
+                f"| {label:<28} | {m.parser:<10} | {m.result['rows']:>9,} | {m.best:>8.4f} | "
                 f"{m.extra_bytes / MIB:>8.1f} | {m.extra_bytes / size:>7.2f}x | {cell:>18} |"
             )
 
@@ -407,7 +407,7 @@ def verdict(passed: bool | None) -> str:
 def target_line(label: str, peer: str, ours: Measurement, other: Measurement) -> str:
     speedup = other.best / ours.best
     target = TARGET_SPEEDUP[peer]
-    seconds = f"({ours.best:.3f} s vs {other.best:.3f} s)"
+    seconds = f"({ours.best:.4f} s vs {other.best:.4f} s)"
     if target >= 1:
         goal = "at least as fast as" if target == 1 else f">= {target:.0f}x faster than"
         found = f"{speedup:.1f}x"
