@@ -316,3 +316,18 @@ def test_bad_ray_settings_are_one_line_and_exit_2(
     assert ran.returncode == 2, ran.stderr
     assert message in ran.stderr and "Fix:" in ran.stderr
     assert "Traceback" not in ran.stderr
+
+
+@pytest.mark.parametrize(("downscale_delay", "window"), [(300.0, 15.0), (5.0, 5.0), (1.0, 2.0)])
+def test_a_short_downscale_delay_shortens_the_load_window_with_it(
+    tmp_path: Path, downscale_delay: float, window: float
+) -> None:
+    """Serve keeps a finished job in a replica's averaged load for the whole window: with the
+    default 15 s window, ``--downscale-delay 1`` would keep an idle replica about 16 s."""
+    from foldserve.server.ray.deployment import deployment_options
+    from foldserve.server.settings import ServeSettings
+
+    settings = ServeSettings(data_dir=tmp_path, downscale_delay=downscale_delay)
+    scaling = deployment_options(settings)["autoscaling_config"]
+    assert scaling["downscale_delay_s"] == downscale_delay
+    assert scaling["look_back_period_s"] == window

@@ -36,8 +36,8 @@ log = logging.getLogger("foldserve.ray")
 
 #: How often replicas and handles report their load (Ray's default: 10 s), and the window the
 #: autoscaler averages it over (30 s). Jobs take minutes: a 15 s window reacts to a new job
-#: within seconds and is still not jumpy. Serve reads the intervals from the environment of the
-#: processes that report.
+#: within seconds and is still not jumpy (see :func:`look_back_period` for shorter ones). Serve
+#: reads the intervals from the environment of the processes that report.
 METRICS_INTERVAL_S = 2.0
 LOOK_BACK_PERIOD_S = 15.0
 #: How long the cluster's address may take to accept a connection.
@@ -102,10 +102,19 @@ def deployment_options(settings: ServeSettings) -> dict[str, Any]:
             "target_ongoing_requests": 1,
             "upscale_delay_s": settings.upscale_delay,
             "downscale_delay_s": settings.downscale_delay,
-            "look_back_period_s": LOOK_BACK_PERIOD_S,
+            "look_back_period_s": look_back_period(settings.downscale_delay),
         },
         "graceful_shutdown_timeout_s": MAX_POLICY_MS / 1000 + settings.stop_grace,
     }
+
+
+def look_back_period(downscale_delay: float) -> float:
+    """The window Serve averages each replica's load over: :data:`LOOK_BACK_PERIOD_S`, or the
+    downscale delay when that is shorter, but never less than one report of the load.
+
+    A job that has just finished stays in the average for the whole window, so with a 15 s
+    window ``--downscale-delay 1`` would let an idle replica go after about 16 s, not 1 s."""
+    return max(METRICS_INTERVAL_S, min(LOOK_BACK_PERIOD_S, downscale_delay))
 
 
 def _metrics_environment() -> dict[str, str]:
