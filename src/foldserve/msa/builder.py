@@ -42,11 +42,11 @@ ColumnRule = Literal["aligned", "a3m"]
 
 CHUNK_ROWS = 2048
 
-#: Rows HH-suite adds to its alignments that are annotations, not sequences.
 #: Running counts of a bool array: numpy sums bool (or int8) into int64 through a slow
 #: buffered cast, about 5x slower than into int32, which holds any count of a chunk's bytes.
 CUMSUM_DTYPE = np.int32
 
+#: Rows HH-suite adds to its alignments that are annotations, not sequences.
 ANNOTATION_ROWS = frozenset({"ss_pred", "ss_conf", "ss_dssp", "sa_dssp", "Consensus"})
 
 UNALIGNED_FIX = (
