@@ -1,15 +1,18 @@
-"""What makes AlphaFold2's forward pass faster on this machine's CPU: XLA options, and the
-chunk AlphaFold's attention and transition layers run in (``global_config.subbatch_size``).
+"""What makes AlphaFold2's forward pass faster on this machine's CPU: XLA options, the
+chunk AlphaFold's attention and transition layers run in (``global_config.subbatch_size``), and
+the precision.
 
 Each (job, XLA_FLAGS, chunk) runs in a process of its own (``XLA_FLAGS`` is read when JAX
 starts): a Predictor on full-depth (48-block) test weights, at the exact shape, no compile cache,
 model 1 without recycles, on an MSA reduced to 32 rows (bench/fold_engine.py's job 3 by
 default); the best of two warm passes after the first is printed. ``--chunks`` forces chunks
 (``none``: the layers whole); without it the chunk is foldserve's own choice
-(``shapes.chunk_for``).
+(``shapes.chunk_for``). ``--precision`` runs each line in float32 (the CPU default) or
+bfloat16.
 
     .venv/bin/python bench/cpu_forward.py [--jobs msa/a3m/X.a3m …]
         [--xla-flags= --xla-flags='--xla_cpu_…' …] [--chunks 4 16 none]
+        [--precision float32 bfloat16]
 """
 
 from __future__ import annotations
@@ -23,12 +26,17 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from foldserve.fold.engine import Precision
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTDATA = Path(os.environ.get("FOLDSERVE_TESTDATA") or ROOT.parent / "shared" / "testdata")
 #: bench/fold_engine.py's job 3 (104 residues), reduced to as many rows as there.
 DEFAULT_JOB = "msa/fasta_aligned/pfam_PF02518_HATPase_c_seed_hmmalign_no_inserts.fasta"
 ROWS = 32
+PRECISIONS: tuple[Precision, ...] = ("float32", "bfloat16")
 #: ``--chunks`` value for foldserve's own choice of chunk.
 CHOSEN = "chosen"
 
@@ -40,7 +48,7 @@ DEFAULT_FLAGS = (
 )
 
 
-def child(weights: Path, job: str, chunk: str) -> None:
+def child(weights: Path, job: str, chunk: str, precision: Precision) -> None:
     from foldserve.fold.alphafold2 import predictor as predictor_module
     from foldserve.fold.alphafold2.features import InputShape
     from foldserve.fold.alphafold2.predictor import Predictor
@@ -54,7 +62,7 @@ def child(weights: Path, job: str, chunk: str) -> None:
             return forced
 
         setattr(predictor_module, "chunk_for", chunk_for)  # noqa: B010 (the predictor's own name)
-    predictor = Predictor(weights, precision="float32", compile_cache=False, bucketing=False)
+    predictor = Predictor(weights, precision=precision, compile_cache=False, bucketing=False)
     msa, _ = filter_msa(read(TESTDATA / job), FilterSettings(max_seqs=ROWS))
     options = PredictOptions(models=(1,), num_recycles=0)
     started = time.perf_counter()
@@ -86,6 +94,9 @@ def main() -> None:
         + " ".join(f"--xla-flags='{f}'" for f in DEFAULT_FLAGS),
     )
     parser.add_argument("--chunks", nargs="+", default=[CHOSEN], help="e.g. 4 16 none")
+    parser.add_argument(
+        "--precision", nargs="+", choices=PRECISIONS, default=["float32"], help="one or both"
+    )
     parser.add_argument("--job", help=argparse.SUPPRESS)
     parser.add_argument("--chunk", help=argparse.SUPPRESS)
     parser.add_argument("--weights", type=Path, help="48-block test weights (made if absent)")
@@ -93,17 +104,20 @@ def main() -> None:
     args = parser.parse_args()
     weights = args.weights or Path(tempfile.gettempdir()) / "foldserve-bench-weights48"
     if args.child:
-        child(weights, args.job, args.chunk)
+        child(weights, args.job, args.chunk, args.precision[0])
         return
     if not (weights / "params" / "TEST_WEIGHTS.json").exists():
         from foldserve.fold.alphafold2.test_weights import make_test_weights
 
         make_test_weights(weights, evoformer_blocks=48, seed=0)
-    print("| residues | XLA_FLAGS | chunk | first (compile + pass) | warm pass | pLDDT |")
-    print("|---|---|---|---|---|---|")
-    for job, flags, chunk in itertools.product(args.jobs, args.xla_flags or [""], args.chunks):
+    print(
+        "| residues | precision | XLA_FLAGS | chunk | first (compile + pass) | warm pass | pLDDT |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    lines = itertools.product(args.jobs, args.precision, args.xla_flags or [""], args.chunks)
+    for job, precision, flags, chunk in lines:
         command = [sys.executable, __file__, "--child", "--job", job, "--chunk", chunk]
-        command += ["--weights", str(weights)]
+        command += ["--weights", str(weights), "--precision", precision]
         ran = subprocess.run(
             command,
             env=dict(os.environ, XLA_FLAGS=flags),
@@ -113,7 +127,8 @@ def main() -> None:
         )
         result = json.loads(ran.stdout.strip().splitlines()[-1])
         print(
-            f"| {result['length']} | `{flags or '(none)'}` | {result['chunk'] or 'whole'} | "
+            f"| {result['length']} | {precision} | `{flags or '(none)'}` | "
+            f"{result['chunk'] or 'whole'} | "
             f"{result['first_s']:.1f} s | {result['pass_s']:.2f} s | {result['plddt']:.3f} |",
             flush=True,
         )

@@ -57,8 +57,12 @@ def test_cpu_compiles_take_the_cheaper_pipeline_unless_xla_flags_say_otherwise(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("XLA_FLAGS", raising=False)
-    assert compiler_options(on_cpu=True) == CPU_COMPILER_OPTIONS
-    assert compiler_options(on_cpu=False) is None  # GPUs: XLA's defaults
+    assert compiler_options(on_cpu=True, bfloat16=False) == CPU_COMPILER_OPTIONS
+    assert compiler_options(on_cpu=False, bfloat16=True) is None  # GPUs: XLA's defaults
+    # bfloat16, emulated on a CPU, runs much slower through the cheaper pipeline.
+    assert compiler_options(on_cpu=True, bfloat16=True) is None
     # A user's (or the GPU benchmark's dry run's) own level is kept, not overridden.
     monkeypatch.setenv("XLA_FLAGS", "--xla_backend_optimization_level=0")
-    assert compiler_options(on_cpu=True) == {"xla_llvm_disable_expensive_passes": True}
+    assert compiler_options(on_cpu=True, bfloat16=False) == {
+        "xla_llvm_disable_expensive_passes": True
+    }

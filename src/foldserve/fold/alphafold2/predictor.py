@@ -86,20 +86,23 @@ from foldserve.msa.model import Msa
 COMPILE_CACHE_DIRNAME = "jax-cache"
 #: Where hhsearch databases of users' template files are kept between jobs.
 TEMPLATE_CACHE_DIRNAME = "template-cache"
-#: XLA's options for compiling the network on a CPU, where every job of a new length compiles:
-#: LLVM's cheaper pipeline. Measured with bench/cpu_forward.py (48 blocks, float32, one run):
+#: XLA's options for compiling the float32 network on a CPU, where every job of a new length
+#: compiles: LLVM's cheaper pipeline. Measured with bench/cpu_forward.py (48 blocks, one run):
 #: compiles 2 to 3 s shorter at 73 and 141 residues (14.1 to 12.5 s, 15.3 to 12.4 s), passes no
-#: slower (8.78 to 8.04 s, 28.80 to 24.78 s) and the same pLDDT. GPU compiles keep XLA's defaults.
+#: slower (8.78 to 8.04 s, 28.80 to 24.78 s) and the same pLDDT. In bfloat16, which a CPU
+#: emulates, the same options make passes 37% slower (104 residues: 7.13 to 9.76 s) and
+#: compiles no shorter, so bfloat16 and GPU compiles keep XLA's defaults.
 CPU_COMPILER_OPTIONS: dict[str, int | bool] = {
     "xla_backend_optimization_level": 1,
     "xla_llvm_disable_expensive_passes": True,
 }
 
 
-def compiler_options(*, on_cpu: bool) -> dict[str, int | bool] | None:
-    """XLA's options for foldserve's compiles: :data:`CPU_COMPILER_OPTIONS` on a CPU, less any
-    that ``XLA_FLAGS`` sets (a compile option would silently override the user's flag)."""
-    if not on_cpu:
+def compiler_options(*, on_cpu: bool, bfloat16: bool) -> dict[str, int | bool] | None:
+    """XLA's options for foldserve's compiles: :data:`CPU_COMPILER_OPTIONS` for float32 on a
+    CPU, less any that ``XLA_FLAGS`` sets (a compile option would silently override the user's
+    flag); None (XLA's defaults) otherwise."""
+    if not on_cpu or bfloat16:
         return None
     flags = os.environ.get("XLA_FLAGS", "")
     return {name: value for name, value in CPU_COMPILER_OPTIONS.items() if name not in flags}
@@ -535,7 +538,8 @@ class Predictor:
             example = {**job.recycle_input(batch, 0), "prev": _zero_prev(shape.length)}
             apply = self._network(key).apply(choice.chunk)
             lowered = apply.lower(params, jax.random.PRNGKey(0), example)
-            self._compiled[slot] = lowered.compile(compiler_options(on_cpu=self.on_cpu))
+            options = compiler_options(on_cpu=self.on_cpu, bfloat16=self.bfloat16)
+            self._compiled[slot] = lowered.compile(options)
             self.compile_count += 1
             seconds = _since(tick)
             if choice.action == "load":
